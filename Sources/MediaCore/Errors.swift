@@ -1,0 +1,79 @@
+/// An error of the object-store layer. Adapters translate their technology's failures into these codes;
+/// the messages are for operators and logs, never shown to clients as they are.
+public struct ObjectStoreError: Error, Sendable, CustomStringConvertible {
+    public enum Code: Hashable, Sendable {
+        case notFound
+        case alreadyExists
+        case timedOut
+        case noSpace
+        case permissionDenied
+        /// The cluster cannot be reached or the client is shut down.
+        case unavailable
+        case invalidArgument
+        case other(errno: Int32)
+    }
+
+    public var code: Code
+    public var message: String
+    public var cause: (any Error & Sendable)?
+
+    public init(_ code: Code, _ message: String, cause: (any Error & Sendable)? = nil) {
+        self.code = code
+        self.message = message
+        self.cause = cause
+    }
+
+    /// Whether retrying later may succeed (the dependency is down or slow, not the request wrong).
+    public var isTransient: Bool {
+        switch code {
+        case .timedOut, .unavailable: true
+        default: false
+        }
+    }
+
+    public var description: String { "object store: \(message)" }
+}
+
+/// An error of the metadata layer.
+public struct MetadataStoreError: Error, Sendable, CustomStringConvertible {
+    public enum Code: Hashable, Sendable {
+        case notFound
+        /// A uniqueness or state rule refused the change.
+        case conflict
+        /// The database cannot be reached, refused the login or did not answer in time.
+        case unavailable
+        case timedOut
+        /// A schema or data problem that a retry will not fix.
+        case other
+    }
+
+    public var code: Code
+    public var message: String
+    public var cause: (any Error & Sendable)?
+
+    public init(_ code: Code, _ message: String, cause: (any Error & Sendable)? = nil) {
+        self.code = code
+        self.message = message
+        self.cause = cause
+    }
+
+    public var isTransient: Bool {
+        switch code {
+        case .timedOut, .unavailable: true
+        default: false
+        }
+    }
+
+    public var description: String { "metadata store: \(message)" }
+}
+
+/// A configuration value is missing or wrong. The message is one line that names the setting.
+public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+
+    public init(_ message: String) {
+        self.message = message
+    }
+
+    public var description: String { message }
+}

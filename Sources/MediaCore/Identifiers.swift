@@ -1,0 +1,58 @@
+import Foundation
+
+/// A 128-bit identifier in UUID form, generated as UUIDv7 (time-ordered) so that new rows land at the
+/// end of B-tree indexes instead of at random pages.
+public protocol TimeOrderedIdentifier: Hashable, Sendable, Codable, CustomStringConvertible, LosslessStringConvertible {
+    var uuid: UUID { get }
+    init(uuid: UUID)
+}
+
+extension TimeOrderedIdentifier {
+    /// A new identifier, UUIDv7: 48 bits of Unix milliseconds, then random bits.
+    public static func generate(now: Date = Date()) -> Self {
+        var bytes = [UInt8](repeating: 0, count: 16)
+        var rng = SystemRandomNumberGenerator()
+        for i in 0..<16 { bytes[i] = UInt8.random(in: 0...255, using: &rng) }
+        let millis = UInt64(max(0, now.timeIntervalSince1970 * 1000))
+        for i in 0..<6 { bytes[i] = UInt8((millis >> (8 * (5 - UInt64(i)))) & 0xFF) }
+        bytes[6] = (bytes[6] & 0x0F) | 0x70  // version 7
+        bytes[8] = (bytes[8] & 0x3F) | 0x80  // RFC 4122 variant
+        let uuid = UUID(uuid: (bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
+                               bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]))
+        return Self(uuid: uuid)
+    }
+
+    /// Parses the canonical lowercase or uppercase 36-character form; anything else is `nil`.
+    public init?(_ description: String) {
+        guard description.utf8.count == 36, let uuid = UUID(uuidString: description) else { return nil }
+        self.init(uuid: uuid)
+    }
+
+    public var description: String { uuid.uuidString.lowercased() }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        let string = try container.decode(String.self)
+        guard let value = Self(string) else {
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "not a UUID: \(string)")
+        }
+        self = value
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
+    }
+}
+
+/// Identifies one stored media item (an original and, later, its renditions).
+public struct MediaID: TimeOrderedIdentifier {
+    public let uuid: UUID
+    public init(uuid: UUID) { self.uuid = uuid }
+}
+
+/// Identifies an upload set: the media a user attaches to one post draft, profile, community or message.
+public struct UploadSetID: TimeOrderedIdentifier {
+    public let uuid: UUID
+    public init(uuid: UUID) { self.uuid = uuid }
+}
