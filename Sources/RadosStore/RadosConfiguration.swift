@@ -1,0 +1,67 @@
+import MediaCore
+
+/// How the gateway connects to Ceph.
+///
+/// | variable | default | meaning |
+/// |---|---|---|
+/// | `MEDIAGW_CEPH_CONF` | `/etc/ceph/ceph.conf` | ceph.conf with `mon_host` |
+/// | `MEDIAGW_CEPH_CLIENT` | `mediagw` | cephx client id (without `client.`) |
+/// | `MEDIAGW_CEPH_KEYRING` | from ceph.conf | keyring holding that client's key |
+/// | `MEDIAGW_CEPH_MOUNT_TIMEOUT` | `10s` | `client_mount_timeout`: how long connecting may take (librados counts whole seconds; fractions round up) |
+/// | `MEDIAGW_CEPH_OP_TIMEOUT` | `10s` | `rados_osd_op_timeout` and `rados_mon_op_timeout` |
+/// | `MEDIAGW_CEPH_OBJECTER_TIMEOUT` | `3s` | `objecter_timeout`; must stay below the op timeout so the client refreshes its OSD map and recovers after an OSD restart |
+/// | `MEDIAGW_CEPH_CHUNK_SIZE` | `1MiB` | size of each RADOS write and read of a streamed object |
+public struct RadosConfiguration: Sendable, Hashable {
+    public var configPath: String
+    public var clientID: String
+    public var keyringPath: String?
+    public var mountTimeout: Duration
+    public var operationTimeout: Duration
+    public var objecterTimeout: Duration
+    public var chunkSize: Int
+
+    public init(
+        configPath: String = "/etc/ceph/ceph.conf", clientID: String = "mediagw", keyringPath: String? = nil,
+        mountTimeout: Duration = .seconds(10), operationTimeout: Duration = .seconds(10),
+        objecterTimeout: Duration = .seconds(3), chunkSize: Int = 1 << 20
+    ) {
+        self.configPath = configPath
+        self.clientID = clientID
+        self.keyringPath = keyringPath
+        self.mountTimeout = mountTimeout
+        self.operationTimeout = operationTimeout
+        self.objecterTimeout = objecterTimeout
+        self.chunkSize = chunkSize
+    }
+
+    /// Reads the settings documented on the type from the environment.
+    public init(environment env: EnvironmentReader) throws(ConfigurationError) {
+        let defaults = RadosConfiguration()
+        self.init(
+            configPath: env.string("MEDIAGW_CEPH_CONF", default: defaults.configPath),
+            clientID: env.string("MEDIAGW_CEPH_CLIENT", default: defaults.clientID),
+            keyringPath: env.string("MEDIAGW_CEPH_KEYRING"),
+            mountTimeout: try env.duration("MEDIAGW_CEPH_MOUNT_TIMEOUT", default: defaults.mountTimeout),
+            operationTimeout: try env.duration("MEDIAGW_CEPH_OP_TIMEOUT", default: defaults.operationTimeout),
+            objecterTimeout: try env.duration("MEDIAGW_CEPH_OBJECTER_TIMEOUT", default: defaults.objecterTimeout),
+            chunkSize: Int(try env.bytes("MEDIAGW_CEPH_CHUNK_SIZE", default: Int64(defaults.chunkSize)))
+        )
+    }
+
+    public func validate() throws(ConfigurationError) {
+        guard !clientID.isEmpty, !clientID.hasPrefix("client.") else {
+            throw ConfigurationError("MEDIAGW_CEPH_CLIENT must be a client id without the 'client.' prefix")
+        }
+        guard mountTimeout >= .seconds(1), operationTimeout >= .seconds(1) else {
+            throw ConfigurationError("Ceph timeouts must be at least one second")
+        }
+        guard objecterTimeout >= .seconds(1), wholeSeconds(objecterTimeout) < wholeSeconds(operationTimeout) else {
+            throw ConfigurationError(
+                "MEDIAGW_CEPH_OBJECTER_TIMEOUT must be at least 1s and below MEDIAGW_CEPH_OP_TIMEOUT, or the client never recovers after an OSD restart"
+            )
+        }
+        guard chunkSize >= 64 << 10, chunkSize <= 64 << 20 else {
+            throw ConfigurationError("MEDIAGW_CEPH_CHUNK_SIZE must be between 64KiB and 64MiB")
+        }
+    }
+}

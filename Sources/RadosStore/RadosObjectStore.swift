@@ -1,0 +1,432 @@
+import CRados
+import Foundation
+import Glibc
+import MediaCore
+import Metrics
+import NIOCore
+
+/// The ``ObjectStore`` on RADOS: objects are RADOS objects, attributes are xattrs, index entries are omap.
+public struct RadosObjectStore: ObjectStore {
+    public let cluster: RadosCluster
+    private let allocator = ByteBufferAllocator()
+
+    public init(cluster: RadosCluster) {
+        self.cluster = cluster
+    }
+
+    private var chunkSize: Int { cluster.configuration.chunkSize }
+
+    // MARK: Writing
+
+    public func write<Source: AsyncSequence>(
+        _ location: ObjectLocation, from source: Source, mode: ObjectWriteMode
+    ) async throws -> Int64 where Source.Element == ByteBuffer {
+        try Self.validate(location)
+        return try await cluster.withOperation {
+            let io = try await cluster.ioContext(for: location.pool)
+            let chunkSize = self.chunkSize
+            var pending = allocator.buffer(capacity: chunkSize)
+            var submitted: Int64 = 0
+            var inFlight: SubmittedWrite?
+            // Once the first chunk has landed the object is ours, and ours to remove if the stream fails.
+            var created = false
+            do {
+                for try await var piece in source {
+                    while piece.readableBytes > 0 {
+                        var slice = piece.readSlice(length: min(piece.readableBytes, chunkSize - pending.readableBytes))!
+                        pending.writeBuffer(&slice)
+                        guard pending.readableBytes == chunkSize else { continue }
+                        if let previous = inFlight {
+                            inFlight = nil
+                            try await previous.finish()
+                            created = true
+                        }
+                        inFlight = try submitWrite(io, location, pending, at: submitted, mode: mode)
+                        submitted += Int64(pending.readableBytes)
+                        pending = allocator.buffer(capacity: chunkSize)
+                    }
+                }
+                if let previous = inFlight {
+                    inFlight = nil
+                    try await previous.finish()
+                    created = true
+                }
+                if pending.readableBytes > 0 || submitted == 0 {
+                    let last = try submitWrite(io, location, pending, at: submitted, mode: mode)
+                    submitted += Int64(pending.readableBytes)
+                    try await last.finish()
+                }
+                return submitted
+            } catch {
+                if let inFlight, await inFlight.completion.wait() >= 0 { created = true }
+                if created {
+                    do {
+                        try await remove(location)
+                    } catch {
+                        cluster.logger.warning(
+                            "could not remove a partial object",
+                            metadata: ["object": "\(location)", "error": "\(error)"])
+                    }
+                }
+                throw error
+            }
+        }
+    }
+
+    /// Starts one chunk's write and returns without waiting for it.
+    private func submitWrite(
+        _ io: IOContext, _ location: ObjectLocation, _ chunk: ByteBuffer, at offset: Int64, mode: ObjectWriteMode
+    ) throws -> SubmittedWrite {
+        let completion = try RadosCompletion.make()
+        var operation: WriteOperation?
+        let rc: Int32 = location.key.withCString { oid in
+            chunk.withUnsafeReadableBytes { bytes in
+                let data = bytes.baseAddress?.assumingMemoryBound(to: CChar.self)
+                if offset > 0 {
+                    return rados_aio_write(io.handle, oid, completion.handle, data, bytes.count, UInt64(offset))
+                }
+                switch mode {
+                case .replace:
+                    return rados_aio_write_full(io.handle, oid, completion.handle, data, bytes.count)
+                case .createExclusive:
+                    let op = WriteOperation()
+                    operation = op
+                    rados_write_op_create(op.handle, Int32(LIBRADOS_CREATE_EXCLUSIVE), nil)
+                    rados_write_op_write_full(op.handle, data, bytes.count)
+                    return rados_aio_write_op_operate(op.handle, io.handle, completion.handle, oid, nil, 0)
+                }
+            }
+        }
+        guard rc >= 0 else {
+            completion.abandon()
+            throw ObjectStoreError.rados(rc, "write", location)
+        }
+        return SubmittedWrite(
+            completion: completion, chunk: chunk, operation: operation, location: location,
+            started: .now, metric: offset == 0 ? "write_first" : "write")
+    }
+
+    public func writeFull(_ location: ObjectLocation, bytes: ByteBuffer, mode: ObjectWriteMode) async throws {
+        try Self.validate(location)
+        try await cluster.withOperation {
+            let io = try await cluster.ioContext(for: location.pool)
+            try await submitWrite(io, location, bytes, at: 0, mode: mode).finish()
+        }
+    }
+
+    // MARK: Reading
+
+    public func read(_ location: ObjectLocation, range: Range<Int64>?) -> ObjectChunks {
+        ObjectChunks { [self] in
+            let cursor = ReadCursor(start: range?.lowerBound ?? 0, end: range?.upperBound)
+            return { try await self.readChunk(location, cursor) }
+        }
+    }
+
+    private func readChunk(_ location: ObjectLocation, _ cursor: ReadCursor) async throws -> ByteBuffer? {
+        guard let (offset, length) = try cursor.next(chunkSize: chunkSize) else { return nil }
+        let buffer = RadosBytes(capacity: length)
+        let count = try await perform("read", location) { io, oid, completion in
+            rados_aio_read(io, oid, completion, buffer.pointer.assumingMemoryBound(to: CChar.self), length, UInt64(offset))
+        }
+        cursor.advance(by: Int(count), requested: length)
+        guard count > 0 else { return nil }
+        return allocator.buffer(bytes: UnsafeRawBufferPointer(start: buffer.pointer, count: Int(count)))
+    }
+
+    public func stat(_ location: ObjectLocation) async throws -> ObjectInfo {
+        let size = RadosOutput<UInt64>(0)
+        let modified = RadosOutput<time_t>(0)
+        _ = try await perform("stat", location) { io, oid, completion in
+            rados_aio_stat(io, oid, completion, size.pointer, modified.pointer)
+        }
+        return ObjectInfo(size: Int64(size.value), modified: Date(timeIntervalSince1970: TimeInterval(modified.value)))
+    }
+
+    public func remove(_ location: ObjectLocation) async throws {
+        _ = try await perform("remove", location) { io, oid, completion in
+            rados_aio_remove(io, oid, completion)
+        }
+    }
+
+    // MARK: Extended attributes
+
+    public func setAttribute(_ name: String, value: [UInt8], of location: ObjectLocation) async throws {
+        try Self.validate(attribute: name)
+        let bytes = RadosBytes(copying: value)
+        _ = try await perform("setxattr", location) { io, oid, completion in
+            name.withCString { rados_aio_setxattr(io, oid, completion, $0, bytes.chars, value.count) }
+        }
+    }
+
+    public func attribute(_ name: String, of location: ObjectLocation) async throws -> [UInt8]? {
+        try Self.validate(attribute: name)
+        let buffer = RadosBytes(capacity: 64 << 10)
+        do {
+            let count = try await perform("getxattr", location) { io, oid, completion in
+                name.withCString { rados_aio_getxattr(io, oid, completion, $0, buffer.chars, buffer.capacity) }
+            }
+            return Array(UnsafeRawBufferPointer(start: buffer.pointer, count: Int(count)))
+        } catch let error as ObjectStoreError where error.code == .other(errno: ENODATA) {
+            return nil
+        }
+    }
+
+    public func attributes(of location: ObjectLocation) async throws -> [String: [UInt8]] {
+        let iterator = RadosOutput<rados_xattrs_iter_t?>(nil)
+        _ = try await perform("getxattrs", location) { io, oid, completion in
+            rados_aio_getxattrs(io, oid, completion, iterator.pointer)
+        }
+        guard let iter = iterator.value else { return [:] }
+        defer { rados_getxattrs_end(iter) }
+        var result: [String: [UInt8]] = [:]
+        while true {
+            var name: UnsafePointer<CChar>?
+            var value: UnsafePointer<CChar>?
+            var length = 0
+            let rc = rados_getxattrs_next(iter, &name, &value, &length)
+            guard rc == 0 else { throw ObjectStoreError.rados(rc, "list xattrs of", location) }
+            guard let name else { break }
+            result[String(cString: name)] = value.map { Array(UnsafeRawBufferPointer(start: $0, count: length)) } ?? []
+        }
+        return result
+    }
+
+    public func removeAttribute(_ name: String, of location: ObjectLocation) async throws {
+        try Self.validate(attribute: name)
+        _ = try await perform("rmxattr", location) { io, oid, completion in
+            name.withCString { rados_aio_rmxattr(io, oid, completion, $0) }
+        }
+    }
+
+    // MARK: Index entries (omap)
+
+    public func setIndexEntries(_ entries: [IndexEntry], of location: ObjectLocation) async throws {
+        guard !entries.isEmpty else { return }
+        let keys = CByteArrays(entries.map { Array($0.key.utf8) })
+        let values = CByteArrays(entries.map(\.value))
+        let operation = WriteOperation()
+        rados_write_op_omap_set2(operation.handle, keys.pointers, values.pointers, keys.lengths, values.lengths, entries.count)
+        _ = try await perform("omap_set", location) { io, oid, completion in
+            rados_aio_write_op_operate(operation.handle, io, completion, oid, nil, 0)
+        }
+    }
+
+    public func indexEntries(of location: ObjectLocation, startAfter: String?, prefix: String?, limit: Int) async throws -> IndexPage {
+        guard limit > 0 else { return IndexPage(entries: [], hasMore: false) }
+        let operation = ReadOperation()
+        let iterator = RadosOutput<rados_omap_iter_t?>(nil)
+        let more = RadosOutput<UInt8>(0)
+        let result = RadosOutput<Int32>(0)
+        withOptionalCString(startAfter) { start in
+            withOptionalCString(prefix) { prefix in
+                rados_read_op_omap_get_vals2(operation.handle, start, prefix, UInt64(limit), iterator.pointer, more.pointer, result.pointer)
+            }
+        }
+        do {
+            _ = try await perform("omap_get", location) { io, oid, completion in
+                rados_aio_read_op_operate(operation.handle, io, completion, oid, 0)
+            }
+        } catch let error as ObjectStoreError where error.code == .notFound {
+            return IndexPage(entries: [], hasMore: false)
+        }
+        guard result.value >= 0 else { throw ObjectStoreError.rados(result.value, "read omap of", location) }
+        let entries = try Self.drain(iterator.value, location)
+        return IndexPage(entries: entries, hasMore: more.value != 0)
+    }
+
+    public func indexEntries(of location: ObjectLocation, keys: [String]) async throws -> [IndexEntry] {
+        guard !keys.isEmpty else { return [] }
+        let names = CByteArrays(keys.map { Array($0.utf8) })
+        let operation = ReadOperation()
+        let iterator = RadosOutput<rados_omap_iter_t?>(nil)
+        let result = RadosOutput<Int32>(0)
+        rados_read_op_omap_get_vals_by_keys2(operation.handle, names.pointers, keys.count, names.lengths, iterator.pointer, result.pointer)
+        do {
+            _ = try await perform("omap_get_keys", location) { io, oid, completion in
+                rados_aio_read_op_operate(operation.handle, io, completion, oid, 0)
+            }
+        } catch let error as ObjectStoreError where error.code == .notFound {
+            return []
+        }
+        guard result.value >= 0 else { throw ObjectStoreError.rados(result.value, "read omap keys of", location) }
+        return try Self.drain(iterator.value, location)
+    }
+
+    public func removeIndexEntries(_ keys: [String], of location: ObjectLocation) async throws {
+        guard !keys.isEmpty else { return }
+        let names = CByteArrays(keys.map { Array($0.utf8) })
+        let operation = WriteOperation()
+        rados_write_op_omap_rm_keys2(operation.handle, names.pointers, names.lengths, keys.count)
+        do {
+            _ = try await perform("omap_rm", location) { io, oid, completion in
+                rados_aio_write_op_operate(operation.handle, io, completion, oid, nil, 0)
+            }
+        } catch let error as ObjectStoreError where error.code == .notFound {
+            return  // no object, no entries
+        }
+    }
+
+    private static func drain(_ iterator: rados_omap_iter_t?, _ location: ObjectLocation) throws -> [IndexEntry] {
+        guard let iterator else { return [] }
+        defer { rados_omap_get_end(iterator) }
+        var entries: [IndexEntry] = []
+        while true {
+            var key: UnsafeMutablePointer<CChar>?
+            var value: UnsafeMutablePointer<CChar>?
+            var keyLength = 0
+            var valueLength = 0
+            let rc = rados_omap_get_next2(iterator, &key, &value, &keyLength, &valueLength)
+            guard rc == 0 else { throw ObjectStoreError.rados(rc, "iterate omap of", location) }
+            guard let key else { break }
+            let keyBytes = UnsafeRawBufferPointer(start: key, count: keyLength)
+            let valueBytes = value.map { Array(UnsafeRawBufferPointer(start: $0, count: valueLength)) } ?? []
+            entries.append(IndexEntry(key: String(decoding: keyBytes, as: UTF8.self), value: valueBytes))
+        }
+        return entries
+    }
+
+    // MARK: Plumbing
+
+    /// Submits one AIO operation and suspends until librados completes it. Returns the non-negative
+    /// return value; a negative one is thrown as an ``ObjectStoreError``.
+    private func perform(
+        _ operation: String, _ location: ObjectLocation,
+        _ submit: (rados_ioctx_t, UnsafePointer<CChar>, rados_completion_t) -> Int32
+    ) async throws -> Int32 {
+        try Self.validate(location)
+        return try await cluster.withOperation {
+            let io = try await cluster.ioContext(for: location.pool)
+            let completion = try RadosCompletion.make()
+            let started = ContinuousClock.now
+            let submitted = location.key.withCString { submit(io.handle, $0, completion.handle!) }
+            guard submitted >= 0 else {
+                completion.abandon()
+                throw ObjectStoreError.rados(submitted, operation, location)
+            }
+            let rc = await completion.wait()
+            RadosMetrics.record(operation, since: started, rc: rc)
+            guard rc >= 0 else { throw ObjectStoreError.rados(rc, operation, location) }
+            return rc
+        }
+    }
+
+    static func validate(_ location: ObjectLocation) throws {
+        guard !location.key.isEmpty, location.key.utf8.count <= 1024, !location.key.utf8.contains(0) else {
+            throw ObjectStoreError(.invalidArgument, "invalid object key \(location.key.prefix(64).debugDescription)")
+        }
+    }
+
+    static func validate(attribute name: String) throws {
+        guard !name.isEmpty, name.utf8.count <= 255, !name.utf8.contains(0) else {
+            throw ObjectStoreError(.invalidArgument, "invalid attribute name \(name.prefix(64).debugDescription)")
+        }
+    }
+}
+
+/// A chunk write that has been handed to librados; its memory stays alive until it completes.
+private struct SubmittedWrite {
+    let completion: RadosCompletion
+    let chunk: ByteBuffer
+    let operation: WriteOperation?
+    let location: ObjectLocation
+    let started: ContinuousClock.Instant
+    let metric: String
+
+    func finish() async throws {
+        let rc = await completion.wait()
+        withExtendedLifetime((chunk, operation)) {}
+        RadosMetrics.record(metric, since: started, rc: rc)
+        guard rc >= 0 else { throw ObjectStoreError.rados(rc, "write", location) }
+    }
+}
+
+/// The position of a streamed read.
+private final class ReadCursor: @unchecked Sendable {
+    private var offset: Int64
+    private let end: Int64?
+    private var finished = false
+    private let lock = NSLock()
+
+    init(start: Int64, end: Int64?) {
+        self.offset = start
+        self.end = end
+    }
+
+    func next(chunkSize: Int) throws -> (Int64, Int)? {
+        try lock.withLock {
+            guard offset >= 0, (end ?? offset) >= offset else {
+                throw ObjectStoreError(.invalidArgument, "invalid range \(offset)..<\(end ?? -1)")
+            }
+            guard !finished else { return nil }
+            let remaining = end.map { $0 - offset } ?? Int64(chunkSize)
+            guard remaining > 0 else { return nil }
+            return (offset, Int(min(Int64(chunkSize), remaining)))
+        }
+    }
+
+    func advance(by count: Int, requested: Int) {
+        lock.withLock {
+            offset += Int64(count)
+            if count < requested { finished = true }
+        }
+    }
+}
+
+final class WriteOperation: @unchecked Sendable {
+    let handle: rados_write_op_t
+    init() { handle = rados_create_write_op() }
+    deinit { rados_release_write_op(handle) }
+}
+
+final class ReadOperation: @unchecked Sendable {
+    let handle: rados_read_op_t
+    init() { handle = rados_create_read_op() }
+    deinit { rados_release_read_op(handle) }
+}
+
+/// Byte strings laid out for librados' `char const* const*` + `size_t*` arguments.
+final class CByteArrays: @unchecked Sendable {
+    private let storage: UnsafeMutableRawPointer
+    let pointers: UnsafeMutablePointer<UnsafePointer<CChar>?>
+    let lengths: UnsafeMutablePointer<Int>
+
+    init(_ items: [[UInt8]]) {
+        let total = items.reduce(0) { $0 + $1.count }
+        storage = .allocate(byteCount: max(total, 1), alignment: 1)
+        pointers = .allocate(capacity: max(items.count, 1))
+        lengths = .allocate(capacity: max(items.count, 1))
+        var position = 0
+        for (index, item) in items.enumerated() {
+            let start = storage + position
+            item.withUnsafeBytes { start.copyMemory(from: $0.baseAddress!, byteCount: item.count) }
+            pointers[index] = UnsafePointer(start.assumingMemoryBound(to: CChar.self))
+            lengths[index] = item.count
+            position += item.count
+        }
+    }
+
+    deinit {
+        storage.deallocate()
+        pointers.deallocate()
+        lengths.deallocate()
+    }
+}
+
+private func withOptionalCString<R>(_ string: String?, _ body: (UnsafePointer<CChar>?) -> R) -> R {
+    guard let string else { return body(nil) }
+    return string.withCString { body($0) }
+}
+
+/// Latency and errors of RADOS operations, by operation.
+enum RadosMetrics {
+    static func record(_ operation: String, since started: ContinuousClock.Instant, rc: Int32) {
+        let elapsed = ContinuousClock.now - started
+        let nanoseconds = elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
+        Timer(label: "mediagw_rados_operation_duration_seconds", dimensions: [("operation", operation)], preferredDisplayUnit: .seconds)
+            .recordNanoseconds(nanoseconds)
+        if rc < 0 && rc != -ENOENT && rc != -ENODATA {
+            Counter(label: "mediagw_rados_operation_errors_total", dimensions: [("operation", operation), ("errno", "\(-rc)")]).increment()
+        }
+    }
+}
