@@ -1,0 +1,131 @@
+/// One versioned change of the schema. Applied in one transaction; never edited once released (the
+/// migrator refuses to run when an applied migration's checksum changed).
+public struct Migration: Sendable, Hashable {
+    public var version: Int
+    public var name: String
+    public var statements: [String]
+
+    /// FNV-1a over the statements: enough to notice an edited migration.
+    public var checksum: Int64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for statement in statements {
+            for byte in statement.utf8 {
+                hash ^= UInt64(byte)
+                hash = hash &* 0x100_0000_01b3
+            }
+            hash ^= 0xff
+        }
+        return Int64(bitPattern: hash)
+    }
+}
+
+/// The schema of the media service, oldest migration first.
+public enum Schema {
+    public static let migrations: [Migration] = [
+        Migration(version: 1, name: "upload sets, media partitioned by kind, renditions, jobs, outbox", statements: [
+            """
+            CREATE TABLE upload_sets (
+                id           uuid PRIMARY KEY,
+                owner_id     text NOT NULL,
+                context      text NOT NULL CHECK (context IN ('post', 'profile', 'community', 'message')),
+                context_id   text NOT NULL,
+                state        text NOT NULL DEFAULT 'draft' CHECK (state IN ('draft', 'committed', 'expired')),
+                created_at   timestamptz NOT NULL DEFAULT now(),
+                expires_at   timestamptz NOT NULL,
+                committed_at timestamptz
+            )
+            """,
+            // the expiry sweep reads drafts by expiry; owners and contexts are looked up by other services
+            "CREATE INDEX upload_sets_drafts_by_expiry ON upload_sets (expires_at) WHERE state = 'draft'",
+            "CREATE INDEX upload_sets_by_owner ON upload_sets (owner_id, created_at DESC)",
+            "CREATE INDEX upload_sets_by_context ON upload_sets (context, context_id)",
+            """
+            CREATE TABLE media (
+                id             uuid NOT NULL,
+                kind           text NOT NULL CHECK (kind IN ('photo', 'audio', 'video')),
+                owner_id       text NOT NULL,
+                upload_set_id  uuid NOT NULL REFERENCES upload_sets (id),
+                state          text NOT NULL CHECK (state IN ('stored', 'processing', 'ready', 'failed', 'deleted')),
+                size_bytes     bigint NOT NULL CHECK (size_bytes >= 0),
+                sha256         text NOT NULL,
+                mime           text NOT NULL,
+                width          integer,
+                height         integer,
+                duration_ms    bigint,
+                pool           text NOT NULL,
+                object_key     text NOT NULL,
+                metadata       jsonb NOT NULL DEFAULT '{}'::jsonb,
+                failure_reason text,
+                created_at     timestamptz NOT NULL DEFAULT now(),
+                committed_at   timestamptz,
+                deleted_at     timestamptz,
+                PRIMARY KEY (kind, id)
+            ) PARTITION BY LIST (kind)
+            """,
+            "CREATE TABLE media_photo PARTITION OF media FOR VALUES IN ('photo')",
+            "CREATE TABLE media_audio PARTITION OF media FOR VALUES IN ('audio')",
+            "CREATE TABLE media_video PARTITION OF media FOR VALUES IN ('video')",
+            // lookups by id alone probe one small index per partition
+            "CREATE INDEX media_by_id ON media (id)",
+            // counting a set's live media of one kind under the set's row lock
+            "CREATE INDEX media_live_by_set ON media (upload_set_id, kind) WHERE deleted_at IS NULL",
+            "CREATE INDEX media_by_owner ON media (owner_id, created_at DESC)",
+            // the reconciler asks whether an object has a row
+            "CREATE UNIQUE INDEX media_by_object ON media (kind, pool, object_key)",
+            """
+            CREATE TABLE renditions (
+                media_id   uuid NOT NULL,
+                media_kind text NOT NULL,
+                name       text NOT NULL,
+                mime       text NOT NULL,
+                width      integer,
+                height     integer,
+                size_bytes bigint NOT NULL CHECK (size_bytes >= 0),
+                sha256     text NOT NULL,
+                pool       text NOT NULL,
+                object_key text NOT NULL,
+                created_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (media_id, name),
+                FOREIGN KEY (media_kind, media_id) REFERENCES media (kind, id) ON DELETE CASCADE
+            )
+            """,
+            "CREATE UNIQUE INDEX renditions_by_object ON renditions (pool, object_key)",
+            """
+            CREATE TABLE jobs (
+                id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                queue        text NOT NULL,
+                media_id     uuid,
+                media_kind   text,
+                payload      jsonb NOT NULL DEFAULT '{}'::jsonb,
+                state        text NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'running', 'done', 'dead')),
+                attempts     integer NOT NULL DEFAULT 0,
+                max_attempts integer NOT NULL DEFAULT 5,
+                run_after    timestamptz NOT NULL DEFAULT now(),
+                leased_until timestamptz,
+                last_error   text,
+                created_at   timestamptz NOT NULL DEFAULT now(),
+                updated_at   timestamptz NOT NULL DEFAULT now()
+            )
+            """,
+            // workers take runnable jobs with FOR UPDATE SKIP LOCKED in run_after order
+            "CREATE INDEX jobs_runnable ON jobs (queue, run_after) WHERE state = 'queued'",
+            // expired leases of killed workers are found by lease end
+            "CREATE INDEX jobs_leases ON jobs (leased_until) WHERE state = 'running'",
+            // at most one live job per media item and queue: re-enqueueing is idempotent
+            "CREATE UNIQUE INDEX jobs_live_per_media ON jobs (queue, media_id) WHERE state IN ('queued', 'running')",
+            """
+            CREATE TABLE outbox (
+                seq           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                event_id      uuid NOT NULL UNIQUE,
+                type          text NOT NULL,
+                media_id      uuid,
+                upload_set_id uuid,
+                payload       jsonb NOT NULL,
+                created_at    timestamptz NOT NULL DEFAULT now()
+            )
+            """,
+            // retention: old events are pruned by age
+            "CREATE INDEX outbox_by_age ON outbox (created_at)",
+        ]),
+    ]
+}
