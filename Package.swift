@@ -103,7 +103,7 @@ let package = Package(
         // MARK: Tests
         .testTarget(
             name: "MediaCoreTests",
-            dependencies: ["MediaCore"],
+            dependencies: ["MediaCore", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -115,6 +115,7 @@ let package = Package(
                 "PostgresMetadata",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -60,16 +60,16 @@ public struct SystemCheck: Sendable {
 
     func checkPostgres() async -> [Finding] {
         let started = ContinuousClock.now
-        let info: PostgresDatabase.ServerInfo
+        let info: MetadataDatabase.ServerInfo
         do {
-            info = try await PostgresDatabase.preflight(configuration.postgres, logger: logger)
+            info = try await MetadataDatabase.preflight(configuration.postgres, logger: logger)
         } catch {
             return [Finding(service: "postgres", ok: false, message: Self.oneLine(error))]
         }
         var findings = [Finding(
             service: "postgres", ok: true,
             message: "PostgreSQL \(info.version) at \(configuration.postgres.host):\(configuration.postgres.port), database \(info.database) as \(info.user), in \(Self.milliseconds(since: started))")]
-        let database = PostgresDatabase(configuration: configuration.postgres, logger: logger)
+        let database = MetadataDatabase(configuration: configuration.postgres, logger: logger)
         do {
             let version = try await withRunningClient(database.client) { try await database.schemaVersion() }
             let latest = Schema.migrations.map(\.version).max() ?? 0

@@ -9,6 +9,7 @@ import MediaCore
 /// | `MEDIAGW_DATABASE_MAX_CONNECTIONS` | `20` | connection pool size per gateway process |
 /// | `MEDIAGW_DATABASE_CONNECT_TIMEOUT` | `5s` | how long opening a connection may take |
 /// | `MEDIAGW_DATABASE_STATEMENT_TIMEOUT` | `5s` | `statement_timeout` and the client-side deadline of each operation |
+/// | `MEDIAGW_DATABASE_SCHEMA` | `public` | schema the tables live in (`search_path`); created by `migrate` if missing |
 public struct PostgresConfiguration: Sendable, Hashable {
     public enum TLSMode: String, Sendable, Hashable {
         case disable
@@ -24,11 +25,12 @@ public struct PostgresConfiguration: Sendable, Hashable {
     public var maxConnections: Int
     public var connectTimeout: Duration
     public var statementTimeout: Duration
+    public var schema: String
 
     public init(
         host: String = "127.0.0.1", port: Int = 5432, username: String = "mediagw", password: String? = nil,
         database: String = "mediagw", tls: TLSMode = .disable, maxConnections: Int = 20,
-        connectTimeout: Duration = .seconds(5), statementTimeout: Duration = .seconds(5)
+        connectTimeout: Duration = .seconds(5), statementTimeout: Duration = .seconds(5), schema: String = "public"
     ) {
         self.host = host
         self.port = port
@@ -39,6 +41,7 @@ public struct PostgresConfiguration: Sendable, Hashable {
         self.maxConnections = maxConnections
         self.connectTimeout = connectTimeout
         self.statementTimeout = statementTimeout
+        self.schema = schema
     }
 
     /// Parses a `postgres://` URL; the pool settings keep their defaults.
@@ -71,6 +74,7 @@ public struct PostgresConfiguration: Sendable, Hashable {
         maxConnections = try env.int("MEDIAGW_DATABASE_MAX_CONNECTIONS", default: maxConnections)
         connectTimeout = try env.duration("MEDIAGW_DATABASE_CONNECT_TIMEOUT", default: connectTimeout)
         statementTimeout = try env.duration("MEDIAGW_DATABASE_STATEMENT_TIMEOUT", default: statementTimeout)
+        schema = env.string("MEDIAGW_DATABASE_SCHEMA", default: schema)
     }
 
     public func validate() throws(ConfigurationError) {
@@ -80,6 +84,9 @@ public struct PostgresConfiguration: Sendable, Hashable {
         }
         guard connectTimeout >= .milliseconds(100), statementTimeout >= .milliseconds(100) else {
             throw ConfigurationError("PostgreSQL timeouts must be at least 100ms")
+        }
+        guard schema.range(of: "^[a-z_][a-z0-9_]{0,62}$", options: .regularExpression) != nil else {
+            throw ConfigurationError("MEDIAGW_DATABASE_SCHEMA must be a lowercase SQL identifier")
         }
     }
 

@@ -8,6 +8,11 @@ extension MetadataStoreError {
         switch error {
         case let error as MetadataStoreError:
             return error
+        case let error as PostgresTransactionError:
+            // the first failure is the one that matters; the rollback of a failed statement rarely fails
+            let first = error.beginError ?? error.closureError ?? error.commitError ?? error.rollbackError
+            return first.map { translating($0, operation, database: database) }
+                ?? MetadataStoreError(.other, "\(operation): transaction failed")
         case is DeadlineExceeded:
             return MetadataStoreError(.timedOut, "\(operation): PostgreSQL at \(database) did not answer in time")
         case is CancellationError:

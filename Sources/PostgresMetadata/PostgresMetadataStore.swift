@@ -8,10 +8,10 @@ import PostgresNIO
 /// Every operation runs under the configured statement deadline; failures come out as
 /// ``MetadataStoreError`` (unreachable or slow database: `unavailable`/`timedOut`).
 public struct PostgresMetadataStore: MetadataStore {
-    public let database: PostgresDatabase
+    public let database: MetadataDatabase
     let logger: Logger
 
-    public init(database: PostgresDatabase, logger: Logger) {
+    public init(database: MetadataDatabase, logger: Logger) {
         self.database = database
         self.logger = logger
     }

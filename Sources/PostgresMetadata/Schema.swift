@@ -5,6 +5,12 @@ public struct Migration: Sendable, Hashable {
     public var name: String
     public var statements: [String]
 
+    public init(version: Int, name: String, statements: [String]) {
+        self.version = version
+        self.name = name
+        self.statements = statements
+    }
+
     /// FNV-1a over the statements: enough to notice an edited migration.
     public var checksum: Int64 {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325

@@ -16,8 +16,8 @@ struct Migrate: AsyncParsableCommand {
         do {
             let (configuration, logger) = try options.load(defaultLogLevel: .warning)
             do {
-                _ = try await PostgresDatabase.preflight(configuration.postgres, logger: logger)
-                let database = PostgresDatabase(configuration: configuration.postgres, logger: logger)
+                _ = try await MetadataDatabase.preflight(configuration.postgres, logger: logger)
+                let database = MetadataDatabase(configuration: configuration.postgres, logger: logger)
                 let report = try await withRunningClient(database.client) { try await database.migrate() }
                 for migration in report.applied {
                     print("applied migration \(migration.version): \(migration.name)")

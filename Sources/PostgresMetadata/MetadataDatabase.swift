@@ -8,7 +8,7 @@ import ServiceLifecycle
 
 /// The gateway's PostgreSQL: a `PostgresClient` connection pool (run it as a `Service`), the schema
 /// migrations, and a preflight that turns a wrong URL, password or unreachable server into one line.
-public final class PostgresDatabase: Sendable {
+public final class MetadataDatabase: Sendable {
     public let configuration: PostgresConfiguration
     public let client: PostgresClient
     let logger: Logger
@@ -43,6 +43,7 @@ public final class PostgresDatabase: Sendable {
             ("lock_timeout", "\(milliseconds)"),
             ("idle_in_transaction_session_timeout", "\(milliseconds * 6)"),
             ("application_name", "mediagw"),
+            ("search_path", configuration.schema),
         ]
     }
 
@@ -127,6 +128,8 @@ public final class PostgresDatabase: Sendable {
     }
 
     private func applyPending(_ migrations: [Migration], on connection: PostgresConnection) async throws -> MigrationReport {
+        // the schema name was validated as a plain identifier
+        try await connection.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA IF NOT EXISTS \(configuration.schema)"), logger: logger)
         try await connection.query(
             """
             CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -1,0 +1,144 @@
+import Foundation
+import Logging
+import MediaCore
+import PostgresMetadata
+import PostgresNIO
+import Testing
+
+@Suite struct MigrationTests {
+    /// A database configuration whose tables live in a fresh, empty schema.
+    func freshSchema() throws -> PostgresConfiguration {
+        var configuration = try TestStack.configuration().postgres
+        configuration.schema = "test_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(12)
+        return configuration
+    }
+
+    func withDatabase<T: Sendable>(_ configuration: PostgresConfiguration, _ body: @Sendable (MetadataDatabase) async throws -> T) async throws -> T {
+        let database = MetadataDatabase(configuration: configuration, logger: TestStack.logger)
+        return try await withRunningClient(database.client) {
+            do {
+                let result = try await body(database)
+                try await database.client.query(PostgresQuery(unsafeSQL: "DROP SCHEMA \(configuration.schema) CASCADE"))
+                return result
+            } catch {
+                _ = try? await database.client.query(PostgresQuery(unsafeSQL: "DROP SCHEMA \(configuration.schema) CASCADE"))
+                throw error
+            }
+        }
+    }
+
+    @Test func migrationsApplyToAnEmptySchemaThenRerunAsANoOp() async throws {
+        try await withDatabase(try freshSchema()) { database in
+            #expect(try await database.schemaVersion() == 0)
+            let first = try await database.migrate()
+            #expect(first.applied.map(\.version) == Schema.migrations.map(\.version))
+            #expect(first.currentVersion == Schema.migrations.last?.version)
+
+            let second = try await database.migrate()
+            #expect(second.applied.isEmpty)
+            #expect(second.currentVersion == first.currentVersion)
+            #expect(try await database.schemaVersion() == first.currentVersion)
+
+            let tables = try await database.client.query(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = \(database.configuration.schema) ORDER BY 1"
+            ).decode(String.self).reduce(into: [String]()) { $0.append($1) }
+            #expect(tables == ["jobs", "media", "media_audio", "media_photo", "media_video", "outbox", "renditions", "schema_migrations", "upload_sets"])
+        }
+    }
+
+    @Test func mediaIsPartitionedByKind() async throws {
+        try await withDatabase(try freshSchema()) { database in
+            try await database.migrate()
+            let partitions = try await database.client.query(
+                """
+                SELECT c.relname, pg_get_expr(c.relpartbound, c.oid)
+                FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
+                JOIN pg_namespace n ON n.oid = p.relnamespace
+                WHERE p.relname = 'media' AND n.nspname = \(database.configuration.schema) ORDER BY 1
+                """
+            ).decode((String, String).self).reduce(into: [String]()) { $0.append("\($1.0) \($1.1)") }
+            #expect(partitions == ["media_audio FOR VALUES IN ('audio')", "media_photo FOR VALUES IN ('photo')", "media_video FOR VALUES IN ('video')"])
+        }
+    }
+
+    @Test func aMigrationChangedAfterItWasAppliedIsRefused() async throws {
+        try await withDatabase(try freshSchema()) { database in
+            let original = [Migration(version: 1, name: "t", statements: ["CREATE TABLE t (a int)"])]
+            try await database.migrate(original)
+            let edited = [Migration(version: 1, name: "t", statements: ["CREATE TABLE t (a bigint)"])]
+            await #expect {
+                try await database.migrate(edited)
+            } throws: { error in
+                (error as? MetadataStoreError)?.message.contains("was changed after it was applied") == true
+            }
+        }
+    }
+
+    @Test func concurrentMigratorsApplyEachMigrationOnce() async throws {
+        try await withDatabase(try freshSchema()) { database in
+            let reports = try await withThrowingTaskGroup(of: MetadataDatabase.MigrationReport.self) { group in
+                for _ in 0..<4 { group.addTask { try await database.migrate() } }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(reports.flatMap(\.applied).count == Schema.migrations.count)
+        }
+    }
+}
+
+@Suite struct MetadataStoreTests {
+    let store: PostgresMetadataStore
+
+    init() async throws {
+        store = try await TestStack.metadataStore()
+    }
+
+    func newSet(context: UploadContext = .post) -> NewUploadSet {
+        NewUploadSet(ownerID: "user-\(UUID().uuidString.prefix(8))", context: context, contextID: "ctx-1", expiresAt: Date().addingTimeInterval(3600))
+    }
+
+    @Test func anUploadSetIsCreatedAsADraftAndReadBack() async throws {
+        let new = newSet(context: .community)
+        let created = try await store.createUploadSet(new)
+        #expect(created.id == new.id)
+        #expect(created.state == .draft)
+        #expect(created.context == .community)
+        #expect(abs(created.expiresAt.timeIntervalSince(new.expiresAt)) < 0.001)
+        #expect(try await store.uploadSet(new.id) == created)
+        #expect(try await store.uploadSet(.generate()) == nil)
+    }
+
+    @Test func mediaRowsLandInTheirKindsPartitionWithAStoredEvent() async throws {
+        let set = try await store.createUploadSet(newSet())
+        for kind in MediaKind.allCases {
+            let id = MediaID.generate()
+            let new = NewMedia(
+                id: id, kind: kind, ownerID: set.ownerID, uploadSetID: set.id, size: 1234,
+                sha256: String(repeating: "ab", count: 32), mime: "application/x-test",
+                location: ObjectLocation(pool: "media.\(kind)", key: "orig/\(id)"))
+            let media = try await store.insertMedia(new)
+            #expect(media.state == .stored)
+            #expect(media.kind == kind && media.size == 1234 && media.location == new.location)
+            #expect(try await store.media(id) == media)
+
+            let client = store.database.client
+            let partition = try await client.query("SELECT tableoid::regclass::text FROM media WHERE id = \(id.uuid)")
+                .decode(String.self).reduce(into: [String]()) { $0.append($1) }
+            #expect(partition == ["media_\(kind)"])
+            let events = try await client.query("SELECT type, payload->>'kind' FROM outbox WHERE media_id = \(id.uuid)")
+                .decode((String, String).self).reduce(into: [String]()) { $0.append("\($1.0) \($1.1)") }
+            #expect(events == ["media.stored \(kind)"])
+        }
+        #expect(try await store.media(.generate()) == nil)
+    }
+
+    @Test func mediaForAnUnknownSetIsRefused() async throws {
+        let new = NewMedia(
+            id: .generate(), kind: .photo, ownerID: "o", uploadSetID: .generate(), size: 1, sha256: "00", mime: "image/png",
+            location: ObjectLocation(pool: "media.photo", key: "orig/x-\(UUID())"))
+        await #expect {
+            _ = try await store.insertMedia(new)
+        } throws: { error in
+            (error as? MetadataStoreError)?.code == .notFound
+        }
+    }
+}

@@ -1,0 +1,100 @@
+import Foundation
+import Logging
+import MediaApp
+import MediaCore
+import PostgresMetadata
+import RadosStore
+import Testing
+
+/// The real local stack the integration tests run against (`Deploy/local/stack test` exports its settings).
+enum TestStack {
+    static let environment = ProcessInfo.processInfo.environment
+
+    /// The checkout this test file belongs to.
+    static let root: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// Fault-injection tests stop and kill parts of the stack, so they run in a phase of their own.
+    static let faultTestsEnabled = environment["MEDIAGW_FAULT_TESTS"] == "1"
+
+    static let logger: Logger = {
+        var logger = Logger(label: "tests")
+        logger.logLevel = .warning
+        return logger
+    }()
+
+    /// The gateway configuration of the running stack. Fails the test with the way to start the stack when
+    /// the environment does not describe one.
+    static func configuration() throws -> GatewayConfiguration {
+        guard environment["MEDIAGW_CEPH_CONF"] != nil, environment["MEDIAGW_DATABASE_URL"] != nil else {
+            Issue.record("MEDIAGW_CEPH_CONF and MEDIAGW_DATABASE_URL are not set: run the tests with `Deploy/local/stack test`")
+            throw ConfigurationError("no stack environment")
+        }
+        return try GatewayConfiguration(environment: EnvironmentReader(environment))
+    }
+
+    /// One Ceph connection for the whole test process.
+    static let sharedCluster = Task { () throws -> RadosCluster in
+        let settings = try configuration()
+        return try await RadosCluster.connect(settings.rados, pools: settings.pools.all, logger: logger)
+    }
+
+    static func objectStore() async throws -> RadosObjectStore {
+        RadosObjectStore(cluster: try await sharedCluster.value)
+    }
+
+    /// One migrated database, with its client running, for the whole test process.
+    static let sharedDatabase = Task { () throws -> MetadataDatabase in
+        let database = MetadataDatabase(configuration: try configuration().postgres, logger: logger)
+        Task.detached { await database.client.run() }
+        try await database.migrate()
+        return database
+    }
+
+    static func metadataStore() async throws -> PostgresMetadataStore {
+        PostgresMetadataStore(database: try await sharedDatabase.value, logger: logger)
+    }
+
+    static func pools() throws -> StoragePools { try configuration().pools }
+
+    /// Runs `Deploy/local/stack` with the given arguments and returns its exit code.
+    @discardableResult
+    static func stack(_ arguments: String...) throws -> Int32 {
+        try run(root.appendingPathComponent("Deploy/local/stack").path, arguments).status
+    }
+
+    /// The built `mediagw` executable.
+    static var mediagwPath: String {
+        environment["MEDIAGW_BIN"] ?? root.appendingPathComponent(".build/debug/mediagw").path
+    }
+
+    /// Runs a program to completion and returns its exit status and combined output.
+    static func run(_ program: String, _ arguments: [String], environment: [String: String]? = nil) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: program)
+        process.arguments = arguments
+        process.environment = environment ?? self.environment
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+}
+
+/// Deterministic test bytes: the same seed always gives the same content.
+func patternBytes(count: Int, seed: UInt64) -> [UInt8] {
+    var state = seed &+ 0x9E37_79B9_7F4A_7C15
+    var bytes = [UInt8](repeating: 0, count: count)
+    for index in 0..<count {
+        state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+        bytes[index] = UInt8(truncatingIfNeeded: state >> 33)
+    }
+    return bytes
+}
+
+func uniqueKey(_ label: String = #function) -> String {
+    let name = label.prefix(while: { $0 != "(" })
+    return "test-\(name)-\(UUID().uuidString.lowercased())"
+}

@@ -1,0 +1,46 @@
+import Foundation
+import MediaCore
+import Testing
+
+@Suite struct IdentifierTests {
+    @Test func generatedIdsAreVersion7WithTheRFCVariant() {
+        let id = MediaID.generate()
+        let bytes = withUnsafeBytes(of: id.uuid.uuid) { Array($0) }
+        #expect(bytes[6] >> 4 == 7)
+        #expect(bytes[8] >> 6 == 0b10)
+    }
+
+    @Test func generatedIdsCarryTheirCreationTimeInTheFirstSixBytes() {
+        let now = Date(timeIntervalSince1970: 1_800_000_000.123)
+        let id = UploadSetID.generate(now: now)
+        let bytes = withUnsafeBytes(of: id.uuid.uuid) { Array($0) }
+        let millis = bytes[0..<6].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        #expect(millis == 1_800_000_000_123)
+    }
+
+    @Test func idsGeneratedLaterSortAfterEarlierOnes() {
+        let earlier = MediaID.generate(now: Date(timeIntervalSince1970: 1_000))
+        let later = MediaID.generate(now: Date(timeIntervalSince1970: 1_001))
+        #expect(earlier.description < later.description)
+    }
+
+    @Test func descriptionIsLowercaseAndRoundTrips() throws {
+        let id = MediaID.generate()
+        #expect(id.description == id.description.lowercased())
+        #expect(MediaID(id.description) == id)
+        #expect(MediaID(id.description.uppercased()) == id)
+    }
+
+    @Test(arguments: ["", "not-a-uuid", "0192f1d2-7c1a-7000-8000-00000000000", "{0192f1d2-7c1a-7000-8000-000000000000}", "0192f1d2-7c1a-7000-8000-000000000000 "])
+    func malformedIdsAreRejected(_ text: String) {
+        #expect(MediaID(text) == nil)
+    }
+
+    @Test func idsEncodeAsJSONStrings() throws {
+        let id = UploadSetID.generate()
+        let data = try JSONEncoder().encode([id])
+        #expect(String(decoding: data, as: UTF8.self) == "[\"\(id)\"]")
+        #expect(try JSONDecoder().decode([UploadSetID].self, from: data) == [id])
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode([UploadSetID].self, from: Data("[\"x\"]".utf8)) }
+    }
+}
