@@ -35,6 +35,12 @@ let package = Package(
 
         // MARK: C libraries (system-library targets)
         .systemLibrary(name: "CRados"),
+        // librados' C API copies every buffer; this C++ shim writes from the caller's memory instead.
+        .target(
+            name: "CRadosShim",
+            dependencies: ["CRados"],
+            linkerSettings: [.linkedLibrary("rados")]
+        ),
 
         // MARK: Adapters: each owns one technology.
         .target(
@@ -42,6 +48,7 @@ let package = Package(
             dependencies: [
                 "MediaCore",
                 "CRados",
+                "CRadosShim",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -119,5 +126,6 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-    ]
+    ],
+    cxxLanguageStandard: .cxx17
 )

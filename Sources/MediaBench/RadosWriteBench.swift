@@ -22,10 +22,12 @@ struct RadosWriteBench: AsyncParsableCommand {
     var concurrency = 16
     @Option(help: "Size of the pieces the source yields (like HTTP body chunks).")
     var pieceSize = 64 << 10
-    @Option(help: "Rounds; each runs rados bench then RadosStore, and the medians are reported.")
-    var rounds = 2
+    @Option(help: "Rounds; odd rounds run rados bench first, even rounds RadosStore first; medians are reported.")
+    var rounds = 3
     @Option(help: "Pool (default: the photo pool).")
     var pool: String?
+    @Flag(inversion: .prefixedNo, help: "Create objects exclusively, as uploads do (--no-exclusive: write-full).")
+    var exclusive = true
 
     func run() async throws {
         let configuration = try GatewayConfiguration()
@@ -37,8 +39,16 @@ struct RadosWriteBench: AsyncParsableCommand {
         var ours: [Double] = []
         print("rados-write: object size \(size) B, \(concurrency) in flight, pool \(pool), \(rounds) round(s)")
         for round in 1...rounds {
-            let (referenceRate, objects) = try radosBench(configuration, pool: pool)
-            let rate = try await storeWrite(store, pool: pool, objects: objects)
+            let referenceRate: Double, objects: Int, rate: Double
+            if round % 2 == 1 {
+                (referenceRate, objects) = try radosBench(configuration, pool: pool)
+                rate = try await storeWrite(store, pool: pool, objects: objects)
+            } else {
+                // same object count as the previous round, so the byte counts still match
+                objects = Int(Double(seconds) * references.last! * Double(1 << 20) / Double(size))
+                rate = try await storeWrite(store, pool: pool, objects: objects)
+                (referenceRate, _) = try radosBench(configuration, pool: pool)
+            }
             references.append(referenceRate)
             ours.append(rate)
             print("round \(round): rados bench \(format(referenceRate)) MiB/s (\(objects) objects), RadosStore \(format(rate)) MiB/s, ratio \(format(rate / referenceRate, 2))")
@@ -76,7 +86,7 @@ struct RadosWriteBench: AsyncParsableCommand {
             func startOne() {
                 let location = ObjectLocation(pool: pool, key: "\(prefix)-\(next)")
                 next += 1
-                group.addTask { _ = try await store.write(location, from: pieces.async, mode: .createExclusive) }
+                group.addTask { _ = try await store.write(location, from: pieces.async, mode: exclusive ? .createExclusive : .replace) }
             }
             for _ in 0..<min(concurrency, objects) { startOne() }
             while try await group.next() != nil {

@@ -238,3 +238,4 @@ final class OperationGate: Sendable {
         return true
     }
 }
+

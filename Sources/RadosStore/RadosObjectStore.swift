@@ -1,4 +1,5 @@
 import CRados
+import CRadosShim
 import Foundation
 import Glibc
 import MediaCore
@@ -25,7 +26,10 @@ public struct RadosObjectStore: ObjectStore {
         return try await cluster.withOperation {
             let io = try await cluster.ioContext(for: location.pool)
             let chunkSize = self.chunkSize
-            var pending = allocator.buffer(capacity: chunkSize)
+            // Pieces are gathered by reference, never copied, until a chunk's worth is pending; that chunk
+            // is written while the next one gathers. Memory: at most two chunks (plus one piece).
+            var pieces: [ByteBuffer] = []
+            var pending = 0
             var submitted: Int64 = 0
             var inFlight: SubmittedWrite?
             // Once the first chunk has landed the object is ours, and ours to remove if the stream fails.
@@ -33,17 +37,19 @@ public struct RadosObjectStore: ObjectStore {
             do {
                 for try await var piece in source {
                     while piece.readableBytes > 0 {
-                        var slice = piece.readSlice(length: min(piece.readableBytes, chunkSize - pending.readableBytes))!
-                        pending.writeBuffer(&slice)
-                        guard pending.readableBytes == chunkSize else { continue }
+                        let slice = piece.readSlice(length: min(piece.readableBytes, chunkSize - pending))!
+                        pieces.append(slice)
+                        pending += slice.readableBytes
+                        guard pending == chunkSize else { continue }
                         if let previous = inFlight {
                             inFlight = nil
                             try await previous.finish()
                             created = true
                         }
-                        inFlight = try submitWrite(io, location, pending, at: submitted, mode: mode)
-                        submitted += Int64(pending.readableBytes)
-                        pending = allocator.buffer(capacity: chunkSize)
+                        inFlight = try submitWrite(io, location, pieces, at: submitted, mode: mode)
+                        submitted += Int64(pending)
+                        pieces = []
+                        pending = 0
                     }
                 }
                 if let previous = inFlight {
@@ -51,9 +57,9 @@ public struct RadosObjectStore: ObjectStore {
                     try await previous.finish()
                     created = true
                 }
-                if pending.readableBytes > 0 || submitted == 0 {
-                    let last = try submitWrite(io, location, pending, at: submitted, mode: mode)
-                    submitted += Int64(pending.readableBytes)
+                if pending > 0 || submitted == 0 {
+                    let last = try submitWrite(io, location, pieces, at: submitted, mode: mode)
+                    submitted += Int64(pending)
                     try await last.finish()
                 }
                 return submitted
@@ -73,28 +79,19 @@ public struct RadosObjectStore: ObjectStore {
         }
     }
 
-    /// Starts one chunk's write and returns without waiting for it.
+    /// Starts one chunk's write, referencing `pieces` without copying them, and returns without waiting.
     private func submitWrite(
-        _ io: IOContext, _ location: ObjectLocation, _ chunk: ByteBuffer, at offset: Int64, mode: ObjectWriteMode
+        _ io: IOContext, _ location: ObjectLocation, _ pieces: [ByteBuffer], at offset: Int64, mode: ObjectWriteMode
     ) throws -> SubmittedWrite {
         let completion = try RadosCompletion.make()
-        var operation: WriteOperation?
-        let rc: Int32 = location.key.withCString { oid in
-            chunk.withUnsafeReadableBytes { bytes in
-                let data = bytes.baseAddress?.assumingMemoryBound(to: CChar.self)
-                if offset > 0 {
-                    return rados_aio_write(io.handle, oid, completion.handle, data, bytes.count, UInt64(offset))
-                }
-                switch mode {
-                case .replace:
-                    return rados_aio_write_full(io.handle, oid, completion.handle, data, bytes.count)
-                case .createExclusive:
-                    let op = WriteOperation()
-                    operation = op
-                    rados_write_op_create(op.handle, Int32(LIBRADOS_CREATE_EXCLUSIVE), nil)
-                    rados_write_op_write_full(op.handle, data, bytes.count)
-                    return rados_aio_write_op_operate(op.handle, io.handle, completion.handle, oid, nil, 0)
-                }
+        // The storage of a ByteBuffer that is not mutated stays put; SubmittedWrite keeps it alive.
+        let vectors = pieces.map { piece in
+            piece.withUnsafeReadableBytes { mgw_iovec(base: $0.baseAddress, length: $0.count) }
+        }
+        let writeMode: mgw_write_mode = offset > 0 ? MGW_WRITE_AT : (mode == .replace ? MGW_WRITE_FULL : MGW_CREATE_EXCLUSIVE)
+        let rc = location.key.withCString { oid in
+            vectors.withUnsafeBufferPointer { vectors in
+                mgw_rados_aio_writev(io.handle, oid, completion.handle, vectors.baseAddress, vectors.count, UInt64(offset), writeMode)
             }
         }
         guard rc >= 0 else {
@@ -102,15 +99,15 @@ public struct RadosObjectStore: ObjectStore {
             throw ObjectStoreError.rados(rc, "write", location)
         }
         return SubmittedWrite(
-            completion: completion, chunk: chunk, operation: operation, location: location,
-            started: .now, metric: offset == 0 ? "write_first" : "write")
+            completion: completion, pieces: pieces, location: location, started: .now,
+            metric: offset == 0 ? "write_first" : "write")
     }
 
     public func writeFull(_ location: ObjectLocation, bytes: ByteBuffer, mode: ObjectWriteMode) async throws {
         try Self.validate(location)
         try await cluster.withOperation {
             let io = try await cluster.ioContext(for: location.pool)
-            try await submitWrite(io, location, bytes, at: 0, mode: mode).finish()
+            try await submitWrite(io, location, [bytes], at: 0, mode: mode).finish()
         }
     }
 
@@ -324,18 +321,17 @@ public struct RadosObjectStore: ObjectStore {
     }
 }
 
-/// A chunk write that has been handed to librados; its memory stays alive until it completes.
+/// A chunk write that has been handed to librados; the memory it references stays alive until it completes.
 private struct SubmittedWrite {
     let completion: RadosCompletion
-    let chunk: ByteBuffer
-    let operation: WriteOperation?
+    let pieces: [ByteBuffer]
     let location: ObjectLocation
     let started: ContinuousClock.Instant
     let metric: String
 
     func finish() async throws {
         let rc = await completion.wait()
-        withExtendedLifetime((chunk, operation)) {}
+        withExtendedLifetime(pieces) {}
         RadosMetrics.record(metric, since: started, rc: rc)
         guard rc >= 0 else { throw ObjectStoreError.rados(rc, "write", location) }
     }
