@@ -1,4 +1,5 @@
 import Foundation
+import PostgresMetadata
 import Testing
 
 /// `mediagw check` against the real stack, and each way its configuration can be wrong: one clear line,
@@ -10,8 +11,11 @@ import Testing
         return try TestStack.run(TestStack.mediagwPath, ["check"], environment: environment)
     }
 
-    @Test func reportsBothServicesAndEveryPool() throws {
+    @Test func migrateThenCheckReportsBothServicesAndEveryPool() throws {
         _ = try TestStack.configuration()
+        let migrate = try TestStack.run(TestStack.mediagwPath, ["migrate"])
+        #expect(migrate.status == 0, "\(migrate.output)")
+        #expect(migrate.output.contains("schema"))
         let (status, output) = try check()
         #expect(status == 0, "\(output)")
         #expect(output.contains("ok   ceph: connected as client.mediagw"))
@@ -19,6 +23,7 @@ import Testing
             #expect(output.contains("ok   ceph: pool \(pool): write, stat and remove OK"))
         }
         #expect(output.contains("ok   postgres: PostgreSQL 15"))
+        #expect(output.contains("ok   postgres: schema at version \(Schema.migrations.map(\.version).max() ?? 0) (latest)"))
     }
 
     @Test func aMissingCephConfIsOneClearLine() throws {

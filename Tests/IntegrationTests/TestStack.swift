@@ -46,6 +46,7 @@ enum TestStack {
     static let sharedDatabase = Task { () throws -> MetadataDatabase in
         let database = MetadataDatabase(configuration: try configuration().postgres, logger: logger)
         Task.detached { await database.client.run() }
+        try await Task.sleep(for: .milliseconds(10))  // let run() start before the first lease
         try await database.migrate()
         return database
     }
