@@ -96,6 +96,7 @@ public struct SystemCheck: Sendable {
         case let error as ObjectStoreError: text = error.message
         case let error as MetadataStoreError: text = error.message
         case let error as ConfigurationError: text = error.message
+        case let error as MediaError: text = error.message
         default: text = String(describing: error)
         }
         return text.replacingOccurrences(of: "\n", with: " ")

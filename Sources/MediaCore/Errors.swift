@@ -43,6 +43,12 @@ public struct MetadataStoreError: Error, Sendable, CustomStringConvertible {
         /// The database cannot be reached, refused the login or did not answer in time.
         case unavailable
         case timedOut
+        /// The set already holds as many items of the kind as its limit allows.
+        case limitExceeded
+        /// The upload set was committed and takes no more uploads.
+        case setCommitted
+        /// The upload set expired.
+        case setExpired
         /// A schema or data problem that a retry will not fix.
         case other
     }

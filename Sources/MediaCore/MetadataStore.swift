@@ -43,6 +43,30 @@ public struct NewMedia: Hashable, Sendable {
     }
 }
 
+/// One event of the transactional outbox.
+public struct OutboxEvent: Sendable, Hashable {
+    /// Position in the outbox; strictly increasing in commit order.
+    public var sequence: Int64
+    public var id: UUID
+    /// `media.stored`, `media.deleted`, `upload_set.committed`, ...
+    public var type: String
+    public var mediaID: MediaID?
+    public var uploadSetID: UploadSetID?
+    /// The event's JSON document.
+    public var payload: String
+    public var createdAt: Date
+
+    public init(sequence: Int64, id: UUID, type: String, mediaID: MediaID?, uploadSetID: UploadSetID?, payload: String, createdAt: Date) {
+        self.sequence = sequence
+        self.id = id
+        self.type = type
+        self.mediaID = mediaID
+        self.uploadSetID = uploadSetID
+        self.payload = payload
+        self.createdAt = createdAt
+    }
+}
+
 /// Durable metadata: upload sets, media rows, and the events that describe their changes.
 /// Every error thrown is a ``MetadataStoreError``.
 public protocol MetadataStore: Sendable {
@@ -50,9 +74,44 @@ public protocol MetadataStore: Sendable {
     func createUploadSet(_ new: NewUploadSet) async throws -> UploadSet
     /// The upload set, or `nil` when there is none with this id.
     func uploadSet(_ id: UploadSetID) async throws -> UploadSet?
-    /// Inserts the row of an original whose bytes are already stored, in state `stored`, together with its
-    /// `media.stored` event, in one transaction.
-    func insertMedia(_ new: NewMedia) async throws -> Media
+    /// The media of a set, oldest first, tombstoned ones included.
+    func media(inSet id: UploadSetID) async throws -> [Media]
+    /// How many live (not deleted) items of `kind` the set holds.
+    func liveMediaCount(inSet id: UploadSetID, kind: MediaKind) async throws -> Int
+
+    /// Records an uploaded original under the set's row lock: the set must be a draft, not expired and
+    /// owned by the media's owner, and hold fewer than `maxCount` live items of the kind. Inserts the row
+    /// and its `media.stored` event in one transaction. Throws `limitExceeded`, `setCommitted`,
+    /// `setExpired` or `notFound` otherwise, and writes nothing.
+    func recordUpload(_ new: NewMedia, maxCount: Int, now: Date) async throws -> Media
+
+    /// Commits a draft set: its media become permanent. Idempotent: committing a committed set returns it
+    /// unchanged. Throws `setExpired` for an expired set and `notFound` for an unknown one.
+    func commitUploadSet(_ id: UploadSetID, now: Date) async throws -> UploadSet
+
     /// The media row (tombstoned rows included), or `nil` when there is none with this id.
     func media(_ id: MediaID) async throws -> Media?
+
+    /// Tombstones a media row (state `deleted`, `deleted_at`) with its `media.deleted` event, in one
+    /// transaction, and returns it; an already tombstoned row is returned unchanged. `nil` if unknown.
+    func tombstoneMedia(_ id: MediaID, now: Date) async throws -> Media?
+
+    /// Expires up to `limit` drafts whose expiry has passed, tombstoning their media (with events) in the
+    /// same transaction. Returns the expired sets' ids.
+    func expireDrafts(now: Date, limit: Int) async throws -> [UploadSetID]
+
+    /// Tombstoned media whose objects are not yet removed, oldest first.
+    func mediaAwaitingPurge(limit: Int) async throws -> [Media]
+
+    /// Records that a tombstoned media item's objects are gone.
+    func markPurged(_ id: MediaID, now: Date) async throws
+
+    /// Whether any row (media or rendition) refers to the object.
+    func objectHasRow(_ location: ObjectLocation) async throws -> Bool
+
+    /// Outbox events with a sequence above `after`, in order, at most `limit`.
+    func events(after: Int64, limit: Int) async throws -> [OutboxEvent]
+
+    /// A cheap round trip, for readiness.
+    func ping() async throws
 }

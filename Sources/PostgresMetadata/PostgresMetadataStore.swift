@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import MediaCore
+import Metrics
 import PostgresNIO
 
 /// The ``MetadataStore`` on PostgreSQL.
@@ -18,9 +19,14 @@ public struct PostgresMetadataStore: MetadataStore {
 
     var client: PostgresClient { database.client }
 
-    /// Runs one database operation under the statement deadline and translates its errors.
+    /// Runs one database operation under the statement deadline, times it and translates its errors.
     func run<T: Sendable>(_ operation: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
         let configuration = database.configuration
+        let started = ContinuousClock.now
+        defer {
+            Timer(label: "mediagw_postgres_operation_duration_seconds", dimensions: [("operation", operation)], preferredDisplayUnit: .seconds)
+                .recordNanoseconds((ContinuousClock.now - started).nanoseconds)
+        }
         do {
             return try await withDeadline(configuration.connectTimeout + configuration.statementTimeout, operation: body)
         } catch {
@@ -29,7 +35,7 @@ public struct PostgresMetadataStore: MetadataStore {
     }
 
     public func createUploadSet(_ new: NewUploadSet) async throws -> UploadSet {
-        try await run("create upload set") { [client, logger] in
+        try await run("create_upload_set") { [client, logger] in
             let rows = try await client.query(
                 """
                 INSERT INTO upload_sets (id, owner_id, context, context_id, expires_at)
@@ -44,37 +50,208 @@ public struct PostgresMetadataStore: MetadataStore {
     }
 
     public func uploadSet(_ id: UploadSetID) async throws -> UploadSet? {
-        try await run("read upload set") { [client, logger] in
+        try await run("read_upload_set") { [client, logger] in
             let rows = try await client.query(
                 "SELECT \(unescaped: UploadSetRow.columns) FROM upload_sets WHERE id = \(id.uuid)", logger: logger)
             return try await UploadSetRow.first(rows)
         }
     }
 
-    public func insertMedia(_ new: NewMedia) async throws -> Media {
-        try await run("insert media") { [client, logger] in
+    public func media(inSet id: UploadSetID) async throws -> [Media] {
+        try await run("read_set_media") { [client, logger] in
+            let rows = try await client.query(
+                "SELECT \(unescaped: MediaRow.columns) FROM media WHERE upload_set_id = \(id.uuid) ORDER BY created_at, id",
+                logger: logger)
+            return try await MediaRow.all(rows)
+        }
+    }
+
+    public func liveMediaCount(inSet id: UploadSetID, kind: MediaKind) async throws -> Int {
+        try await run("count_set_media") { [client, logger] in
+            let rows = try await client.query(
+                "SELECT \(unescaped: UploadSetRow.counter(kind)) FROM upload_sets WHERE id = \(id.uuid)", logger: logger)
+            for try await count in rows.decode(Int.self) { return count }
+            throw MetadataStoreError(.notFound, "no upload set \(id)")
+        }
+    }
+
+    public func recordUpload(_ new: NewMedia, maxCount: Int, now: Date) async throws -> Media {
+        try await run("record_upload") { [client, logger] in
             try await client.withTransaction(logger: logger) { connection in
+                // the set's row lock serialises every upload into the set: the count cannot race
+                let sets = try await connection.query(
+                    """
+                    SELECT owner_id, state, expires_at, \(unescaped: UploadSetRow.counter(new.kind))
+                    FROM upload_sets WHERE id = \(new.uploadSetID.uuid) FOR UPDATE
+                    """, logger: logger)
+                var found: (String, String, Date, Int)?
+                for try await row in sets.decode((String, String, Date, Int).self) { found = row }
+                guard let (owner, state, expiresAt, count) = found else {
+                    throw MetadataStoreError(.notFound, "no upload set \(new.uploadSetID)")
+                }
+                guard owner == new.ownerID else { throw MetadataStoreError(.conflict, "the media's owner does not own the set") }
+                guard state != UploadSetState.committed.rawValue else { throw MetadataStoreError(.setCommitted, "the set is committed") }
+                guard state == UploadSetState.draft.rawValue, expiresAt > now else { throw MetadataStoreError(.setExpired, "the set has expired") }
+                guard count < maxCount else {
+                    throw MetadataStoreError(.limitExceeded, "the set already holds \(count) \(new.kind.rawValue) item(s)")
+                }
+                try await connection.query(
+                    "UPDATE upload_sets SET \(unescaped: UploadSetRow.counter(new.kind)) = \(unescaped: UploadSetRow.counter(new.kind)) + 1 WHERE id = \(new.uploadSetID.uuid)",
+                    logger: logger)
                 let rows = try await connection.query(
                     """
-                    INSERT INTO media (id, kind, owner_id, upload_set_id, state, size_bytes, sha256, mime, pool, object_key)
+                    INSERT INTO media (id, kind, owner_id, upload_set_id, state, size_bytes, sha256, mime, pool, object_key, created_at)
                     VALUES (\(new.id.uuid), \(new.kind.rawValue), \(new.ownerID), \(new.uploadSetID.uuid), 'stored',
-                            \(new.size), \(new.sha256), \(new.mime), \(new.location.pool), \(new.location.key))
+                            \(new.size), \(new.sha256), \(new.mime), \(new.location.pool), \(new.location.key), \(now))
                     RETURNING \(unescaped: MediaRow.columns)
                     """, logger: logger)
                 guard let media = try await MediaRow.first(rows) else {
-                    throw MetadataStoreError(.other, "insert media: no row returned")
+                    throw MetadataStoreError(.other, "record upload: no row returned")
                 }
-                try await Outbox.append(.stored(media), on: connection, logger: logger)
+                try await Outbox.append([.mediaStored(media)], on: connection, logger: logger)
                 return media
             }
         }
     }
 
+    public func commitUploadSet(_ id: UploadSetID, now: Date) async throws -> UploadSet {
+        try await run("commit_upload_set") { [client, logger] in
+            try await client.withTransaction(logger: logger) { connection in
+                let current = try await UploadSetRow.first(try await connection.query(
+                    "SELECT \(unescaped: UploadSetRow.columns) FROM upload_sets WHERE id = \(id.uuid) FOR UPDATE", logger: logger))
+                guard let current else { throw MetadataStoreError(.notFound, "no upload set \(id)") }
+                if current.state == .committed { return current }
+                guard current.state == .draft, current.expiresAt > now else {
+                    throw MetadataStoreError(.setExpired, "the set has expired")
+                }
+                let committed = try await UploadSetRow.first(try await connection.query(
+                    """
+                    UPDATE upload_sets SET state = 'committed', committed_at = \(now) WHERE id = \(id.uuid)
+                    RETURNING \(unescaped: UploadSetRow.columns)
+                    """, logger: logger))!
+                let media = try await MediaRow.all(try await connection.query(
+                    """
+                    UPDATE media SET committed_at = \(now) WHERE upload_set_id = \(id.uuid) AND deleted_at IS NULL
+                    RETURNING \(unescaped: MediaRow.columns)
+                    """, logger: logger))
+                try await Outbox.append([.setCommitted(committed, media: media)], on: connection, logger: logger)
+                return committed
+            }
+        }
+    }
+
     public func media(_ id: MediaID) async throws -> Media? {
-        try await run("read media") { [client, logger] in
+        try await run("read_media") { [client, logger] in
             let rows = try await client.query(
                 "SELECT \(unescaped: MediaRow.columns) FROM media WHERE id = \(id.uuid)", logger: logger)
             return try await MediaRow.first(rows)
+        }
+    }
+
+    public func tombstoneMedia(_ id: MediaID, now: Date) async throws -> Media? {
+        try await run("tombstone_media") { [client, logger] in
+            try await client.withTransaction(logger: logger) { connection in
+                guard let current = try await MediaRow.first(try await connection.query(
+                    "SELECT \(unescaped: MediaRow.columns) FROM media WHERE id = \(id.uuid)", logger: logger))
+                else { return nil }
+                if current.deletedAt != nil { return current }
+                // lock order everywhere: the set, then its media
+                try await connection.query("SELECT 1 FROM upload_sets WHERE id = \(current.uploadSetID.uuid) FOR UPDATE", logger: logger)
+                guard let deleted = try await MediaRow.first(try await connection.query(
+                    """
+                    UPDATE media SET state = 'deleted', deleted_at = \(now)
+                    WHERE kind = \(current.kind.rawValue) AND id = \(id.uuid) AND deleted_at IS NULL
+                    RETURNING \(unescaped: MediaRow.columns)
+                    """, logger: logger))
+                else { return current }
+                try await connection.query(
+                    """
+                    UPDATE upload_sets SET \(unescaped: UploadSetRow.counter(deleted.kind)) = \(unescaped: UploadSetRow.counter(deleted.kind)) - 1
+                    WHERE id = \(deleted.uploadSetID.uuid) AND \(unescaped: UploadSetRow.counter(deleted.kind)) > 0
+                    """, logger: logger)
+                try await Outbox.append([.mediaDeleted(deleted, reason: "deleted")], on: connection, logger: logger)
+                return deleted
+            }
+        }
+    }
+
+    public func expireDrafts(now: Date, limit: Int) async throws -> [UploadSetID] {
+        try await run("expire_drafts") { [client, logger] in
+            try await client.withTransaction(logger: logger) { connection in
+                var expired: [UUID] = []
+                for try await id in try await connection.query(
+                    """
+                    WITH due AS (
+                        SELECT id FROM upload_sets WHERE state = 'draft' AND expires_at <= \(now)
+                        ORDER BY expires_at LIMIT \(limit) FOR UPDATE SKIP LOCKED
+                    )
+                    UPDATE upload_sets s SET state = 'expired', photo_count = 0, audio_count = 0, video_count = 0
+                    FROM due WHERE s.id = due.id RETURNING s.id
+                    """, logger: logger
+                ).decode(UUID.self) {
+                    expired.append(id)
+                }
+                guard !expired.isEmpty else { return [] }
+                let media = try await MediaRow.all(try await connection.query(
+                    """
+                    UPDATE media SET state = 'deleted', deleted_at = \(now)
+                    WHERE upload_set_id = ANY(\(expired)) AND deleted_at IS NULL
+                    RETURNING \(unescaped: MediaRow.columns)
+                    """, logger: logger))
+                try await Outbox.append(media.map { .mediaDeleted($0, reason: "set_expired") }, on: connection, logger: logger)
+                return expired.map(UploadSetID.init(uuid:))
+            }
+        }
+    }
+
+    public func mediaAwaitingPurge(limit: Int) async throws -> [Media] {
+        try await run("media_awaiting_purge") { [client, logger] in
+            try await MediaRow.all(try await client.query(
+                """
+                SELECT \(unescaped: MediaRow.columns) FROM media
+                WHERE deleted_at IS NOT NULL AND purged_at IS NULL ORDER BY deleted_at LIMIT \(limit)
+                """, logger: logger))
+        }
+    }
+
+    public func markPurged(_ id: MediaID, now: Date) async throws {
+        try await run("mark_purged") { [client, logger] in
+            try await client.query("UPDATE media SET purged_at = \(now) WHERE id = \(id.uuid)", logger: logger)
+        }
+    }
+
+    public func objectHasRow(_ location: ObjectLocation) async throws -> Bool {
+        try await run("object_has_row") { [client, logger] in
+            let rows = try await client.query(
+                """
+                SELECT EXISTS (SELECT 1 FROM media WHERE pool = \(location.pool) AND object_key = \(location.key))
+                    OR EXISTS (SELECT 1 FROM renditions WHERE pool = \(location.pool) AND object_key = \(location.key))
+                """, logger: logger)
+            for try await exists in rows.decode(Bool.self) { return exists }
+            return false
+        }
+    }
+
+    public func events(after: Int64, limit: Int) async throws -> [OutboxEvent] {
+        try await run("read_events") { [client, logger] in
+            var events: [OutboxEvent] = []
+            for try await (seq, id, type, media, set, payload, created) in try await client.query(
+                """
+                SELECT seq, event_id, type, media_id, upload_set_id, payload::text, created_at
+                FROM outbox WHERE seq > \(after) ORDER BY seq LIMIT \(limit)
+                """, logger: logger
+            ).decode((Int64, UUID, String, UUID?, UUID?, String, Date).self) {
+                events.append(OutboxEvent(
+                    sequence: seq, id: id, type: type, mediaID: media.map(MediaID.init(uuid:)),
+                    uploadSetID: set.map(UploadSetID.init(uuid:)), payload: payload, createdAt: created))
+            }
+            return events
+        }
+    }
+
+    public func ping() async throws {
+        try await run("ping") { [client, logger] in
+            try await client.query("SELECT 1", logger: logger)
         }
     }
 }
@@ -82,6 +259,9 @@ public struct PostgresMetadataStore: MetadataStore {
 /// Column lists and row decoding, in one place per table.
 enum UploadSetRow {
     static let columns = "id, owner_id, context, context_id, state, created_at, expires_at, committed_at"
+
+    /// The live-count column of a kind (a fixed identifier, never user input).
+    static func counter(_ kind: MediaKind) -> String { "\(kind.rawValue)_count" }
 
     static func decode(_ row: PostgresRow) throws -> UploadSet {
         let (id, owner, context, contextID, state, created, expires, committed) =
@@ -129,4 +309,14 @@ enum MediaRow {
         for try await row in rows { return try decode(row) }
         return nil
     }
+
+    static func all(_ rows: PostgresRowSequence) async throws -> [Media] {
+        var media: [Media] = []
+        for try await row in rows { media.append(try decode(row)) }
+        return media
+    }
+}
+
+extension Duration {
+    var nanoseconds: Int64 { components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000 }
 }

@@ -133,5 +133,20 @@ public enum Schema {
             // retention: old events are pruned by age
             "CREATE INDEX outbox_by_age ON outbox (created_at)",
         ]),
+        Migration(version: 2, name: "live counts per set, purge tracking, lookups by object", statements: [
+            // the live items of each kind, kept under the set's row lock: limits are checked without counting rows
+            """
+            ALTER TABLE upload_sets
+                ADD COLUMN photo_count integer NOT NULL DEFAULT 0 CHECK (photo_count >= 0),
+                ADD COLUMN audio_count integer NOT NULL DEFAULT 0 CHECK (audio_count >= 0),
+                ADD COLUMN video_count integer NOT NULL DEFAULT 0 CHECK (video_count >= 0)
+            """,
+            // tombstoned rows whose objects are not removed yet
+            "ALTER TABLE media ADD COLUMN purged_at timestamptz",
+            "CREATE INDEX media_awaiting_purge ON media (deleted_at) WHERE deleted_at IS NOT NULL AND purged_at IS NULL",
+            // the reconciler asks whether an object has a row, knowing only its pool and key
+            "CREATE INDEX media_by_location ON media (pool, object_key)",
+            "CREATE INDEX media_by_set ON media (upload_set_id, created_at)",
+        ]),
     ]
 }
