@@ -25,9 +25,9 @@ struct FaultInjection {
             try await database.migrate()
             let store = PostgresMetadataStore(database: database, logger: TestStack.logger)
             let set = try await store.createUploadSet(NewUploadSet(ownerID: "restart", context: .post, contextID: "p", expiresAt: Date().addingTimeInterval(3600)))
-            _ = try await store.insertMedia(NewMedia(
+            _ = try await store.recordUpload(NewMedia(
                 id: mediaID, kind: .photo, ownerID: "restart", uploadSetID: set.id, size: Int64(content.count),
-                sha256: "00", mime: "image/jpeg", location: object))
+                sha256: "00", mime: "image/jpeg", location: object), maxCount: 5, now: Date())
         }
 
         #expect(try TestStack.stack("down") == 0)

@@ -115,7 +115,7 @@ import Testing
                 id: id, kind: kind, ownerID: set.ownerID, uploadSetID: set.id, size: 1234,
                 sha256: String(repeating: "ab", count: 32), mime: "application/x-test",
                 location: ObjectLocation(pool: "media.\(kind)", key: "orig/\(id)"))
-            let media = try await store.insertMedia(new)
+            let media = try await store.recordUpload(new, maxCount: 10, now: Date())
             #expect(media.state == .stored)
             #expect(media.kind == kind && media.size == 1234 && media.location == new.location)
             #expect(try await store.media(id) == media)
@@ -136,7 +136,7 @@ import Testing
             id: .generate(), kind: .photo, ownerID: "o", uploadSetID: .generate(), size: 1, sha256: "00", mime: "image/png",
             location: ObjectLocation(pool: "media.photo", key: "orig/x-\(UUID())"))
         await #expect {
-            _ = try await store.insertMedia(new)
+            _ = try await store.recordUpload(new, maxCount: 10, now: Date())
         } throws: { error in
             (error as? MetadataStoreError)?.code == .notFound
         }

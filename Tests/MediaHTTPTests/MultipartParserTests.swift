@@ -1,0 +1,172 @@
+import MediaCore
+@testable import MediaHTTP
+import NIOCore
+import Testing
+
+/// A parsed part: its headers and its body bytes glued together.
+struct ParsedPart: Equatable {
+    var headers: MultipartPartHeaders
+    var body: [UInt8]
+}
+
+/// Feeds `body` to a parser in the given chunk sizes and collects the parts.
+func parse(_ body: [UInt8], boundary: String = "XyZ-boundary", chunks: [Int]? = nil, limits: MultipartLimits = MultipartLimits(maxParts: 100)) throws -> [ParsedPart] {
+    var parser = try MultipartParser(boundary: boundary, limits: limits)
+    var events: [MultipartEvent] = []
+    var offset = 0
+    var sizes = chunks ?? [body.count]
+    while offset < body.count {
+        let size = max(1, min(sizes.isEmpty ? body.count : sizes.removeFirst(), body.count - offset))
+        try parser.feed(ByteBuffer(bytes: body[offset..<offset + size]), into: &events)
+        offset += size
+    }
+    try parser.finish()
+    var parts: [ParsedPart] = []
+    for event in events {
+        switch event {
+        case .headers(let headers): parts.append(ParsedPart(headers: headers, body: []))
+        case .body(let bytes): parts[parts.count - 1].body += Array(bytes.readableBytesView)
+        case .partEnd, .end: continue
+        }
+    }
+    return parts
+}
+
+func multipart(_ parts: [(name: String, filename: String?, body: [UInt8])], boundary: String = "XyZ-boundary", preamble: String = "", epilogue: String = "") -> [UInt8] {
+    var out = Array(preamble.utf8)
+    for (index, part) in parts.enumerated() {
+        out += Array(((index == 0 && preamble.isEmpty) ? "--\(boundary)\r\n" : "\r\n--\(boundary)\r\n").utf8)
+        var disposition = "Content-Disposition: form-data; name=\"\(part.name)\""
+        if let filename = part.filename { disposition += "; filename=\"\(filename)\"" }
+        out += Array("\(disposition)\r\nContent-Type: application/octet-stream\r\n\r\n".utf8)
+        out += part.body
+    }
+    out += Array("\r\n--\(boundary)--\(epilogue)".utf8)
+    return out
+}
+
+@Suite struct MultipartParserTests {
+    @Test func partsAndTheirHeadersAreParsed() throws {
+        let body = multipart([("a", "one.jpg", Array("first".utf8)), ("b", nil, Array("second".utf8))])
+        let parts = try parse(body)
+        #expect(parts.count == 2)
+        #expect(parts[0].headers == MultipartPartHeaders(name: "a", filename: "one.jpg", contentType: "application/octet-stream"))
+        #expect(parts[0].body == Array("first".utf8))
+        #expect(parts[1].headers.filename == nil)
+        #expect(parts[1].body == Array("second".utf8))
+    }
+
+    @Test func anyChunkingGivesTheSameParts() throws {
+        // bodies full of near-delimiters: CRs, CRLF--, partial boundaries
+        var rng = SystemRandomNumberGenerator()
+        let tricky = Array("\r\r\n\r\n-\r\n--\r\n--XyZ-boundar\r\n--XyZ-boundaryX".utf8)
+        for round in 0..<200 {
+            let bodies = (0..<3).map { _ in (0..<Int.random(in: 0...300, using: &rng)).map { _ in
+                Bool.random(using: &rng) ? tricky.randomElement(using: &rng)! : UInt8.random(in: 0...255, using: &rng)
+            } }
+            let body = multipart(bodies.enumerated().map { ("f\($0.offset)", "f\($0.offset).bin", $0.element) })
+            let whole = try parse(body)
+            #expect(whole.map(\.body) == bodies, "round \(round)")
+            let sizes = (0..<body.count).map { _ in Int.random(in: 1...40, using: &rng) }
+            #expect(try parse(body, chunks: sizes) == whole, "round \(round)")
+            #expect(try parse(body, chunks: Array(repeating: 1, count: body.count)) == whole)
+        }
+    }
+
+    @Test func bodySlicesAreNotCopiesOfTheInput() throws {
+        let content = [UInt8](repeating: 0x41, count: 100_000)
+        var parser = try MultipartParser(boundary: "b")
+        var events: [MultipartEvent] = []
+        try parser.feed(ByteBuffer(bytes: multipart([("f", "f", content)], boundary: "b")), into: &events)
+        let bodies = events.compactMap { if case .body(let b) = $0 { b } else { nil } }
+        #expect(bodies.count == 1)
+        #expect(bodies.first?.readableBytes == 100_000)
+    }
+
+    @Test func preambleEpilogueAndAPartWithoutHeadersAreHandled() throws {
+        let body = Array("ignored preamble\r\n--b\r\n\r\nno headers\r\n--b--\r\nignored epilogue".utf8)
+        let parts = try parse(body, boundary: "b")
+        #expect(parts == [ParsedPart(headers: MultipartPartHeaders(), body: Array("no headers".utf8))])
+    }
+
+    @Test func whitespaceAfterABoundaryIsAllowed() throws {
+        let body = Array("--b \t\r\nContent-Disposition: form-data; name=x\r\n\r\nv\r\n--b--".utf8)
+        #expect(try parse(body, boundary: "b").first?.body == Array("v".utf8))
+    }
+
+    @Test func quotedAndExtendedFilenamesAreDecoded() throws {
+        let body = Array("--b\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a;b \\\"c\\\".jpg\"\r\n\r\nx\r\n--b\r\nContent-Disposition: form-data; name=g; filename*=UTF-8''caf%C3%A9.png\r\n\r\ny\r\n--b--".utf8)
+        let parts = try parse(body, boundary: "b")
+        #expect(parts[0].headers.filename == "a;b \"c\".jpg")
+        #expect(parts[1].headers.filename == "café.png")
+    }
+
+    @Test(arguments: [
+        ("--b\r\nContent-Disposition: form-data; name=x\r\n\r\ntruncated", MediaError.Code.malformedMultipart),
+        ("--b\r\nContent-Disposition: form-data; name=x\r\n\r\nv\r\n--b", .malformedMultipart),
+        ("no boundary anywhere", .malformedMultipart),
+        ("--bX\r\n\r\nv\r\n--b--", .malformedMultipart),
+        ("--b\r\nBroken header line\r\n\r\nv\r\n--b--", .malformedMultipart),
+        ("--b\r\nContent-Disposition: attachment; filename=x\r\n\r\nv\r\n--b--", .malformedMultipart),
+    ])
+    func malformedBodiesAreRefused(_ text: String, _ code: MediaError.Code) {
+        #expect { try parse(Array(text.utf8), boundary: "b") } throws: { ($0 as? MediaError)?.code == code }
+    }
+
+    @Test func headersLargerThanTheCapAreRefused() {
+        let huge = String(repeating: "x", count: 20_000)
+        let body = Array("--b\r\nContent-Disposition: form-data; name=x\r\nX-Pad: \(huge)\r\n\r\nv\r\n--b--".utf8)
+        #expect { try parse(body, boundary: "b", limits: MultipartLimits(maxParts: 10, maxHeaderBytes: 16 << 10)) } throws: {
+            ($0 as? MediaError)?.code == .headerTooLarge
+        }
+        #expect { try parse(body, boundary: "b", chunks: Array(repeating: 100, count: 300)) } throws: {
+            ($0 as? MediaError)?.code == .headerTooLarge
+        }
+    }
+
+    @Test func morePartsThanTheCapAreRefused() throws {
+        let body = multipart((0..<11).map { ("p\($0)", "f\($0)", [UInt8(0)]) })
+        #expect { try parse(body, limits: MultipartLimits(maxParts: 10, maxHeaderBytes: 1024)) } throws: {
+            ($0 as? MediaError)?.code == .tooManyParts
+        }
+        #expect(try parse(body, limits: MultipartLimits(maxParts: 11, maxHeaderBytes: 1024)).count == 11)
+    }
+
+    @Test(arguments: ["", String(repeating: "a", count: 71), "has space at end ", "bad\"quote", "tab\tinside"])
+    func invalidBoundariesAreRefused(_ boundary: String) {
+        #expect { _ = try MultipartParser(boundary: boundary) } throws: { ($0 as? MediaError)?.code == .malformedMultipart }
+    }
+
+    @Test func randomGarbageNeverCrashesTheParser() {
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<2000 {
+            let bytes = (0..<Int.random(in: 0...200, using: &rng)).map { _ in
+                Bool.random(using: &rng) ? Array("\r\n-b".utf8).randomElement(using: &rng)! : UInt8.random(in: 0...255, using: &rng)
+            }
+            _ = try? parse(bytes, boundary: "b", chunks: (0..<50).map { _ in Int.random(in: 1...7, using: &rng) })
+        }
+    }
+}
+
+@Suite struct APIErrorTests {
+    @Test(arguments: [
+        (MediaError.Code.unauthorized, 401), (.tokenExpired, 401), (.forbidden, 403), (.invalidRequest, 400),
+        (.unsupportedMediaType, 415), (.tooLarge, 413), (.requestTooLarge, 413), (.tooManyParts, 413),
+        (.headerTooLarge, 431), (.limitExceeded, 409), (.setCommitted, 409), (.setExpired, 410), (.notFound, 404),
+        (.malformedMultipart, 400), (.unavailable, 503), (.timedOut, 503), (.internal, 500),
+    ])
+    func everyCodeHasItsStatus(_ code: MediaError.Code, _ status: Int) {
+        #expect(APIError.status(for: code).code == status)
+    }
+
+    @Test func everyCodeIsMapped() {
+        for code in MediaError.Code.allCases {
+            #expect((400...599).contains(APIError.status(for: code).code))
+        }
+    }
+
+    @Test func unavailableAnswersCarryRetryAfter() {
+        #expect(APIError(MediaError(.unavailable, "x"), retryAfter: 7).headers[.retryAfter] == "7")
+        #expect(APIError(MediaError(.notFound, "x")).headers[.retryAfter] == nil)
+    }
+}
