@@ -147,6 +147,11 @@ let package = Package(
             dependencies: [
                 "MediaCore",
                 "MediaApp",
+                "MediaHTTP",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 "RadosStore",
                 "PostgresMetadata",
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -4,9 +4,12 @@ import Logging
 /// Cleans up after crashes and expiries, without listing any pool:
 /// 1. expires drafts past their expiry (rows tombstoned first, with events);
 /// 2. purges tombstoned media (objects removed, then marked purged);
-/// 3. walks the pending index buckets older than the grace period: an entry whose object has a row is
+/// 3. walks the pending index for entries older than the grace period: an entry whose object has a row is
 ///    just cleared; an entry without a row is an orphan (a crash between the Ceph write and the commit)
-///    and its object is removed. Emptied buckets are retired.
+///    and its object is removed. Emptied buckets of past hours are retired.
+///
+/// A grace of zero also takes uploads that are streaming right now for orphans: use it only when no
+/// gateway is running (after a crash, in tests).
 public struct Reconciler<Metadata: MetadataStore, Objects: ObjectStore>: Sendable {
     public struct Report: Sendable, Hashable, CustomStringConvertible {
         public var expiredSets = 0
@@ -60,12 +63,15 @@ public struct Reconciler<Metadata: MetadataStore, Objects: ObjectStore>: Sendabl
             }
             if batch.count < 100 || !progressed { break }
         }
-        // 3. the pending index
+        // 3. the pending index: buckets that may hold entries older than the cutoff
         let cutoff = now.addingTimeInterval(-grace.seconds)
         for pool in pools.all {
             for bucket in try await pending.buckets(in: pool) {
-                guard let end = PendingIndex<Objects>.bucketEnd(bucket), end <= cutoff else { continue }
-                if try await sweep(bucket: bucket, in: pool, report: &report) {
+                guard let end = PendingIndex<Objects>.bucketEnd(bucket), end.addingTimeInterval(-3600) < cutoff else { continue }
+                let empty = try await sweep(bucket: bucket, in: pool, olderThan: cutoff, report: &report)
+                // writers only register into the current hour: a bucket whose hour ended before the cutoff gets
+                // no new entries, and once empty it can go
+                if empty && end <= cutoff {
                     try await pending.retire(bucket: bucket, in: pool)
                     report.retiredBuckets += 1
                 }
@@ -75,8 +81,8 @@ public struct Reconciler<Metadata: MetadataStore, Objects: ObjectStore>: Sendabl
         return report
     }
 
-    /// Settles every entry of a bucket; returns whether the bucket is now empty.
-    private func sweep(bucket: String, in pool: String, report: inout Report) async throws -> Bool {
+    /// Settles the entries of a bucket registered before `cutoff`; returns whether the bucket is now empty.
+    private func sweep(bucket: String, in pool: String, olderThan cutoff: Date, report: inout Report) async throws -> Bool {
         let index = ObjectLocation(pool: pool, key: bucket)
         var after: String?
         var empty = true
@@ -85,6 +91,10 @@ public struct Reconciler<Metadata: MetadataStore, Objects: ObjectStore>: Sendabl
             var settled: [String] = []
             for entry in page.entries {
                 let location = ObjectLocation(pool: pool, key: entry.key)
+                if let pending = try? JSONDecoder().decode(PendingEntry.self, from: Data(entry.value)), pending.registeredAt > cutoff {
+                    empty = false  // still within its grace: it may be streaming right now
+                    continue
+                }
                 do {
                     if try await metadata.objectHasRow(location) {
                         report.clearedEntries += 1

@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Foundation
 import Logging
 import MediaCore
@@ -101,5 +102,135 @@ struct FaultInjection {
             }
             #expect(found?.id == set.id)
         }
+    }
+}
+
+/// The upload gateway under faults: a killed process, SIGTERM, dependencies that go away.
+@Suite(.serialized, .enabled(if: TestStack.faultTestsEnabled, "set MEDIAGW_FAULT_TESTS=1 (Deploy/local/run-tests does)"))
+struct GatewayFaultInjection {
+    /// Starts a streaming upload of `head` then waits; returns the task and the continuation that ends it.
+    func startStreamingUpload(_ baseURL: String, _ set: TestGateway.OpenedSet, head: [UInt8], filename: String)
+        -> (Task<HTTPClientResponse, any Error>, AsyncStream<ByteBuffer>.Continuation, String) {
+        let boundary = "stream-\(UUID().uuidString)"
+        let (stream, continuation) = AsyncStream<ByteBuffer>.makeStream()
+        var request = HTTPClientRequest(url: baseURL + "/v1/upload-sets/\(set.id)/media")
+        request.method = .POST
+        request.headers.add(name: "Authorization", value: "Bearer \(set.token)")
+        request.headers.add(name: "Content-Type", value: "multipart/form-data; boundary=\(boundary)")
+        request.body = .stream(stream, length: .unknown)
+        let task = Task { try await HTTPClient.shared.execute(request, timeout: .seconds(120)) }
+        continuation.yield(ByteBuffer(string: Multipart.partHeader(index: 0, filename: filename, boundary: boundary)))
+        continuation.yield(ByteBuffer(bytes: head))
+        return (task, continuation, boundary)
+    }
+
+    /// The rows of a set, straight from the database.
+    func rows(of setID: String) async throws -> [Media] {
+        try await TestStack.metadataStore().media(inSet: try #require(UploadSetID(setID)))
+    }
+
+    @Test func killingTheGatewayMidUploadLeavesNothingTheReconcilerCannotSettle() async throws {
+        let gateway = try await GatewayProcess.start()
+        let pools = try TestStack.pools()
+        var sets: [TestGateway.OpenedSet] = []
+        var streams: [(Task<HTTPClientResponse, any Error>, AsyncStream<ByteBuffer>.Continuation)] = []
+        let opener = try await TestGateway.shared.value
+        // completed uploads before the crash
+        for _ in 0..<3 {
+            let set = try await opener.openSet()
+            sets.append(set)
+            let reply = try await TestGateway.Reply.upload(gateway.baseURL, set, [("done.jpg", fakeJPEG(40_000))])
+            #expect(reply.status == 201)
+        }
+        // uploads in flight when the process dies
+        for index in 0..<4 {
+            let set = try await opener.openSet()
+            sets.append(set)
+            let (task, continuation, _) = startStreamingUpload(gateway.baseURL, set, head: try fakeMP4(3 << 20, seed: UInt64(index)), filename: "v.mp4")
+            streams.append((task, continuation))
+        }
+        try await eventually {
+            try sets.suffix(4).allSatisfy { try !listObjects(pool: pools.video, prefix: "\($0.id)/").isEmpty }
+        }
+        gateway.signal(SIGKILL)
+        #expect(await gateway.waitForExit(timeout: .seconds(10)) != nil)
+        for (task, continuation) in streams {
+            continuation.finish()
+            _ = try? await task.value
+        }
+        // the crash left objects without rows
+        let orphaned = try sets.suffix(4).flatMap { try listObjects(pool: pools.video, prefix: "\($0.id)/") }
+        #expect(orphaned.count == 4)
+
+        let (status, output) = try TestStack.run(TestStack.mediagwPath, ["reconcile", "--grace", "0s"])
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("removed"), "\(output)")
+
+        for set in sets {
+            let rows = try await rows(of: set.id)
+            let objects = try listObjects(pool: pools.photo, prefix: "\(set.id)/") + listObjects(pool: pools.video, prefix: "\(set.id)/")
+            // zero rows without objects, zero objects without rows
+            #expect(Set(rows.map(\.location.key)) == Set(objects), "set \(set.id)")
+        }
+        #expect(try sets.prefix(3).allSatisfy { try listObjects(pool: pools.photo, prefix: "\($0.id)/").count == 1 })
+    }
+
+    @Test func sigtermLetsAnInFlightUploadFinish() async throws {
+        let gateway = try await GatewayProcess.start(["MEDIAGW_SHUTDOWN_TIMEOUT": "60s"])
+        let set = try await TestGateway.shared.value.openSet()
+        let (task, continuation, boundary) = startStreamingUpload(gateway.baseURL, set, head: try fakeMP4(2 << 20), filename: "v.mp4")
+        try await eventually { try !listObjects(pool: TestStack.pools().video, prefix: "\(set.id)/").isEmpty }
+        gateway.signal(SIGTERM)
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(gateway.process.isRunning, "the server waits for the upload in flight")
+        continuation.yield(ByteBuffer(bytes: patternBytes(count: 1 << 20, seed: 5)))
+        continuation.yield(ByteBuffer(string: "\r\n--\(boundary)--\r\n"))
+        continuation.finish()
+        let response = try await task.value
+        #expect(response.status.code == 201)
+        #expect(await gateway.waitForExit(timeout: .seconds(30)) == 0, "\(gateway.log)")
+        let rows = try await rows(of: set.id)
+        #expect(rows.count == 1 && rows.first?.size == Int64(3 << 20))
+    }
+
+    @Test func uploadsGet503WhileCephOrPostgreSQLIsDownAndRecoverAfter() async throws {
+        let gateway = try await TestGateway.start(["MEDIAGW_CEPH_OP_TIMEOUT": "4s", "MEDIAGW_CEPH_OBJECTER_TIMEOUT": "2s"])
+        let photo = try TestStack.pools().photo
+
+        // Ceph: the OSD dies
+        let cephSet = try await gateway.openSet()
+        #expect(try TestStack.stack("kill", "osd") == 0)
+        let started = ContinuousClock.now
+        let refused = try await gateway.upload(cephSet, [("a.jpg", fakeJPEG(5000))])
+        #expect(refused.status == 503, "\(refused.text)")
+        #expect(refused.errorCode == "unavailable")
+        #expect(refused.headers["Retry-After"].first != nil)
+        #expect(ContinuousClock.now - started < .seconds(30))
+        #expect(try await gateway.request(.GET, "/readyz", token: nil).status == 503)
+        #expect(try TestStack.stack("up") == 0)
+        var recovered = 0
+        for _ in 0..<60 where recovered != 201 {
+            recovered = try await gateway.upload(cephSet, [("b.jpg", fakeJPEG(5000))]).status
+            if recovered != 201 { try await Task.sleep(for: .seconds(1)) }
+        }
+        #expect(recovered == 201)
+
+        // PostgreSQL dies: the bytes already in Ceph are removed again, no row appears
+        let pgSet = try await gateway.openSet()
+        #expect(try TestStack.stack("kill", "pg") == 0)
+        let noDatabase = try await gateway.upload(pgSet, [("c.jpg", fakeJPEG(5000))])
+        #expect(noDatabase.status == 503, "\(noDatabase.text)")
+        #expect(noDatabase.headers["Retry-After"].first != nil)
+        #expect(try await gateway.request(.GET, "/internal/v1/upload-sets/\(pgSet.id)").status == 503)
+        #expect(try listObjects(pool: photo, prefix: "\(pgSet.id)/").isEmpty)
+        #expect(try TestStack.stack("up") == 0)
+        recovered = 0
+        for _ in 0..<60 where recovered != 201 {
+            recovered = try await gateway.upload(pgSet, [("d.jpg", fakeJPEG(5000))]).status
+            if recovered != 201 { try await Task.sleep(for: .seconds(1)) }
+        }
+        #expect(recovered == 201)
+        #expect(try await gateway.request(.GET, "/readyz", token: nil).status == 200)
+        await gateway.stop()
     }
 }

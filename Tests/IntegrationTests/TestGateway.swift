@@ -1,0 +1,193 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import MediaApp
+import MediaCore
+import NIOCore
+import NIOHTTP1
+import ServiceLifecycle
+import Testing
+
+/// A real gateway (the same composition root as `mediagw serve`) running in this test process on a free
+/// port, on the real stack, reached through real HTTP with AsyncHTTPClient.
+final class TestGateway: Sendable {
+    static let serviceToken = "test-service-token-0123456789"
+    static let keySecret = Array("0123456789abcdef0123456789abcdef".utf8)
+
+    let baseURL: String
+    let signer: UploadTokenSigner
+    let routeTable: [String]
+    private let group: ServiceGroup
+    private let runner: Task<Void, any Error>
+
+    private init(baseURL: String, signer: UploadTokenSigner, routeTable: [String], group: ServiceGroup, runner: Task<Void, any Error>) {
+        self.baseURL = baseURL
+        self.signer = signer
+        self.routeTable = routeTable
+        self.group = group
+        self.runner = runner
+    }
+
+    /// The environment of a test gateway: the stack's, test secrets, any free port, no background reconciler.
+    static func environment(_ overrides: [String: String] = [:]) -> [String: String] {
+        var environment = TestStack.environment
+        environment["MEDIAGW_SERVICE_TOKENS"] = serviceToken
+        environment["MEDIAGW_UPLOAD_TOKEN_KEYS"] = "t1:\(Data(keySecret).base64EncodedString())"
+        environment["MEDIAGW_PORT"] = "0"
+        environment["MEDIAGW_RECONCILE_INTERVAL"] = "0"
+        for (name, value) in overrides { environment[name] = value }
+        return environment
+    }
+
+    /// The routes a gateway registers (built once, not started).
+    static func routes() async throws -> [String] {
+        try await shared.value.routeTable
+    }
+
+    /// One shared gateway for the tests that need no special settings.
+    static let shared = Task { try await TestGateway.start() }
+
+    static func start(_ overrides: [String: String] = [:]) async throws -> TestGateway {
+        _ = try TestStack.configuration()
+        let reader = EnvironmentReader(environment(overrides))
+        let configuration = try GatewayConfiguration(environment: reader)
+        let server = try ServerConfiguration(environment: reader)
+        let (portStream, portContinuation) = AsyncStream<Int>.makeStream()
+        let gateway = try await GatewayServer.build(
+            configuration: configuration, server: server, logger: TestStack.logger, handleSignals: false
+        ) { port in
+            portContinuation.yield(port)
+            portContinuation.finish()
+        }
+        let runner = Task { try await gateway.serviceGroup.run() }
+        var iterator = portStream.makeAsyncIterator()
+        guard let port = await iterator.next() else { throw ConfigurationError("the test gateway did not start") }
+        return TestGateway(
+            baseURL: "http://127.0.0.1:\(port)", signer: UploadTokenSigner(keys: [try SigningKey(id: "t1", secret: keySecret)]),
+            routeTable: gateway.routes.routes, group: gateway.serviceGroup, runner: runner)
+    }
+
+    /// Graceful shutdown, then waits for the service group to finish.
+    func stop() async {
+        await group.triggerGracefulShutdown()
+        _ = try? await runner.value
+    }
+
+    // MARK: HTTP
+
+    struct Reply: Sendable {
+        var status: Int
+        var headers: HTTPHeaders
+        var body: [UInt8]
+
+        var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] ?? [:] }
+        var errorCode: String? { (json["error"] as? [String: Any])?["code"] as? String }
+        var text: String { String(decoding: body, as: UTF8.self) }
+
+        /// Uploads files in one multipart request to the gateway at `baseURL`.
+        static func upload(_ baseURL: String, _ set: OpenedSet, _ files: [(filename: String?, bytes: [UInt8])], token: String? = nil) async throws -> Reply {
+            let boundary = "test-\(UUID().uuidString)"
+            var request = HTTPClientRequest(url: baseURL + "/v1/upload-sets/\(set.id)/media")
+            request.method = .POST
+            request.headers.add(name: "Authorization", value: "Bearer \(token ?? set.token)")
+            request.headers.add(name: "Content-Type", value: "multipart/form-data; boundary=\(boundary)")
+            request.body = .bytes(ByteBuffer(bytes: Multipart.body(files, boundary: boundary)))
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+            let bytes = try await response.body.collect(upTo: 16 << 20)
+            return Reply(status: Int(response.status.code), headers: response.headers, body: Array(bytes.readableBytesView))
+        }
+    }
+
+    func request(
+        _ method: HTTPMethod, _ path: String, token: String? = TestGateway.serviceToken, json: Any? = nil,
+        body: HTTPClientRequest.Body? = nil, headers: [(String, String)] = []
+    ) async throws -> Reply {
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.method = method
+        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        if let json {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: json)))
+        } else if let body {
+            request.body = body
+        }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+        let bytes = try await response.body.collect(upTo: 16 << 20)
+        return Reply(status: Int(response.status.code), headers: response.headers, body: Array(bytes.readableBytesView))
+    }
+
+    /// An upload set opened through the internal API.
+    struct OpenedSet: Sendable {
+        var id: String
+        var token: String
+        var raw: [UInt8] = []
+        var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(raw))) as? [String: Any] ?? [:] }
+    }
+
+    func openSet(context: String = "post", owner: String = "owner-\(UUID().uuidString.prefix(8))") async throws -> OpenedSet {
+        let reply = try await request(.POST, "/internal/v1/upload-sets", json: ["owner_id": owner, "context": context, "context_id": "ctx-\(UUID().uuidString.prefix(8))"])
+        #expect(reply.status == 201, "\(reply.text)")
+        let json = reply.json
+        return OpenedSet(id: json["id"] as? String ?? "", token: json["upload_token"] as? String ?? "", raw: reply.body)
+    }
+
+    /// Uploads files in one multipart request.
+    func upload(_ set: OpenedSet, _ files: [(filename: String?, bytes: [UInt8])], token: String? = nil) async throws -> Reply {
+        try await Reply.upload(baseURL, set, files, token: token)
+    }
+}
+
+/// Builds `multipart/form-data` bodies for tests.
+enum Multipart {
+    static func body(_ files: [(filename: String?, bytes: [UInt8])], boundary: String) -> [UInt8] {
+        var out: [UInt8] = []
+        for (index, file) in files.enumerated() {
+            out += Array(partHeader(index: index, filename: file.filename, boundary: boundary).utf8)
+            out += file.bytes
+            out += Array("\r\n".utf8)
+        }
+        out += Array("--\(boundary)--\r\n".utf8)
+        return out
+    }
+
+    static func partHeader(index: Int, filename: String?, boundary: String, contentType: String = "application/octet-stream") -> String {
+        var disposition = "Content-Disposition: form-data; name=\"file\(index)\""
+        if let filename { disposition += "; filename=\"\(filename)\"" }
+        return "--\(boundary)\r\n\(disposition)\r\nContent-Type: \(contentType)\r\n\r\n"
+    }
+}
+
+/// The shared corpus, read in place.
+enum Corpus {
+    static let root = TestStack.root.deletingLastPathComponent().appendingPathComponent("shared/corpus")
+
+    static func bytes(_ path: String) throws -> [UInt8] {
+        Array(try Data(contentsOf: root.appendingPathComponent(path)))
+    }
+
+    static var files: [String] {
+        (try? FileManager.default.subpathsOfDirectory(atPath: root.path).filter { $0.contains("/") && !$0.hasSuffix(".md") }.sorted()) ?? []
+    }
+}
+
+/// Objects in a pool whose key starts with `prefix` (tests may list pools; the gateway never does).
+func listObjects(pool: String, prefix: String) throws -> [String] {
+    let configuration = try TestStack.configuration()
+    var arguments = ["-c", configuration.rados.configPath, "--id", configuration.rados.clientID, "-p", pool, "ls"]
+    if let keyring = configuration.rados.keyringPath { arguments += ["--keyring", keyring] }
+    let (status, output) = try TestStack.run("/usr/bin/rados", arguments)
+    guard status == 0 else { throw ConfigurationError("rados ls failed: \(output)") }
+    return output.split(separator: "\n").map(String.init).filter { $0.hasPrefix(prefix) }.sorted()
+}
+
+/// A JPEG-looking payload of `count` bytes: JPEG magic, then filler.
+func fakeJPEG(_ count: Int, seed: UInt64 = 1) -> [UInt8] {
+    [0xFF, 0xD8, 0xFF, 0xE0] + patternBytes(count: max(0, count - 4), seed: seed)
+}
+
+/// An MP4-looking payload of `count` bytes: a real `ftyp` box, then filler.
+func fakeMP4(_ count: Int, seed: UInt64 = 1) throws -> [UInt8] {
+    let head = Array(try Corpus.bytes("video/mp4-h264-aac-bbb-10s.mp4").prefix(32))
+    return head + patternBytes(count: max(0, count - head.count), seed: seed)
+}
