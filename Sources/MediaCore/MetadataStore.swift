@@ -76,8 +76,6 @@ public protocol MetadataStore: Sendable {
     func uploadSet(_ id: UploadSetID) async throws -> UploadSet?
     /// The media of a set, oldest first, tombstoned ones included.
     func media(inSet id: UploadSetID) async throws -> [Media]
-    /// How many live (not deleted) items of `kind` the set holds.
-    func liveMediaCount(inSet id: UploadSetID, kind: MediaKind) async throws -> Int
 
     /// Records an uploaded original under the set's row lock: the set must be a draft, not expired and
     /// owned by the media's owner, and hold fewer than `maxCount` live items of the kind. Inserts the row

@@ -65,6 +65,27 @@ public struct StoragePools: Hashable, Sendable, Codable {
     public var all: [String] { [photo, audio, video, derived] }
 }
 
+/// How many live (not deleted) items of each kind a set holds.
+public struct LiveCounts: Hashable, Sendable {
+    public var photo: Int
+    public var audio: Int
+    public var video: Int
+
+    public init(photo: Int = 0, audio: Int = 0, video: Int = 0) {
+        self.photo = photo
+        self.audio = audio
+        self.video = video
+    }
+
+    public subscript(kind: MediaKind) -> Int {
+        switch kind {
+        case .photo: photo
+        case .audio: audio
+        case .video: video
+        }
+    }
+}
+
 /// A set of media uploaded by one owner for one context (a post draft, a profile photo, ...).
 public struct UploadSet: Hashable, Sendable {
     public var id: UploadSetID
@@ -75,10 +96,12 @@ public struct UploadSet: Hashable, Sendable {
     public var createdAt: Date
     public var expiresAt: Date
     public var committedAt: Date?
+    /// Live items per kind when the set was read.
+    public var liveCounts: LiveCounts
 
     public init(
         id: UploadSetID, ownerID: String, context: UploadContext, contextID: String, state: UploadSetState,
-        createdAt: Date, expiresAt: Date, committedAt: Date? = nil
+        createdAt: Date, expiresAt: Date, committedAt: Date? = nil, liveCounts: LiveCounts = LiveCounts()
     ) {
         self.id = id
         self.ownerID = ownerID
@@ -88,6 +111,7 @@ public struct UploadSet: Hashable, Sendable {
         self.createdAt = createdAt
         self.expiresAt = expiresAt
         self.committedAt = committedAt
+        self.liveCounts = liveCounts
     }
 }
 

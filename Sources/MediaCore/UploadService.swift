@@ -103,15 +103,9 @@ public struct UploadService<Metadata: MetadataStore, Objects: ObjectStore>: Send
             guard limit.maxCount > 0 else {
                 throw MediaError(.limitExceeded, "a \(set.context.rawValue) upload set takes no \(type.kind.rawValue)")
             }
-            // Fail fast, before any byte is stored, when the set is already full. The check that counts is the
-            // one made under the set's lock when the row is recorded.
-            let count: Int
-            do {
-                count = try await metadata.liveMediaCount(inSet: set.id, kind: type.kind)
-            } catch {
-                throw MediaError.from(error, doing: "count the set's media")
-            }
-            guard count < limit.maxCount else { throw Self.limitError(set, type.kind, limit) }
+            // Fail fast, before any byte is stored, when the set was already full when the request came in.
+            // The check that counts is the one made under the set's lock when the row is recorded.
+            guard set.liveCounts[type.kind] < limit.maxCount else { throw Self.limitError(set, type.kind, limit) }
 
             // 2. Ceph first: pending index entry, then the bytes, counted, hashed and capped as they stream
             let mediaID = MediaID.generate(now: now)
@@ -143,11 +137,14 @@ public struct UploadService<Metadata: MetadataStore, Objects: ObjectStore>: Send
                 let mapped = MediaError.from(error, doing: "record the upload")
                 throw mapped.code == .limitExceeded ? Self.limitError(set, type.kind, limit) : mapped
             }
-            do {
-                try await pending.complete(ticket)
-            } catch {
-                // the row exists, so the reconciler will only clear the entry
-                logger.warning("could not complete a pending entry", metadata: ["object": "\(location)", "error": "\(error)"])
+            // The entry goes in the background, grouped with other uploads' entries; the answer need not wait.
+            // Were it lost (a crash now), the reconciler would find the row and only clear the entry.
+            Task { [pending, logger] in
+                do {
+                    try await pending.complete(ticket)
+                } catch {
+                    logger.warning("could not complete a pending entry", metadata: ["object": "\(location)", "error": "\(error)"])
+                }
             }
             outcome = "stored"
             return media

@@ -65,6 +65,9 @@ struct UploadController<Metadata: MetadataStore, Objects: ObjectStore>: Sendable
                     results.append(.stored(part, filename, media))
                     Counter(label: "mediagw_upload_bytes_total", dimensions: [("kind", media.kind.rawValue)]).increment(by: media.size)
                 } catch let error as MediaError {
+                    if error.code == .internal || error.code == .unavailable {
+                        context.logger.error("upload failed", metadata: ["error": "\(error)", "upload_set.id": "\(setID)"])
+                    }
                     refuse(error, filename)
                     if Self.endsRequest(error.code) {
                         abandoned = true

@@ -40,12 +40,9 @@ enum Outbox {
         }
     }
 
-    /// Appends events. Call it as the last statement of the transaction: the transaction-scoped advisory
-    /// lock taken here makes sequence order equal commit order, so a reader that has seen `seq` N never
-    /// later finds a smaller one appear (the lock is held only from here to COMMIT).
+    /// Appends events in the transaction of the change they describe. They get no sequence number yet:
+    /// ``sequence(on:logger:)`` numbers them once committed.
     static func append(_ events: [Event], on connection: PostgresConnection, logger: Logger) async throws {
-        guard !events.isEmpty else { return }
-        try await connection.query("SELECT pg_advisory_xact_lock(7261002)", logger: logger)
         for event in events {
             let payload = String(decoding: try JSONEncoder.sorted.encode(event.payload), as: UTF8.self)
             try await connection.query(
@@ -54,6 +51,32 @@ enum Outbox {
                 VALUES (\(UUID()), \(event.type), \(event.mediaID?.uuid), \(event.uploadSetID?.uuid), \(payload)::jsonb)
                 """, logger: logger)
         }
+    }
+
+    /// Gives every committed, unnumbered event the next sequence numbers, in insertion order. Sequencers
+    /// take turns (a transaction-scoped advisory lock), and a transaction only sees committed rows: so an
+    /// event is numbered after its transaction committed, always above every number given before, and a
+    /// reader that has seen `seq` N never finds a smaller one appear later.
+    static func sequence(on connection: PostgresConnection, logger: Logger) async throws {
+        try await connection.query("SELECT pg_advisory_xact_lock(7261002)", logger: logger)
+        var last: Int64 = 0
+        for try await value in try await connection.query("SELECT coalesce(max(seq), 0) FROM outbox", logger: logger).decode(Int64.self) {
+            last = value
+        }
+        var positions: [Int64] = []
+        for try await position in try await connection.query(
+            "SELECT pos FROM outbox WHERE seq IS NULL ORDER BY pos LIMIT 10000", logger: logger
+        ).decode(Int64.self) {
+            positions.append(position)
+        }
+        guard !positions.isEmpty else { return }
+        let numbers = positions.indices.map { last + 1 + Int64($0) }
+        try await connection.query(
+            """
+            UPDATE outbox SET seq = numbered.seq
+            FROM unnest(\(positions)::bigint[], \(numbers)::bigint[]) AS numbered(pos, seq)
+            WHERE outbox.pos = numbered.pos
+            """, logger: logger)
     }
 }
 

@@ -51,9 +51,8 @@ public struct PostgresMetadataStore: MetadataStore {
 
     public func uploadSet(_ id: UploadSetID) async throws -> UploadSet? {
         try await run("read_upload_set") { [client, logger] in
-            let rows = try await client.query(
-                "SELECT \(unescaped: UploadSetRow.columns) FROM upload_sets WHERE id = \(id.uuid)", logger: logger)
-            return try await UploadSetRow.first(rows)
+            for try await set in try await client.execute(UploadSetStatement(id: id), logger: logger) { return set }
+            return nil
         }
     }
 
@@ -66,51 +65,21 @@ public struct PostgresMetadataStore: MetadataStore {
         }
     }
 
-    public func liveMediaCount(inSet id: UploadSetID, kind: MediaKind) async throws -> Int {
-        try await run("count_set_media") { [client, logger] in
-            let rows = try await client.query(
-                "SELECT \(unescaped: UploadSetRow.counter(kind)) FROM upload_sets WHERE id = \(id.uuid)", logger: logger)
-            for try await count in rows.decode(Int.self) { return count }
-            throw MetadataStoreError(.notFound, "no upload set \(id)")
-        }
-    }
-
     public func recordUpload(_ new: NewMedia, maxCount: Int, now: Date) async throws -> Media {
         try await run("record_upload") { [client, logger] in
-            try await client.withTransaction(logger: logger) { connection in
-                // the set's row lock serialises every upload into the set: the count cannot race
-                let sets = try await connection.query(
-                    """
-                    SELECT owner_id, state, expires_at, \(unescaped: UploadSetRow.counter(new.kind))
-                    FROM upload_sets WHERE id = \(new.uploadSetID.uuid) FOR UPDATE
-                    """, logger: logger)
-                var found: (String, String, Date, Int)?
-                for try await row in sets.decode((String, String, Date, Int).self) { found = row }
-                guard let (owner, state, expiresAt, count) = found else {
-                    throw MetadataStoreError(.notFound, "no upload set \(new.uploadSetID)")
-                }
-                guard owner == new.ownerID else { throw MetadataStoreError(.conflict, "the media's owner does not own the set") }
-                guard state != UploadSetState.committed.rawValue else { throw MetadataStoreError(.setCommitted, "the set is committed") }
-                guard state == UploadSetState.draft.rawValue, expiresAt > now else { throw MetadataStoreError(.setExpired, "the set has expired") }
-                guard count < maxCount else {
-                    throw MetadataStoreError(.limitExceeded, "the set already holds \(count) \(new.kind.rawValue) item(s)")
-                }
-                try await connection.query(
-                    "UPDATE upload_sets SET \(unescaped: UploadSetRow.counter(new.kind)) = \(unescaped: UploadSetRow.counter(new.kind)) + 1 WHERE id = \(new.uploadSetID.uuid)",
-                    logger: logger)
-                let rows = try await connection.query(
-                    """
-                    INSERT INTO media (id, kind, owner_id, upload_set_id, state, size_bytes, sha256, mime, pool, object_key, created_at)
-                    VALUES (\(new.id.uuid), \(new.kind.rawValue), \(new.ownerID), \(new.uploadSetID.uuid), 'stored',
-                            \(new.size), \(new.sha256), \(new.mime), \(new.location.pool), \(new.location.key), \(now))
-                    RETURNING \(unescaped: MediaRow.columns)
-                    """, logger: logger)
-                guard let media = try await MediaRow.first(rows) else {
-                    throw MetadataStoreError(.other, "record upload: no row returned")
-                }
-                try await Outbox.append([.mediaStored(media)], on: connection, logger: logger)
-                return media
+            var outcome: RecordUploadStatement.Outcome?
+            for try await row in try await client.execute(RecordUploadStatement(media: new, maxCount: maxCount, now: now), logger: logger) {
+                outcome = row
             }
+            guard let outcome else { throw MetadataStoreError(.notFound, "no upload set \(new.uploadSetID)") }
+            if let media = outcome.media { return media }
+            // nothing was written: say why
+            guard outcome.setOwner == new.ownerID else { throw MetadataStoreError(.conflict, "the media's owner does not own the set") }
+            guard outcome.setState != UploadSetState.committed.rawValue else { throw MetadataStoreError(.setCommitted, "the set is committed") }
+            guard outcome.setState == UploadSetState.draft.rawValue, outcome.setExpiresAt > now else {
+                throw MetadataStoreError(.setExpired, "the set has expired")
+            }
+            throw MetadataStoreError(.limitExceeded, "the set already holds \(outcome.count) \(new.kind.rawValue) item(s)")
         }
     }
 
@@ -234,6 +203,10 @@ public struct PostgresMetadataStore: MetadataStore {
 
     public func events(after: Int64, limit: Int) async throws -> [OutboxEvent] {
         try await run("read_events") { [client, logger] in
+            // number what has committed since the last read, then read by number
+            try await client.withTransaction(logger: logger) { connection in
+                try await Outbox.sequence(on: connection, logger: logger)
+            }
             var events: [OutboxEvent] = []
             for try await (seq, id, type, media, set, payload, created) in try await client.query(
                 """
@@ -258,20 +231,21 @@ public struct PostgresMetadataStore: MetadataStore {
 
 /// Column lists and row decoding, in one place per table.
 enum UploadSetRow {
-    static let columns = "id, owner_id, context, context_id, state, created_at, expires_at, committed_at"
+    static let columns = "id, owner_id, context, context_id, state, created_at, expires_at, committed_at, photo_count, audio_count, video_count"
 
     /// The live-count column of a kind (a fixed identifier, never user input).
     static func counter(_ kind: MediaKind) -> String { "\(kind.rawValue)_count" }
 
     static func decode(_ row: PostgresRow) throws -> UploadSet {
-        let (id, owner, context, contextID, state, created, expires, committed) =
-            try row.decode((UUID, String, String, String, String, Date, Date, Date?).self)
+        let (id, owner, context, contextID, state, created, expires, committed, photos, audio, videos) =
+            try row.decode((UUID, String, String, String, String, Date, Date, Date?, Int, Int, Int).self)
         guard let context = UploadContext(rawValue: context), let state = UploadSetState(rawValue: state) else {
             throw MetadataStoreError(.other, "upload set \(id) has an unknown context or state")
         }
         return UploadSet(
             id: UploadSetID(uuid: id), ownerID: owner, context: context, contextID: contextID, state: state,
-            createdAt: created, expiresAt: expires, committedAt: committed)
+            createdAt: created, expiresAt: expires, committedAt: committed,
+            liveCounts: LiveCounts(photo: photos, audio: audio, video: videos))
     }
 
     static func first(_ rows: PostgresRowSequence) async throws -> UploadSet? {

@@ -148,5 +148,16 @@ public enum Schema {
             "CREATE INDEX media_by_location ON media (pool, object_key)",
             "CREATE INDEX media_by_set ON media (upload_set_id, created_at)",
         ]),
+        Migration(version: 3, name: "outbox sequenced after commit", statements: [
+            // Writers no longer number events: a sequencer gives committed events their seq, in order, so that
+            // commits run in parallel while readers still see seq only ever grow.
+            "ALTER TABLE outbox ALTER COLUMN seq DROP IDENTITY IF EXISTS",
+            "ALTER TABLE outbox DROP CONSTRAINT outbox_pkey",
+            "ALTER TABLE outbox ALTER COLUMN seq DROP NOT NULL",
+            "ALTER TABLE outbox ADD COLUMN pos bigint GENERATED ALWAYS AS IDENTITY",
+            "ALTER TABLE outbox ADD PRIMARY KEY (pos)",
+            "CREATE UNIQUE INDEX outbox_by_seq ON outbox (seq) WHERE seq IS NOT NULL",
+            "CREATE INDEX outbox_unsequenced ON outbox (pos) WHERE seq IS NULL",
+        ]),
     ]
 }

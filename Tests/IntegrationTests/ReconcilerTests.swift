@@ -39,13 +39,13 @@ import Testing
         // a crash between the Ceph write and the commit: entry and object, no row
         let orphanID = MediaID.generate()
         let orphan = ObjectLocation(pool: pools.photo, key: "\(set.id)/\(orphanID)")
-        _ = try await index.register(orphan, PendingEntry(mediaID: orphanID, uploadSetID: set.id, registeredAt: threeHoursAgo))
+        let orphanTicket = try await index.register(orphan, PendingEntry(mediaID: orphanID, uploadSetID: set.id, registeredAt: threeHoursAgo))
         try await objects.writeFull(orphan, bytes: ByteBuffer(string: "orphan"), mode: .createExclusive)
 
         // a crash after the commit, before the entry was cleared: entry, object and row
         let keptID = MediaID.generate()
         let kept = ObjectLocation(pool: pools.photo, key: "\(set.id)/\(keptID)")
-        _ = try await index.register(kept, PendingEntry(mediaID: keptID, uploadSetID: set.id, registeredAt: threeHoursAgo))
+        let keptTicket = try await index.register(kept, PendingEntry(mediaID: keptID, uploadSetID: set.id, registeredAt: threeHoursAgo))
         try await objects.writeFull(kept, bytes: ByteBuffer(string: "kept"), mode: .createExclusive)
         _ = try await metadata.recordUpload(
             NewMedia(id: keptID, kind: .photo, ownerID: "rec", uploadSetID: set.id, size: 4, sha256: "00", mime: "image/jpeg", location: kept),
@@ -64,10 +64,10 @@ import Testing
         #expect(try await exists(kept))
         #expect(try await exists(young), "objects younger than the grace are left alone")
 
-        let oldBucket = ObjectLocation(pool: pools.photo, key: PendingIndex<RadosObjectStore>.bucketName(for: threeHoursAgo))
-        #expect(try await objects.indexEntries(of: oldBucket, keys: [orphan.key, kept.key]).isEmpty)
         let directory = ObjectLocation(pool: pools.photo, key: PendingIndex<RadosObjectStore>.directoryKey)
-        #expect(try await objects.indexEntries(of: directory, keys: [oldBucket.key]).isEmpty, "the emptied bucket is retired")
+        #expect(orphanTicket.bucket == keptTicket.bucket)
+        #expect(try await objects.indexEntries(of: orphanTicket.bucket, keys: [orphan.key, kept.key]).isEmpty)
+        #expect(try await objects.indexEntries(of: directory, keys: [orphanTicket.bucket.key]).isEmpty, "the emptied bucket is retired")
         #expect(try await objects.indexEntries(of: youngTicket.bucket, keys: [young.key]).count == 1)
 
         try await index.complete(youngTicket)
@@ -106,8 +106,8 @@ import Testing
 
     @Test func bucketNamesRoundTripToTheirHour() {
         let date = Date(timeIntervalSince1970: 1_800_003_700)  // 2027-01-15 09:01:40 UTC
-        let name = PendingIndex<RadosObjectStore>.bucketName(for: date)
-        #expect(name == "_pending.2027011509")
+        let name = PendingIndex<RadosObjectStore>.bucketName(for: date, shard: 7)
+        #expect(name == "_pending.2027011509.07")
         #expect(PendingIndex<RadosObjectStore>.bucketEnd(name) == Date(timeIntervalSince1970: 1_800_007_200))
         #expect(PendingIndex<RadosObjectStore>.bucketEnd("_pending.directory") == nil)
     }

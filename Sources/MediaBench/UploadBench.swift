@@ -1,0 +1,126 @@
+import ArgumentParser
+import Foundation
+import MediaApp
+
+/// 1 MB photo uploads through the gateway (multipart over HTTP, wrk) beside `rados bench` and radosgw S3
+/// PUTs of the same size and concurrency on the same cluster, in one run; then the gateway's peak RSS
+/// while 64 clients upload 10 MB videos.
+struct UploadBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "upload",
+        abstract: "Gateway uploads vs rados bench and radosgw S3 PUT; peak RSS under 64 concurrent 10 MB uploads."
+    )
+
+    @Option(help: "Seconds per measurement.")
+    var seconds = 10
+    @Option(help: "Bytes per upload (a 1 MB photo).")
+    var size = 1_000_000
+    @Option(help: "Concurrent clients (connections).")
+    var clients = 16
+    @Option(help: "Concurrent clients of the memory phase.")
+    var memoryClients = 64
+    @Option(help: "Bytes per upload of the memory phase (a 10 MB video).")
+    var memorySize = 10_000_000
+
+    func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        guard let serviceToken = environment["MEDIAGW_SERVICE_TOKENS"]?.split(separator: ",").first.map(String.init),
+              let s3 = environment["STACK_S3_ENDPOINT"]
+        else {
+            throw BenchError("run `Deploy/local/stack up rgw` and `eval \"$(Deploy/local/stack env)\"` first")
+        }
+        let configuration = try GatewayConfiguration()
+        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("mediagw").path
+        var gatewayEnvironment = environment
+        gatewayEnvironment["MEDIAGW_LIMIT_COMMUNITY_PHOTO"] = "1000000:1MiB"
+        gatewayEnvironment["MEDIAGW_LIMIT_COMMUNITY_VIDEO"] = "1000000:10MiB"
+        let scratch = try scratchDirectory()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        print("upload: \(size) B per upload, \(clients) clients, \(seconds) s each; memory phase: \(memoryClients) clients x \(memorySize) B")
+
+        // 1. the gateway
+        let boundary = "mediagw-bench-boundary"
+        let photo = [UInt8]([0xFF, 0xD8, 0xFF, 0xE0]) + (4..<size).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 13) }
+        let photoBody = scratch.appendingPathComponent("photo.multipart")
+        try Data(multipartBody(photo, filename: "bench.jpg", boundary: boundary)).write(to: photoBody)
+        var gateway = try BenchGateway(binary: binary, environment: gatewayEnvironment)
+        let sets = try gateway.openSets(64, context: "community", serviceToken: serviceToken)
+        let uploadScript = try multipartUploadScript(sets: sets, bodyFile: photoBody, boundary: boundary, in: scratch)
+        let ours = try WrkResult.run(url: gateway.baseURL, script: uploadScript, connections: clients, seconds: seconds)
+        gateway.stop()
+        guard ours.non2xx == 0 else { throw BenchError("\(ours.non2xx) uploads were refused") }
+        let oursMB = ours.requestsPerSecond * Double(size) / 1e6
+
+        // 2. rados bench, same object size and concurrency, same pool
+        var rados = ["rados", "-c", configuration.rados.configPath, "--id", configuration.rados.clientID]
+        if let keyring = configuration.rados.keyringPath { rados += ["--keyring", keyring] }
+        let radosOutput = try runProcess(rados + ["-p", configuration.pools.photo, "bench", "\(seconds)", "write", "-b", "\(size)", "-t", "\(clients)", "--run-name", "mediagw-upload-bench"])
+        func radosValue(_ label: String) -> Double? {
+            radosOutput.split(separator: "\n").first { $0.hasPrefix(label) }.flatMap { Double($0.split(separator: ":").last!.trimmingCharacters(in: .whitespaces)) }
+        }
+        guard let radosMiB = radosValue("Bandwidth (MB/sec)"), let radosLatency = radosValue("Average Latency(s)") else {
+            throw BenchError("could not read rados bench output:\n\(radosOutput)")
+        }
+        let radosMB = radosMiB * 1.048576
+
+        // 3. radosgw S3 PUT (anonymous into a public-read-write bucket), same size and concurrency
+        try runPython(#"""
+            import boto3, os
+            s3 = boto3.client("s3", endpoint_url=os.environ["STACK_S3_ENDPOINT"], region_name="us-east-1",
+                              aws_access_key_id=os.environ["STACK_S3_ACCESS_KEY"], aws_secret_access_key=os.environ["STACK_S3_SECRET_KEY"])
+            try:
+                s3.create_bucket(Bucket="mediagw-bench")
+            except s3.exceptions.BucketAlreadyOwnedByYou:
+                pass
+            s3.put_bucket_acl(Bucket="mediagw-bench", ACL="public-read-write")
+            """#)
+        let plainBody = scratch.appendingPathComponent("photo.bin")
+        try Data(photo).write(to: plainBody)
+        let putScript = scratch.appendingPathComponent("put.lua")
+        try """
+            local f = io.open("\(plainBody.path)", "rb")
+            local body = f:read("*all")
+            f:close()
+            local threads = 0
+            function setup(thread)
+              threads = threads + 1
+              thread:set("id", threads)
+            end
+            local n = 0
+            request = function()
+              n = n + 1
+              return wrk.format("PUT", "/mediagw-bench/t" .. id .. "-" .. n, {["x-amz-acl"] = "public-read"}, body)
+            end
+            """.write(to: putScript, atomically: true, encoding: .utf8)
+        let rgw = try WrkResult.run(url: s3, script: putScript.path, connections: clients, seconds: seconds)
+        let rgwMB = rgw.requestsPerSecond * Double(size) / 1e6
+        _ = try? runProcess(["radosgw-admin", "-c", configuration.rados.configPath, "-n", "client.admin", "bucket", "rm", "--bucket=mediagw-bench", "--purge-objects"])
+
+        // 4. peak RSS of a fresh gateway while many clients upload 10 MB videos
+        let video = try Array(Data(contentsOf: URL(fileURLWithPath: "../shared/corpus/video/mp4-h264-aac-bbb-10s.mp4")).prefix(32))
+            + (32..<memorySize).map { UInt8(truncatingIfNeeded: $0 &* 40_503 >> 7) }
+        let videoBody = scratch.appendingPathComponent("video.multipart")
+        try Data(multipartBody(video, filename: "bench.mp4", boundary: boundary)).write(to: videoBody)
+        gateway = try BenchGateway(binary: binary, environment: gatewayEnvironment)
+        let idleRSS = gateway.peakRSS
+        let videoSets = try gateway.openSets(memoryClients, context: "community", serviceToken: serviceToken)
+        let videoScript = try multipartUploadScript(sets: videoSets, bodyFile: videoBody, boundary: boundary, in: scratch)
+        let memory = try WrkResult.run(url: gateway.baseURL, script: videoScript, connections: memoryClients, threads: 2, seconds: seconds)
+        let peak = gateway.peakRSS
+        gateway.stop()
+
+        // the benchmark's objects go again: expire its drafts, let the reconciler purge them
+        _ = try? runProcess(["psql", environment["MEDIAGW_DATABASE_URL"] ?? "", "-qc", "UPDATE upload_sets SET expires_at = now() WHERE owner_id = 'bench' AND state = 'draft'"])
+        _ = try? runProcess([binary, "reconcile", "--grace", "0s"])
+
+        print("gateway upload:  \(format(oursMB)) MB/s (\(format(ours.requestsPerSecond)) uploads/s), p50 \(format(ours.p50Milliseconds)) ms, p99 \(format(ours.p99Milliseconds)) ms, \(ours.requests) uploads, \(ours.errors) socket errors")
+        print("rados bench:     \(format(radosMB)) MB/s, average latency \(format(radosLatency * 1000)) ms")
+        print("radosgw S3 PUT:  \(format(rgwMB)) MB/s, p50 \(format(rgw.p50Milliseconds)) ms, p99 \(format(rgw.p99Milliseconds)) ms\(rgw.non2xx > 0 ? ", \(rgw.non2xx) non-2xx" : "")")
+        print("ratios: gateway / rados bench \(format(oursMB / radosMB, 2)) (target >= 0.8), gateway / radosgw \(format(oursMB / rgwMB, 2)) (target >= 1)")
+        print("memory: \(memoryClients) clients x \(memorySize) B: \(format(memory.requestsPerSecond * Double(memorySize) / 1e6)) MB/s, \(memory.non2xx) refused; gateway peak RSS \(format(peak)) MiB (idle \(format(idleRSS)) MiB; target <= 300 MB)")
+    }
+
+    func runPython(_ script: String) throws {
+        _ = try runProcess(["python3", "-c", script])
+    }
+}

@@ -1,0 +1,140 @@
+import Foundation
+
+/// What `wrk --latency` printed.
+struct WrkResult {
+    var requestsPerSecond: Double
+    var p50Milliseconds: Double
+    var p99Milliseconds: Double
+    var non2xx: Int
+    var errors: Int
+    var requests: Int
+
+    /// Runs wrk with a Lua script and parses its summary.
+    static func run(url: String, script: String, connections: Int, threads: Int = 2, seconds: Int) throws -> WrkResult {
+        let output = try runProcess([
+            "wrk", "-t\(threads)", "-c\(connections)", "-d\(seconds)s", "--latency", "--timeout", "30s", "-s", script, url,
+        ])
+        func number(after label: String) -> Double? {
+            guard let line = output.split(separator: "\n").first(where: { $0.trimmingCharacters(in: .whitespaces).hasPrefix(label) }) else { return nil }
+            return line.split(separator: " ").dropFirst(label.split(separator: " ").count).first.flatMap { milliseconds(String($0)) ?? Double($0) }
+        }
+        func milliseconds(_ text: String) -> Double? {
+            for (suffix, factor) in [("us", 0.001), ("ms", 1.0), ("s", 1000.0), ("m", 60_000.0)] where text.hasSuffix(suffix) {
+                if let value = Double(text.dropLast(suffix.count)) { return value * factor }
+            }
+            return nil
+        }
+        guard let rate = number(after: "Requests/sec:"), let p50 = number(after: "50%"), let p99 = number(after: "99%") else {
+            throw BenchError("could not read wrk output:\n\(output)")
+        }
+        let non2xx = output.split(separator: "\n").first { $0.contains("Non-2xx or 3xx responses:") }
+            .flatMap { Int($0.split(separator: ":").last!.trimmingCharacters(in: .whitespaces)) } ?? 0
+        let errors = output.split(separator: "\n").first { $0.contains("Socket errors:") }
+            .map { $0.split(separator: ",").compactMap { Int($0.split(separator: " ").last ?? "") }.reduce(0, +) } ?? 0
+        let requests = output.split(separator: "\n").first { $0.contains("requests in") }
+            .flatMap { Int($0.trimmingCharacters(in: .whitespaces).split(separator: " ").first ?? "") } ?? 0
+        return WrkResult(requestsPerSecond: rate, p50Milliseconds: p50, p99Milliseconds: p99, non2xx: non2xx, errors: errors, requests: requests)
+    }
+}
+
+struct BenchError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A `mediagw serve` of the release build, for benchmarks.
+final class BenchGateway {
+    let process: Process
+    let port: Int
+    let baseURL: String
+
+    init(binary: String, environment: [String: String]) throws {
+        port = 21000 + Int.random(in: 0..<4000)
+        baseURL = "http://127.0.0.1:\(port)"
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["serve"]
+        var environment = environment
+        environment["MEDIAGW_PORT"] = "\(port)"
+        environment["MEDIAGW_LOG_LEVEL"] = "warning"
+        environment["MEDIAGW_RECONCILE_INTERVAL"] = "0"
+        process.environment = environment
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        for _ in 0..<100 {
+            if (try? runProcess(["curl", "-sf", "\(baseURL)/readyz"])) != nil { return }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        process.terminate()
+        throw BenchError("the gateway did not become ready")
+    }
+
+    /// Peak resident memory so far, in MiB.
+    var peakRSS: Double {
+        let status = (try? String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8)) ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") } ?? ""
+        return (Double(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) / 1024
+    }
+
+    /// Opens `count` upload sets and returns (set id, upload token) pairs.
+    func openSets(_ count: Int, context: String, serviceToken: String) throws -> [(String, String)] {
+        try (0..<count).map { index in
+            let json = try runProcess([
+                "curl", "-sf", "-X", "POST", "\(baseURL)/internal/v1/upload-sets", "-H", "Authorization: Bearer \(serviceToken)",
+                "-d", #"{"owner_id": "bench", "context": "\#(context)", "context_id": "bench-\#(index)"}"#,
+            ])
+            guard let object = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any],
+                  let id = object["id"] as? String, let token = object["upload_token"] as? String
+            else { throw BenchError("unexpected answer: \(json)") }
+            return (id, token)
+        }
+    }
+
+    func stop() {
+        process.terminate()
+        process.waitUntilExit()
+    }
+}
+
+/// A scratch directory for bench inputs (Lua scripts, bodies).
+func scratchDirectory() throws -> URL {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("mediagw-bench-\(UUID().uuidString.prefix(8))")
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+}
+
+/// A wrk script that posts one multipart body, rotating over upload sets (path and token per request).
+func multipartUploadScript(sets: [(String, String)], bodyFile: URL, boundary: String, in directory: URL) throws -> String {
+    let entries = sets.map { #"{"/v1/upload-sets/\#($0.0)/media", "Bearer \#($0.1)"}"# }.joined(separator: ",\n  ")
+    let script = """
+        local sets = {
+          \(entries)
+        }
+        local f = io.open("\(bodyFile.path)", "rb")
+        local body = f:read("*all")
+        f:close()
+        local counter = 0
+        function setup(thread)
+          thread:set("offset", counter)
+          counter = counter + 7
+        end
+        local i = 0
+        request = function()
+          i = i + 1
+          local entry = sets[((i + offset) % #sets) + 1]
+          return wrk.format("POST", entry[1], {
+            ["Authorization"] = entry[2],
+            ["Content-Type"] = "multipart/form-data; boundary=\(boundary)",
+          }, body)
+        end
+        """
+    let url = directory.appendingPathComponent("upload-\(UUID().uuidString.prefix(6)).lua")
+    try script.write(to: url, atomically: true, encoding: .utf8)
+    return url.path
+}
+
+/// A multipart body with one file of `payload`.
+func multipartBody(_ payload: [UInt8], filename: String, boundary: String) -> [UInt8] {
+    Array("--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"\(filename)\"\r\nContent-Type: application/octet-stream\r\n\r\n".utf8)
+        + payload + Array("\r\n--\(boundary)--\r\n".utf8)
+}

@@ -1,0 +1,95 @@
+import Foundation
+import MediaCore
+import PostgresNIO
+
+/// The upload path's statements, prepared once per connection: parsing and planning them on every upload
+/// cost more than running them.
+
+/// Records an upload in one statement (one round trip, its own transaction): locks the set row, checks the
+/// set and its live count, bumps the count, inserts the media row and its `media.stored` event.
+/// Returns the set's state as it was found, and the media row if it was inserted.
+struct RecordUploadStatement: PostgresPreparedStatement {
+    struct Outcome {
+        var setOwner: String
+        var setState: String
+        var setExpiresAt: Date
+        var count: Int
+        var media: Media?
+    }
+
+    typealias Row = Outcome
+
+    static let sql = """
+        WITH target AS (
+            SELECT id, owner_id, state, expires_at,
+                   CASE $4::text WHEN 'photo' THEN photo_count WHEN 'audio' THEN audio_count ELSE video_count END AS live
+            FROM upload_sets WHERE id = $1 FOR UPDATE
+        ), allowed AS (
+            SELECT id FROM target WHERE owner_id = $2 AND state = 'draft' AND expires_at > $3 AND live < $5
+        ), counted AS (
+            UPDATE upload_sets s SET
+                photo_count = photo_count + CASE WHEN $4::text = 'photo' THEN 1 ELSE 0 END,
+                audio_count = audio_count + CASE WHEN $4::text = 'audio' THEN 1 ELSE 0 END,
+                video_count = video_count + CASE WHEN $4::text = 'video' THEN 1 ELSE 0 END
+            FROM allowed WHERE s.id = allowed.id RETURNING s.id
+        ), inserted AS (
+            INSERT INTO media (id, kind, owner_id, upload_set_id, state, size_bytes, sha256, mime, pool, object_key, created_at)
+            SELECT $6, $4::text, $2, counted.id, 'stored', $7, $8, $9, $10, $11, $3 FROM counted
+            RETURNING \(MediaRow.columns)
+        ), event AS (
+            INSERT INTO outbox (event_id, type, media_id, upload_set_id, payload)
+            SELECT gen_random_uuid(), 'media.stored', i.id, i.upload_set_id,
+                   jsonb_build_object('media_id', i.id, 'upload_set_id', i.upload_set_id, 'owner_id', i.owner_id,
+                                      'kind', i.kind, 'mime', i.mime, 'size', i.size_bytes, 'sha256', i.sha256, 'state', i.state)
+            FROM inserted i RETURNING 1
+        )
+        SELECT t.owner_id AS set_owner, t.state AS set_state, t.expires_at AS set_expires_at, t.live AS set_live, i.*
+        FROM target t LEFT JOIN inserted i ON true
+        """
+
+    var media: NewMedia
+    var maxCount: Int
+    var now: Date
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 11)
+        bindings.append(media.uploadSetID.uuid)
+        bindings.append(media.ownerID)
+        bindings.append(now)
+        bindings.append(media.kind.rawValue)
+        bindings.append(maxCount)
+        bindings.append(media.id.uuid)
+        bindings.append(media.size)
+        bindings.append(media.sha256)
+        bindings.append(media.mime)
+        bindings.append(media.location.pool)
+        bindings.append(media.location.key)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Outcome {
+        let cells = PostgresRandomAccessRow(row)
+        let inserted = try cells["id"].decode(UUID?.self) != nil
+        return Outcome(
+            setOwner: try cells["set_owner"].decode(String.self), setState: try cells["set_state"].decode(String.self),
+            setExpiresAt: try cells["set_expires_at"].decode(Date.self), count: try cells["set_live"].decode(Int.self),
+            media: inserted ? try MediaRow.decode(row) : nil)
+    }
+}
+
+/// One upload set, with its live counts: read on every upload request.
+struct UploadSetStatement: PostgresPreparedStatement {
+    typealias Row = UploadSet
+
+    static let sql = "SELECT \(UploadSetRow.columns) FROM upload_sets WHERE id = $1"
+
+    var id: UploadSetID
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 1)
+        bindings.append(id.uuid)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> UploadSet { try UploadSetRow.decode(row) }
+}
