@@ -83,6 +83,7 @@ struct UploadController<Metadata: MetadataStore, Objects: ObjectStore>: Sendable
             context.logger.info("upload request ended early", metadata: ["error": "\(error)", "upload_set.id": "\(setID)"])
             throw MediaError(.malformedMultipart, "the request body ended unexpectedly")
         }
+        Counter(label: "mediagw_http_received_bytes_total", dimensions: [("route", "/v1/upload-sets/{id}/media")]).increment(by: Int(reader.bytesRead))
         if results.isEmpty {
             throw MediaError(.malformedMultipart, "the request carries no file part")
         }

@@ -185,7 +185,7 @@ import Testing
         let metrics = try await gateway.request(.GET, "/metrics", token: nil)
         #expect(metrics.status == 200)
         let text = metrics.text
-        for name in ["http_server_request_duration", "hb_requests", "mediagw_uploads_total", "mediagw_upload_bytes_total",
+        for name in ["http_server_request_duration", "hb_requests", "mediagw_uploads_total", "mediagw_upload_bytes_total", "mediagw_http_received_bytes_total",
                      "mediagw_rados_operation_duration_seconds", "mediagw_postgres_operation_duration_seconds"] {
             #expect(text.contains(name), "\(name)")
         }
