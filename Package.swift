@@ -41,6 +41,10 @@ let package = Package(
 
         // MARK: C libraries (system-library targets)
         .systemLibrary(name: "CRados"),
+        .systemLibrary(name: "CVips", pkgConfig: "vips"),
+        .target(name: "CVipsShim", dependencies: ["CVips"]),
+        .systemLibrary(name: "CFFmpeg", pkgConfig: "libavformat"),
+        .target(name: "CFFmpegShim", dependencies: ["CFFmpeg"]),
         // librados' C API copies every buffer; this C++ shim writes from the caller's memory instead.
         .target(
             name: "CRadosShim",
@@ -77,6 +81,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        .target(
+            name: "VipsImaging",
+            dependencies: ["MediaCore", "CVipsShim"],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "MediaHTTP",
             dependencies: [
@@ -135,6 +144,11 @@ let package = Package(
         .testTarget(
             name: "MediaCoreTests",
             dependencies: ["MediaCore", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "VipsImagingTests",
+            dependencies: ["MediaCore", "VipsImaging"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,0 +1,164 @@
+import Foundation
+import MediaCore
+import Testing
+import VipsImaging
+
+/// The libvips image processor on real files of the shared corpus (no services involved).
+@Suite struct VipsImageProcessorTests {
+    static let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../../shared/corpus").standardized
+    let processor = try! VipsImageProcessor()
+    let settings = PhotoSettings()
+
+    func bytes(_ path: String) throws -> [UInt8] { Array(try Data(contentsOf: Self.corpus.appendingPathComponent(path))) }
+
+    func derive(_ path: String) throws -> PhotoDerivation {
+        try processor.derive(encoded: try bytes(path), settings: settings, prefix: "")
+    }
+
+    func contains(_ haystack: [UInt8], _ needle: String) -> Bool {
+        let pattern = Array(needle.utf8)
+        guard haystack.count >= pattern.count else { return false }
+        return (0...(haystack.count - pattern.count)).contains { Array(haystack[$0..<$0 + pattern.count]) == pattern }
+    }
+
+    @Test func aPhotoGetsTheWholeLadderInBothFormatsNeverUpscaled() throws {
+        let result = try derive("images/gps-nikon-coolpix-p6000-1.jpg")  // 640x480
+        #expect(result.width == 640 && result.height == 480)
+        #expect(result.renditions.map(\.name) == ["w160.webp", "w160.jpg", "w320.webp", "w320.jpg", "w640.webp", "w640.jpg"])
+        #expect(result.renditions.map(\.width) == [160, 160, 320, 320, 640, 640])
+        #expect(result.renditions.first { $0.name == "w320.jpg" }?.height == 240)
+        for rendition in result.renditions {
+            #expect(rendition.bytes.count > 100)
+            #expect(MediaSniffer.sniff(rendition.bytes)?.mime == rendition.mime, "\(rendition.name)")
+        }
+    }
+
+    @Test func everyRenditionLosesTheCameraMetadataAndGPS() throws {
+        let source = try bytes("images/gps-nikon-coolpix-p6000-1.jpg")
+        #expect(contains(source, "NIKON"))
+        let result = try processor.derive(encoded: source, settings: settings, prefix: "")
+        for rendition in result.renditions {
+            for marker in ["NIKON", "COOLPIX", "GPS", "Exif\0\0MM", "http://ns.adobe.com/xap"] {
+                #expect(!contains(rendition.bytes, marker), "\(rendition.name) still has \(marker.debugDescription)")
+            }
+        }
+    }
+
+    @Test(arguments: 1...8)
+    func exifOrientationIsApplied(_ orientation: Int) throws {
+        let result = try derive("images/orientation-\(orientation).jpg")
+        // every variant displays as the same 1200x1800 portrait
+        #expect(result.width == 1200 && result.height == 1800, "orientation \(orientation): \(result.width)x\(result.height)")
+        #expect(result.orientation == orientation)
+        let top = result.renditions.first { $0.name == "w1280.jpg" }
+        #expect(top?.width == 1200 && top?.height == 1800)
+    }
+
+    @Test func anInvalidOrientationTagIsTreatedAsNone() throws {
+        let result = try derive("images/orientation-0-invalid-tag.jpg")
+        #expect(result.orientation == 1)
+        #expect(result.width == 1200 && result.height == 1800)
+    }
+
+    @Test func anAnimationAlsoGetsAnAnimatedWebPAtTheSmallestSize() throws {
+        for path in ["images/gif-animated.gif", "images/webp-animated.webp"] {
+            let result = try derive(path)
+            #expect(result.frames == 10, "\(path)")
+            let animated = try #require(result.renditions.first { $0.name == "anim.webp" }, "\(path)")
+            #expect(animated.width == 160)
+            #expect(contains(animated.bytes, "ANIM"), "an animated WebP has an ANIM chunk")
+        }
+    }
+
+    @Test(arguments: ["images/cmyk-adobe.jpg", "images/cmyk-no-icc-profile.jpg", "images/png-16bit-rgb.png", "images/png-palette-trns.png",
+                      "images/webp-lossless-alpha.webp", "images/progressive.jpg", "images/heic-small.heic", "images/avif-8bit-yuv420.avif",
+                      "images/png-interlaced-adam7-rgba.png", "images/apng-animated.png", "images/edge-jpeg-arithmetic-coding.jpg"])
+    func validPhotosOfEveryFlavourAreRendered(_ path: String) throws {
+        let result = try derive(path)
+        #expect(!result.renditions.isEmpty)
+        #expect(result.blurHash.count == 28, "4x3 components")
+        #expect(result.dominantColor.count == 7 && result.dominantColor.hasPrefix("#"))
+    }
+
+    @Test(arguments: ["bad-images/bomb-jpeg-64250x64250.jpg", "bad-images/bomb-png-65536x65536.png", "bad-images/bomb-gif-40k-frames.gif",
+                      "bad-images/bomb-jpeg-20000x14000-real.jpg"])
+    func bombsAreRefusedFromTheHeaderWithoutDecoding(_ path: String) throws {
+        let started = ContinuousClock.now
+        do {
+            _ = try derive(path)
+            Issue.record("\(path) was rendered")
+        } catch let error as ProcessingError {
+            #expect(error.code == .unsupported, "\(path): \(error)")
+        }
+        #expect(ContinuousClock.now - started < .seconds(5))
+    }
+
+    static let badImages: [String] = (try? FileManager.default.contentsOfDirectory(atPath: corpus.appendingPathComponent("bad-images").path).sorted()) ?? []
+    /// Valid images under a misleading name: their bytes say what they are, and they render.
+    static let validUnderAWrongName: Set = ["wrong-ext-heic-named.jpg", "wrong-ext-jpeg-named.png", "wrong-ext-png-named.jpg"]
+
+    @Test func theBadImagesAreAllHere() {
+        #expect(Self.badImages.count == 30)
+    }
+
+    @Test(arguments: badImages)
+    func everyBadImageFailsWithAReasonInsteadOfBecomingGreyGarbage(_ name: String) throws {
+        let path = "bad-images/\(name)"
+        if Self.validUnderAWrongName.contains(name) {
+            #expect(try !derive(path).renditions.isEmpty)
+            return
+        }
+        do {
+            let result = try derive(path)
+            Issue.record("\(path) was rendered (\(result.width)x\(result.height)) instead of failing")
+        } catch let error as ProcessingError {
+            #expect(error.permanent && (error.code == .invalidMedia || error.code == .unsupported), "\(path): \(error)")
+            #expect(!error.message.isEmpty)
+        }
+    }
+
+    static let validPhotos: [String] = ((try? FileManager.default.contentsOfDirectory(atPath: corpus.appendingPathComponent("images").path)) ?? [])
+        .filter { !$0.hasPrefix("svg-") && !$0.hasPrefix("tiff-") && !$0.hasPrefix("edge-jpeg-12bit") && !$0.hasPrefix("edge-jpeg-lossless") }
+        .sorted()
+
+    @Test(arguments: validPhotos)
+    func everyValidCorpusPhotoRenders(_ name: String) throws {
+        let result = try derive("images/\(name)")
+        #expect(result.renditions.count >= 2, "\(name)")
+        #expect(result.width > 0 && result.height > 0)
+    }
+
+    @Test(arguments: ["images/edge-jpeg-12bit.jpg", "images/edge-jpeg-lossless-sof3.jpg"])
+    func jpegVariantsThisLibvipsCannotDecodeFailCleanly(_ path: String) throws {
+        do {
+            _ = try derive(path)
+            Issue.record("\(path) was rendered")
+        } catch let error as ProcessingError {
+            #expect(error.permanent, "\(path): \(error)")
+        }
+    }
+
+    @Test func aVideoFrameGetsTheLadderToo() throws {
+        var pixels = [UInt8](repeating: 0, count: 640 * 360 * 3)
+        for index in stride(from: 0, to: pixels.count, by: 3) { pixels[index] = 200; pixels[index + 2] = 40 }
+        let result = try processor.derive(frame: RGBFrame(width: 640, height: 360, pixels: pixels), settings: settings, prefix: "poster-")
+        #expect(result.renditions.map(\.name) == ["poster-w160.webp", "poster-w160.jpg", "poster-w320.webp", "poster-w320.jpg", "poster-w640.webp", "poster-w640.jpg"])
+        #expect(result.dominantColor == "#c80028")
+    }
+
+    @Test func theLoadersOfThisBuildAreReported() {
+        let loaders = processor.loaders
+        #expect(loaders["jpeg"] == true && loaders["png"] == true && loaders["webp"] == true && loaders["gif"] == true)
+        #expect(loaders["heif/avif"] != nil)
+    }
+}
+
+@Suite struct BlurHashTests {
+    @Test func aFlatImageEncodesToItsColourWithNoAC() {
+        let pixels = [UInt8](repeating: 255, count: 8 * 8 * 3)
+        let hash = BlurHash.encode(rgb: pixels, width: 8, height: 8, x: 4, y: 3)
+        #expect(hash.count == 28)
+        #expect(hash.hasPrefix("L"))  // 4x3 components
+        #expect(BlurHash.dominantColor(rgb: pixels) == "#ffffff")
+    }
+}
