@@ -8,6 +8,8 @@ static char last_error[2048];
 
 int mgw_vips_start(const char *program, int concurrency) {
     if (VIPS_INIT(program)) return -1;
+    // ImageMagick and the other loaders libvips marks untrusted never see an upload
+    vips_block_untrusted_set(TRUE);
     vips_cache_set_max(0);
     vips_cache_set_max_mem(0);
     vips_concurrency_set(concurrency > 0 ? concurrency : 1);
