@@ -82,6 +82,11 @@ let package = Package(
         ),
 
         .target(
+            name: "FFmpegMedia",
+            dependencies: ["MediaCore", "CFFmpeg", "CFFmpegShim"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "VipsImaging",
             dependencies: ["MediaCore", "CVipsShim"],
             swiftSettings: swiftSettings
@@ -144,6 +149,11 @@ let package = Package(
         .testTarget(
             name: "MediaCoreTests",
             dependencies: ["MediaCore", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FFmpegMediaTests",
+            dependencies: ["MediaCore", "FFmpegMedia"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
