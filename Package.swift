@@ -42,7 +42,7 @@ let package = Package(
         // MARK: C libraries (system-library targets)
         .systemLibrary(name: "CRados"),
         .systemLibrary(name: "CVips", pkgConfig: "vips"),
-        .target(name: "CVipsShim", dependencies: ["CVips"]),
+        .target(name: "CVipsShim", dependencies: ["CVips"], linkerSettings: [.linkedLibrary("z")]),
         .systemLibrary(name: "CFFmpeg", pkgConfig: "libavformat"),
         .target(name: "CFFmpegShim", dependencies: ["CFFmpeg"]),
         // librados' C API copies every buffer; this C++ shim writes from the caller's memory instead.
@@ -111,6 +111,8 @@ let package = Package(
             dependencies: [
                 "MediaCore",
                 "MediaHTTP",
+                "VipsImaging",
+                "FFmpegMedia",
                 "RadosStore",
                 "PostgresMetadata",
                 .product(name: "Hummingbird", package: "hummingbird"),

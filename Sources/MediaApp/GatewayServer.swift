@@ -21,7 +21,8 @@ public struct GatewayServer: Sendable {
     /// Connects to both services (one clear error line each if they are not right), applies pending
     /// migrations, and builds the server. `onListening` gets the bound port.
     public static func build(
-        configuration: GatewayConfiguration, server: ServerConfiguration, logger: Logger,
+        configuration: GatewayConfiguration, server: ServerConfiguration, processing: ProcessingConfiguration,
+        environment: [String: String] = ProcessInfo.processInfo.environment, logger: Logger,
         handleSignals: Bool = true,
         onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) async throws -> GatewayServer {
@@ -56,6 +57,12 @@ public struct GatewayServer: Sendable {
             .init(service: database.client),
             .init(service: cluster),
         ]
+        if processing.inServe {
+            let (processor, pool) = try Processing.make(
+                configuration: configuration, processing: processing, objects: objects, environment: environment, logger: logger)
+            let runner = JobRunner(metadata: metadata, objects: objects, processing: processor, settings: processing.workers, logger: logger)
+            services.append(.init(service: WorkerService(runner: runner, pool: pool)))
+        }
         if server.reconcileInterval > .zero {
             let reconciler = Reconciler(metadata: metadata, objects: objects, pools: configuration.pools, logger: logger)
             services.append(.init(service: ReconcilerService(reconciler: reconciler, interval: server.reconcileInterval, grace: server.reconcileGrace, logger: logger)))
@@ -65,6 +72,40 @@ public struct GatewayServer: Sendable {
             services: services, gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [], logger: logger)
         group.maximumGracefulShutdownDuration = server.shutdownTimeout
         return GatewayServer(serviceGroup: ServiceGroup(configuration: group), routes: routes)
+    }
+}
+
+/// `mediagw worker`: the processing workers without the HTTP server.
+public enum WorkerCommand {
+    public static func build(
+        configuration: GatewayConfiguration, processing: ProcessingConfiguration,
+        environment: [String: String] = ProcessInfo.processInfo.environment, logger: Logger
+    ) async throws -> ServiceGroup {
+        _ = try await MetadataDatabase.preflight(configuration.postgres, logger: logger)
+        let cluster = try await RadosCluster.connect(configuration.rados, pools: configuration.pools.all, logger: logger)
+        let database = MetadataDatabase(configuration: configuration.postgres, logger: logger)
+        let metadata = PostgresMetadataStore(database: database, logger: logger)
+        let objects = RadosObjectStore(cluster: cluster)
+        let (processor, pool) = try Processing.make(
+            configuration: configuration, processing: processing, objects: objects, environment: environment, logger: logger)
+        let runner = JobRunner(metadata: metadata, objects: objects, processing: processor, settings: processing.workers, logger: logger)
+        return ServiceGroup(configuration: .init(
+            services: [
+                .init(service: database.client), .init(service: cluster),
+                .init(service: MigratedWorker(database: database, worker: WorkerService(runner: runner, pool: pool))),
+            ],
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+    }
+}
+
+/// Applies pending migrations, then runs the workers.
+struct MigratedWorker<Metadata: MetadataStore, Objects: ObjectStore>: Service {
+    let database: MetadataDatabase
+    let worker: WorkerService<Metadata, Objects>
+
+    func run() async throws {
+        try await database.migrate()
+        try await worker.run()
     }
 }
 

@@ -1,9 +1,11 @@
+import FFmpegMedia
 import Foundation
 import Logging
 import MediaCore
 import NIOCore
 import PostgresMetadata
 import RadosStore
+import VipsImaging
 
 /// Connects to Ceph and PostgreSQL and says what it found, one line per finding. Used by `mediagw check`
 /// and by the server before it starts.
@@ -26,7 +28,25 @@ public struct SystemCheck: Sendable {
     public func run() async -> [Finding] {
         async let ceph = checkCeph()
         async let postgres = checkPostgres()
-        return await ceph + postgres
+        return await ceph + postgres + checkMediaLibraries()
+    }
+
+    /// The media libraries this build links, and which optional loaders and encoders they have.
+    func checkMediaLibraries() -> [Finding] {
+        var findings: [Finding] = []
+        do {
+            let images = try VipsImageProcessor()
+            let loaders = images.loaders.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value ? "yes" : "no")" }.joined(separator: ", ")
+            findings.append(Finding(service: "media", ok: images.loaders["jpeg"] == true && images.loaders["webp-save"] == true,
+                                    message: "libvips \(VipsImageProcessor.version): \(loaders)"))
+        } catch {
+            findings.append(Finding(service: "media", ok: false, message: "libvips: \(error)"))
+        }
+        let versions = FFmpegTranscoder().versions
+        findings.append(Finding(
+            service: "media", ok: versions["libx264"] == "yes" && versions["aac"] == "yes",
+            message: "FFmpeg \(versions["ffmpeg"] ?? "?"): libx264 encoder \(versions["libx264"] ?? "no"), aac encoder \(versions["aac"] ?? "no")"))
+        return findings
     }
 
     func checkCeph() async -> [Finding] {

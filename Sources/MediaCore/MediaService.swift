@@ -67,6 +67,13 @@ public struct MediaService<Metadata: MetadataStore, Objects: ObjectStore>: Senda
         return media
     }
 
+    /// A media item and its renditions.
+    public func mediaWithRenditions(_ id: MediaID) async throws -> (Media, [Rendition]) {
+        let media = try await self.media(id)
+        let renditions = try await map("read the renditions") { try await metadata.renditions(of: id) }
+        return (media, renditions)
+    }
+
     /// Deletes a media item: the row is tombstoned first (with its event), the objects removed after. If
     /// the objects cannot be removed now, the reconciler purges them later. Idempotent.
     public func deleteMedia(_ id: MediaID, now: Date = Date()) async throws {
@@ -97,13 +104,16 @@ struct Purger<Metadata: MetadataStore, Objects: ObjectStore>: Sendable {
     let objects: Objects
     let logger: Logger
 
-    /// Returns whether the media item is fully purged.
+    /// Returns whether the media item is fully purged: its original and its renditions.
     @discardableResult
     func purge(_ media: Media, now: Date) async -> Bool {
         do {
-            do {
-                try await objects.remove(media.location)
-            } catch let error as ObjectStoreError where error.code == .notFound {}
+            let locations = [media.location] + (try await metadata.renditions(of: media.id)).map(\.location)
+            for location in locations {
+                do {
+                    try await objects.remove(location)
+                } catch let error as ObjectStoreError where error.code == .notFound {}
+            }
             try await metadata.markPurged(media.id, now: now)
             return true
         } catch {

@@ -112,4 +112,24 @@ public protocol MetadataStore: Sendable {
 
     /// A cheap round trip, for readiness.
     func ping() async throws
+
+    // MARK: Processing
+
+    /// Claims up to `limit` runnable jobs (queued and due, or running with an expired lease: a worker died),
+    /// marks them running under a lease and their media `processing`. Concurrent claimers never get the same
+    /// job (`FOR UPDATE SKIP LOCKED`).
+    func claimJobs(limit: Int, lease: Duration, now: Date) async throws -> [ProcessingJob]
+
+    /// Records a finished job in one transaction: the renditions' rows (replacing those of an earlier run),
+    /// the media `ready` with what was learnt, its `media.ready` event; the job goes. Returns the objects
+    /// no row refers to any more (renditions an earlier run made that this one did not, or all of this run's
+    /// if the media was deleted meanwhile): the caller removes them.
+    func completeJob(_ job: ProcessingJob, outcome: ProcessingOutcome, now: Date) async throws -> [ObjectLocation]
+
+    /// Records a failed attempt: retried after `retryAfter` when `retry`, else the job is dead and the media
+    /// `failed` with the error as its reason, with a `media.failed` event, in one transaction.
+    func failJob(_ job: ProcessingJob, error: ProcessingError, retry: Bool, retryAfter: Duration, now: Date) async throws
+
+    /// The renditions of a media item, by name.
+    func renditions(of id: MediaID) async throws -> [Rendition]
 }

@@ -135,12 +135,15 @@ public struct Media: Hashable, Sendable {
     public var committedAt: Date?
     public var deletedAt: Date?
     public var failureReason: String?
+    /// What processing learnt: orientation, placeholder and colour of photos; codecs, frame rate, rotation of
+    /// videos; codec, sample rate, channels and waveform of audio; the poster or cover rendition's name.
+    public var metadata: [String: MetadataValue]
 
     public init(
         id: MediaID, kind: MediaKind, ownerID: String, uploadSetID: UploadSetID, state: MediaState, size: Int64,
         sha256: String, mime: String, width: Int? = nil, height: Int? = nil, durationMilliseconds: Int64? = nil,
         location: ObjectLocation, createdAt: Date, committedAt: Date? = nil, deletedAt: Date? = nil,
-        failureReason: String? = nil
+        failureReason: String? = nil, metadata: [String: MetadataValue] = [:]
     ) {
         self.id = id
         self.kind = kind
@@ -158,6 +161,7 @@ public struct Media: Hashable, Sendable {
         self.committedAt = committedAt
         self.deletedAt = deletedAt
         self.failureReason = failureReason
+        self.metadata = metadata
     }
 }
 

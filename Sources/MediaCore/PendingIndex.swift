@@ -22,7 +22,7 @@ public struct PendingEntry: Sendable, Hashable, Codable {
 }
 
 /// A record in the pending index, to be completed once the object's row is committed.
-public struct PendingTicket: Sendable, Hashable {
+public struct PendingTicket: Sendable, Hashable, Codable {
     public var location: ObjectLocation
     /// The index object (one per pool and hour) that holds the entry.
     public var bucket: ObjectLocation

@@ -59,7 +59,8 @@ struct InternalController<Metadata: MetadataStore, Objects: ObjectStore>: Sendab
     }
 
     func getMedia(_ request: Request, _ context: MediaRequestContext) async throws -> Response {
-        JSONResponse.make(status: .ok, MediaJSON(try await service.media(try context.id(MediaID.self))))
+        let (media, renditions) = try await service.mediaWithRenditions(try context.id(MediaID.self))
+        return JSONResponse.make(status: .ok, MediaJSON(media, renditions: renditions))
     }
 
     func deleteMedia(_ request: Request, _ context: MediaRequestContext) async throws -> Response {

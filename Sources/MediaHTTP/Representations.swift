@@ -59,6 +59,24 @@ struct CreatedUploadSetJSON: Encodable {
     }
 }
 
+struct RenditionJSON: Encodable {
+    var name: String
+    var mime: String
+    var width: Int?
+    var height: Int?
+    var size: Int64
+    var sha256: String
+
+    init(_ rendition: Rendition) {
+        name = rendition.name
+        mime = rendition.mime
+        width = rendition.width
+        height = rendition.height
+        size = rendition.size
+        sha256 = rendition.sha256
+    }
+}
+
 struct MediaJSON: Encodable {
     var id: String
     var kind: String
@@ -75,9 +93,11 @@ struct MediaJSON: Encodable {
     var createdAt: Date
     var committedAt: Date?
     var deletedAt: Date?
+    var metadata: [String: MetadataValue]?
+    var renditions: [RenditionJSON]?
 
     enum CodingKeys: String, CodingKey {
-        case id, kind, state, size, sha256, mime, width, height
+        case id, kind, state, size, sha256, mime, width, height, metadata, renditions
         case ownerID = "owner_id"
         case uploadSetID = "upload_set_id"
         case durationMS = "duration_ms"
@@ -87,8 +107,10 @@ struct MediaJSON: Encodable {
         case deletedAt = "deleted_at"
     }
 
-    init(_ media: Media) {
+    init(_ media: Media, renditions: [Rendition]? = nil) {
         id = media.id.description
+        metadata = media.metadata.isEmpty ? nil : media.metadata
+        self.renditions = renditions?.map(RenditionJSON.init)
         kind = media.kind.rawValue
         state = media.state.rawValue
         size = media.size
@@ -135,7 +157,7 @@ struct UploadSetJSON: Encodable {
         createdAt = set.createdAt
         expiresAt = set.expiresAt
         committedAt = set.committedAt
-        self.media = media?.map(MediaJSON.init)
+        self.media = media?.map { MediaJSON($0) }
     }
 }
 

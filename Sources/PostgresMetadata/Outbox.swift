@@ -21,6 +21,18 @@ enum Outbox {
             return Event(type: "media.deleted", mediaID: media.id, uploadSetID: media.uploadSetID, payload: payload)
         }
 
+        static func mediaReady(_ media: Media, renditions: [String]) -> Event {
+            var payload = describe(media)
+            payload["renditions"] = .array(renditions.map { .string($0) })
+            return Event(type: "media.ready", mediaID: media.id, uploadSetID: media.uploadSetID, payload: payload)
+        }
+
+        static func mediaFailed(_ media: Media, reason: String) -> Event {
+            var payload = describe(media)
+            payload["reason"] = .string(reason)
+            return Event(type: "media.failed", mediaID: media.id, uploadSetID: media.uploadSetID, payload: payload)
+        }
+
         static func setCommitted(_ set: UploadSet, media: [Media]) -> Event {
             Event(
                 type: "upload_set.committed", mediaID: nil, uploadSetID: set.id,

@@ -138,6 +138,7 @@ public struct PostgresMetadataStore: MetadataStore {
                     UPDATE upload_sets SET \(unescaped: UploadSetRow.counter(deleted.kind)) = \(unescaped: UploadSetRow.counter(deleted.kind)) - 1
                     WHERE id = \(deleted.uploadSetID.uuid) AND \(unescaped: UploadSetRow.counter(deleted.kind)) > 0
                     """, logger: logger)
+                try await connection.query("DELETE FROM jobs WHERE media_id = \(id.uuid) AND state IN ('queued', 'running')", logger: logger)
                 try await Outbox.append([.mediaDeleted(deleted, reason: "deleted")], on: connection, logger: logger)
                 return deleted
             }
@@ -167,6 +168,8 @@ public struct PostgresMetadataStore: MetadataStore {
                     WHERE upload_set_id = ANY(\(expired)) AND deleted_at IS NULL
                     RETURNING \(unescaped: MediaRow.columns)
                     """, logger: logger))
+                try await connection.query(
+                    "DELETE FROM jobs WHERE media_id = ANY(\(media.map(\.id.uuid))) AND state IN ('queued', 'running')", logger: logger)
                 try await Outbox.append(media.map { .mediaDeleted($0, reason: "set_expired") }, on: connection, logger: logger)
                 return expired.map(UploadSetID.init(uuid:))
             }
@@ -227,6 +230,132 @@ public struct PostgresMetadataStore: MetadataStore {
             try await client.query("SELECT 1", logger: logger)
         }
     }
+
+    // MARK: Processing
+
+    public func claimJobs(limit: Int, lease: Duration, now: Date) async throws -> [ProcessingJob] {
+        let leaseEnd = now.addingTimeInterval(lease.seconds)
+        return try await run("claim_jobs") { [client, logger] in
+            var jobs: [ProcessingJob] = []
+            for try await (jobID, mediaID, kind, attempts, pool, key, size, mime) in try await client.query(
+                """
+                WITH picked AS (
+                    SELECT j.id FROM jobs j
+                    WHERE j.queue = 'process'
+                      AND ((j.state = 'queued' AND j.run_after <= \(now)) OR (j.state = 'running' AND j.leased_until < \(now)))
+                    ORDER BY j.run_after LIMIT \(limit) FOR UPDATE SKIP LOCKED
+                ), claimed AS (
+                    UPDATE jobs j SET state = 'running', attempts = j.attempts + 1, leased_until = \(leaseEnd), updated_at = \(now)
+                    FROM picked WHERE j.id = picked.id
+                    RETURNING j.id, j.media_id, j.media_kind, j.attempts
+                ), marked AS (
+                    UPDATE media m SET state = 'processing'
+                    FROM claimed c WHERE m.kind = c.media_kind AND m.id = c.media_id AND m.deleted_at IS NULL
+                    RETURNING m.id
+                )
+                SELECT c.id, c.media_id, c.media_kind, c.attempts, m.pool, m.object_key, m.size_bytes, m.mime
+                FROM claimed c JOIN media m ON m.kind = c.media_kind AND m.id = c.media_id
+                """, logger: logger
+            ).decode((Int64, UUID, String, Int, String, String, Int64, String).self) {
+                guard let kind = MediaKind(rawValue: kind) else { continue }
+                jobs.append(ProcessingJob(
+                    jobID: jobID, mediaID: MediaID(uuid: mediaID), kind: kind, original: ObjectLocation(pool: pool, key: key),
+                    size: size, mime: mime, attempts: attempts))
+            }
+            return jobs
+        }
+    }
+
+    public func completeJob(_ job: ProcessingJob, outcome: ProcessingOutcome, now: Date) async throws -> [ObjectLocation] {
+        let metadata = String(decoding: try JSONEncoder.sorted.encode(outcome.metadata), as: UTF8.self)
+        return try await run("complete_job") { [client, logger] in
+            try await client.withTransaction(logger: logger) { connection in
+                let current = try await MediaRow.first(try await connection.query(
+                    "SELECT \(unescaped: MediaRow.columns) FROM media WHERE kind = \(job.kind.rawValue) AND id = \(job.mediaID.uuid) FOR UPDATE",
+                    logger: logger))
+                try await connection.query("DELETE FROM jobs WHERE id = \(job.jobID)", logger: logger)
+                guard let current, current.deletedAt == nil else {
+                    // deleted while it was processed: nothing refers to this run's renditions
+                    return outcome.renditions.map(\.location)
+                }
+                var obsolete: [ObjectLocation] = []
+                for try await (pool, key) in try await connection.query(
+                    """
+                    DELETE FROM renditions WHERE media_id = \(job.mediaID.uuid) AND NOT (name = ANY(\(outcome.renditions.map(\.name))))
+                    RETURNING pool, object_key
+                    """, logger: logger
+                ).decode((String, String).self) {
+                    obsolete.append(ObjectLocation(pool: pool, key: key))
+                }
+                for rendition in outcome.renditions {
+                    try await connection.query(
+                        """
+                        INSERT INTO renditions (media_id, media_kind, name, mime, width, height, size_bytes, sha256, pool, object_key, created_at)
+                        VALUES (\(job.mediaID.uuid), \(job.kind.rawValue), \(rendition.name), \(rendition.mime), \(rendition.width), \(rendition.height),
+                                \(rendition.size), \(rendition.sha256), \(rendition.location.pool), \(rendition.location.key), \(now))
+                        ON CONFLICT (media_id, name) DO UPDATE SET
+                            mime = excluded.mime, width = excluded.width, height = excluded.height, size_bytes = excluded.size_bytes,
+                            sha256 = excluded.sha256, pool = excluded.pool, object_key = excluded.object_key, created_at = excluded.created_at
+                        """, logger: logger)
+                }
+                let ready = try await MediaRow.first(try await connection.query(
+                    """
+                    UPDATE media SET state = 'ready', width = \(outcome.width), height = \(outcome.height),
+                        duration_ms = \(outcome.durationMilliseconds), metadata = \(metadata)::jsonb, failure_reason = NULL
+                    WHERE kind = \(job.kind.rawValue) AND id = \(job.mediaID.uuid)
+                    RETURNING \(unescaped: MediaRow.columns)
+                    """, logger: logger))!
+                try await Outbox.append([.mediaReady(ready, renditions: outcome.renditions.map(\.name))], on: connection, logger: logger)
+                return obsolete
+            }
+        }
+    }
+
+    public func failJob(_ job: ProcessingJob, error: ProcessingError, retry: Bool, retryAfter: Duration, now: Date) async throws {
+        let reason = String(error.reason.prefix(500))
+        try await run("fail_job") { [client, logger] in
+            try await client.withTransaction(logger: logger) { connection in
+                if retry {
+                    try await connection.query(
+                        """
+                        UPDATE jobs SET state = 'queued', run_after = \(now.addingTimeInterval(retryAfter.seconds)), leased_until = NULL,
+                            last_error = \(reason), updated_at = \(now)
+                        WHERE id = \(job.jobID)
+                        """, logger: logger)
+                    return
+                }
+                try await connection.query(
+                    "UPDATE jobs SET state = 'dead', leased_until = NULL, last_error = \(reason), updated_at = \(now) WHERE id = \(job.jobID)",
+                    logger: logger)
+                let failed = try await MediaRow.first(try await connection.query(
+                    """
+                    UPDATE media SET state = 'failed', failure_reason = \(reason)
+                    WHERE kind = \(job.kind.rawValue) AND id = \(job.mediaID.uuid) AND deleted_at IS NULL
+                    RETURNING \(unescaped: MediaRow.columns)
+                    """, logger: logger))
+                if let failed {
+                    try await Outbox.append([.mediaFailed(failed, reason: reason)], on: connection, logger: logger)
+                }
+            }
+        }
+    }
+
+    public func renditions(of id: MediaID) async throws -> [Rendition] {
+        try await run("read_renditions") { [client, logger] in
+            var renditions: [Rendition] = []
+            for try await (name, mime, width, height, size, sha256, pool, key, created) in try await client.query(
+                """
+                SELECT name, mime, width, height, size_bytes, sha256, pool, object_key, created_at
+                FROM renditions WHERE media_id = \(id.uuid) ORDER BY name
+                """, logger: logger
+            ).decode((String, String, Int?, Int?, Int64, String, String, String, Date).self) {
+                renditions.append(Rendition(
+                    mediaID: id, name: name, mime: mime, width: width, height: height, size: size, sha256: sha256,
+                    location: ObjectLocation(pool: pool, key: key), createdAt: created))
+            }
+            return renditions
+        }
+    }
 }
 
 /// Column lists and row decoding, in one place per table.
@@ -257,7 +386,7 @@ enum UploadSetRow {
 enum MediaRow {
     static let columns = """
         id, kind, owner_id, upload_set_id, state, size_bytes, sha256, mime, width, height, duration_ms, \
-        pool, object_key, created_at, committed_at, deleted_at, failure_reason
+        pool, object_key, created_at, committed_at, deleted_at, failure_reason, metadata::text AS metadata_json
         """
 
     static func decode(_ row: PostgresRow) throws -> Media {
@@ -276,7 +405,8 @@ enum MediaRow {
             height: try cells["height"].decode(Int?.self), durationMilliseconds: try cells["duration_ms"].decode(Int64?.self),
             location: ObjectLocation(pool: try cells["pool"].decode(String.self), key: try cells["object_key"].decode(String.self)),
             createdAt: try cells["created_at"].decode(Date.self), committedAt: try cells["committed_at"].decode(Date?.self),
-            deletedAt: try cells["deleted_at"].decode(Date?.self), failureReason: try cells["failure_reason"].decode(String?.self))
+            deletedAt: try cells["deleted_at"].decode(Date?.self), failureReason: try cells["failure_reason"].decode(String?.self),
+            metadata: (try? JSONDecoder().decode([String: MetadataValue].self, from: Data(try cells["metadata_json"].decode(String.self).utf8))) ?? [:])
     }
 
     static func first(_ rows: PostgresRowSequence) async throws -> Media? {

@@ -6,7 +6,8 @@ import PostgresNIO
 /// cost more than running them.
 
 /// Records an upload in one statement (one round trip, its own transaction): locks the set row, checks the
-/// set and its live count, bumps the count, inserts the media row and its `media.stored` event.
+/// set and its live count, bumps the count, inserts the media row, its processing job and its
+/// `media.stored` event.
 /// Returns the set's state as it was found, and the media row if it was inserted.
 struct RecordUploadStatement: PostgresPreparedStatement {
     struct Outcome {
@@ -36,6 +37,8 @@ struct RecordUploadStatement: PostgresPreparedStatement {
             INSERT INTO media (id, kind, owner_id, upload_set_id, state, size_bytes, sha256, mime, pool, object_key, created_at)
             SELECT $6, $4::text, $2, counted.id, 'stored', $7, $8, $9, $10, $11, $3 FROM counted
             RETURNING \(MediaRow.columns)
+        ), job AS (
+            INSERT INTO jobs (queue, media_id, media_kind) SELECT 'process', i.id, i.kind FROM inserted i RETURNING 1
         ), event AS (
             INSERT INTO outbox (event_id, type, media_id, upload_set_id, payload)
             SELECT gen_random_uuid(), 'media.stored', i.id, i.upload_set_id,

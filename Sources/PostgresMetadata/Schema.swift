@@ -159,5 +159,12 @@ public enum Schema {
             "CREATE UNIQUE INDEX outbox_by_seq ON outbox (seq) WHERE seq IS NOT NULL",
             "CREATE INDEX outbox_unsequenced ON outbox (pos) WHERE seq IS NULL",
         ]),
+        Migration(version: 4, name: "processing jobs for media stored before processing existed", statements: [
+            """
+            INSERT INTO jobs (queue, media_id, media_kind)
+            SELECT 'process', id, kind FROM media WHERE state = 'stored' AND deleted_at IS NULL
+            ON CONFLICT DO NOTHING
+            """,
+        ]),
     ]
 }

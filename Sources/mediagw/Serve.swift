@@ -22,14 +22,18 @@ struct Serve: AsyncParsableCommand {
             environment["MEDIAGW_HOST"] = host ?? environment["MEDIAGW_HOST"]
             environment["MEDIAGW_PORT"] = port.map(String.init) ?? environment["MEDIAGW_PORT"]
             let server: ServerConfiguration
+            let processing: ProcessingConfiguration
             do {
                 server = try ServerConfiguration(environment: EnvironmentReader(environment))
+                processing = try ProcessingConfiguration(environment: EnvironmentReader(environment))
             } catch {
                 throw Failure("configuration: \(error.message)", exitCode: 2)
             }
             let gateway: GatewayServer
             do {
-                gateway = try await GatewayServer.build(configuration: configuration, server: server, logger: logger) { port in
+                gateway = try await GatewayServer.build(
+                    configuration: configuration, server: server, processing: processing, environment: environment, logger: logger
+                ) { port in
                     logger.notice("mediagw listening", metadata: ["http.host": "\(server.http.host)", "http.port": "\(port)"])
                 }
             } catch {

@@ -1,0 +1,201 @@
+import Foundation
+import Logging
+import MediaCore
+import NIOConcurrencyHelpers
+
+/// Processes jobs in separate `mediagw process-child` processes, one job at a time each: a crash or a
+/// runaway decoder takes down one process and fails one job attempt, never the worker. Each process has
+/// a data memory limit, and a job past its timeout gets its process killed.
+public actor ProcessPool: MediaProcessing {
+    private let executable: String
+    private let environment: [String: String]
+    private let size: Int
+    private let timeout: Duration
+    private let logger: Logger
+    private var idle: [ProcessorChild] = []
+    private var live = 0
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    public init(executable: String, environment: [String: String], size: Int, timeout: Duration, logger: Logger) {
+        self.executable = executable
+        self.environment = environment
+        self.size = size
+        self.timeout = timeout
+        self.logger = logger
+    }
+
+    public func process(_ job: ProcessingJob) async throws -> ProcessingOutcome {
+        let child = try await checkout()
+        let timeout = self.timeout
+        do {
+            let outcome = try await withDeadline(timeout + .seconds(5)) { try await child.run(job) }
+            checkin(child)
+            return outcome
+        } catch is DeadlineExceeded {
+            child.kill()
+            release()
+            throw ProcessingError(.timedOut, "processing took longer than \(timeout)", permanent: false)
+        } catch let error as ProcessingError {
+            if child.isAlive { checkin(child) } else { release() }
+            throw error
+        } catch {
+            child.kill()
+            release()
+            throw ProcessingError(.internal, "\(error)")
+        }
+    }
+
+    /// Stops every idle processor (at shutdown).
+    public func shutdown() {
+        for child in idle { child.kill() }
+        idle.removeAll()
+    }
+
+    private func checkout() async throws -> ProcessorChild {
+        while true {
+            if let child = idle.popLast() {
+                if child.isAlive { return child }
+                live -= 1
+                continue
+            }
+            if live < size {
+                live += 1
+                do {
+                    return try ProcessorChild(executable: executable, environment: environment, logger: logger)
+                } catch {
+                    live -= 1
+                    throw ProcessingError(.internal, "cannot start a processor: \(error)", permanent: false)
+                }
+            }
+            await withCheckedContinuation { waiters.append($0) }
+        }
+    }
+
+    private func checkin(_ child: ProcessorChild) {
+        idle.append(child)
+        wake()
+    }
+
+    private func release() {
+        live -= 1
+        wake()
+    }
+
+    private func wake() {
+        if !waiters.isEmpty { waiters.removeFirst().resume() }
+    }
+}
+
+/// One `mediagw process-child` process, spoken to with JSON lines over its standard input and output.
+final class ProcessorChild: @unchecked Sendable {
+    private let process: Process
+    private let requests: FileHandle
+    private let responses: FileHandle
+    private let state = NIOLockedValueBox(State())
+    private let logger: Logger
+
+    private struct State {
+        var buffer: [UInt8] = []
+        var lines: [[UInt8]] = []
+        var waiting: CheckedContinuation<[UInt8]?, Never>?
+        var closed = false
+    }
+
+    init(executable: String, environment: [String: String], logger: Logger) throws {
+        self.logger = logger
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = ["process-child"]
+        var environment = environment
+        environment["MALLOC_ARENA_MAX"] = "2"
+        process.environment = environment
+        let input = Pipe(), output = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = FileHandle.standardError
+        requests = input.fileHandleForWriting
+        responses = output.fileHandleForReading
+        try process.run()
+        let thread = Thread { [self] in self.readLoop() }
+        thread.start()
+    }
+
+    var isAlive: Bool { process.isRunning && !state.withLockedValue { $0.closed } }
+
+    func kill() {
+        if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
+        try? requests.close()
+    }
+
+    /// Sends one job and waits for its answer.
+    func run(_ job: ProcessingJob) async throws -> ProcessingOutcome {
+        var line = try JSONEncoder().encode(ChildRequest(job: job))
+        line.append(0x0A)
+        do {
+            try requests.write(contentsOf: line)
+        } catch {
+            throw ProcessingError(.crashed, "the processor is gone", permanent: false)
+        }
+        guard let answer = await nextLine() else {
+            let status = process.isRunning ? "closed its output" : "died (signal or status \(process.terminationStatus))"
+            throw ProcessingError(.crashed, "the processor \(status) while processing this file", permanent: false)
+        }
+        let response = try JSONDecoder().decode(ChildResponse.self, from: Data(answer))
+        if let error = response.error { throw error }
+        guard let outcome = response.outcome else { throw ProcessingError(.internal, "the processor answered nothing") }
+        return outcome
+    }
+
+    private func nextLine() async -> [UInt8]? {
+        await withCheckedContinuation { continuation in
+            let ready: [UInt8]?? = state.withLockedValue { state in
+                if !state.lines.isEmpty { return .some(state.lines.removeFirst()) }
+                if state.closed { return .some(nil) }
+                state.waiting = continuation
+                return .none
+            }
+            if let ready { continuation.resume(returning: ready) }
+        }
+    }
+
+    /// Reads the child's output on a thread of its own (blocking reads), line by line.
+    private func readLoop() {
+        while true {
+            let data = responses.availableData
+            let waiter: CheckedContinuation<[UInt8]?, Never>? = state.withLockedValue { state in
+                if data.isEmpty {
+                    state.closed = true
+                    defer { state.waiting = nil }
+                    return state.waiting
+                }
+                state.buffer += data
+                while let newline = state.buffer.firstIndex(of: 0x0A) {
+                    state.lines.append(Array(state.buffer[..<newline]))
+                    state.buffer.removeSubrange(...newline)
+                }
+                guard !state.lines.isEmpty, let waiting = state.waiting else { return nil }
+                state.waiting = nil
+                return waiting
+            }
+            if data.isEmpty {
+                waiter?.resume(returning: nil)
+                try? responses.close()
+                process.waitUntilExit()
+                return
+            }
+            if let waiter {
+                let line = state.withLockedValue { $0.lines.removeFirst() }
+                waiter.resume(returning: line)
+            }
+        }
+    }
+}
+
+struct ChildRequest: Codable {
+    var job: ProcessingJob
+}
+
+struct ChildResponse: Codable {
+    var outcome: ProcessingOutcome?
+    var error: ProcessingError?
+}

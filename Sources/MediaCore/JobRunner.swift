@@ -1,0 +1,126 @@
+import Foundation
+import Logging
+import Metrics
+
+/// Settings of the processing workers.
+public struct WorkerSettings: Sendable, Hashable {
+    /// Jobs processed at once.
+    public var concurrency: Int
+    /// How long a claimed job stays claimed; a worker killed mid-job loses it after this. Must exceed the
+    /// job timeout.
+    public var lease: Duration
+    /// Attempts before a job is dead and its media failed (permanent errors fail at once).
+    public var maxAttempts: Int
+    /// The wait before the first retry; it doubles with each attempt.
+    public var backoff: Duration
+    /// How long an idle worker waits before looking for work again.
+    public var pollInterval: Duration
+
+    public init(concurrency: Int = ProcessInfo.processInfo.activeProcessorCount, lease: Duration = .seconds(600), maxAttempts: Int = 3,
+                backoff: Duration = .seconds(10), pollInterval: Duration = .milliseconds(500)) {
+        self.concurrency = concurrency
+        self.lease = lease
+        self.maxAttempts = maxAttempts
+        self.backoff = backoff
+        self.pollInterval = pollInterval
+    }
+}
+
+/// Takes jobs from the queue and processes them: `stored → processing → ready | failed`.
+/// The renditions are written by the processor (Ceph first); their rows, the media's new state and the
+/// event are then committed together, and the pending entries cleared.
+public struct JobRunner<Metadata: MetadataStore, Objects: ObjectStore, Processing: MediaProcessing>: Sendable {
+    public let metadata: Metadata
+    public let objects: Objects
+    public let processing: Processing
+    public let settings: WorkerSettings
+    let pending: PendingIndex<Objects>
+    let logger: Logger
+
+    public init(metadata: Metadata, objects: Objects, processing: Processing, settings: WorkerSettings, logger: Logger) {
+        self.metadata = metadata
+        self.objects = objects
+        self.processing = processing
+        self.settings = settings
+        self.pending = PendingIndex(objects: objects)
+        self.logger = logger
+    }
+
+    /// Runs `concurrency` workers until `stop` says so (checked between jobs: a job in progress finishes).
+    public func run(stop: @escaping @Sendable () -> Bool) async {
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<max(1, settings.concurrency) {
+                group.addTask {
+                    while !stop() && !Task.isCancelled {
+                        let worked = (try? await runOne()) ?? false
+                        if !worked { try? await Task.sleep(for: settings.pollInterval) }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Processes jobs until none is runnable; returns how many were handled. For tests and one-shot runs.
+    @discardableResult
+    public func drain() async throws -> Int {
+        var handled = 0
+        while try await runOne() { handled += 1 }
+        return handled
+    }
+
+    /// Claims and handles one job; `false` when there was none.
+    func runOne() async throws -> Bool {
+        let jobs: [ProcessingJob]
+        do {
+            jobs = try await metadata.claimJobs(limit: 1, lease: settings.lease, now: Date())
+        } catch {
+            logger.warning("could not claim jobs", metadata: ["error": "\(error)"])
+            throw error
+        }
+        guard let job = jobs.first else { return false }
+        await handle(job)
+        return true
+    }
+
+    func handle(_ job: ProcessingJob) async {
+        let started = ContinuousClock.now
+        var logger = self.logger
+        logger[metadataKey: "media.id"] = "\(job.mediaID)"
+        logger[metadataKey: "job.id"] = "\(job.jobID)"
+        let outcome: ProcessingOutcome
+        do {
+            outcome = try await processing.process(job)
+        } catch {
+            let failure = error as? ProcessingError ?? ProcessingError(.internal, "\(error)")
+            let retry = !failure.permanent && job.attempts < settings.maxAttempts
+            let wait = settings.backoff * (1 << min(job.attempts - 1, 10))
+            logger.notice(retry ? "processing failed; will retry" : "processing failed", metadata: ["error": "\(failure)", "job.attempts": "\(job.attempts)"])
+            do {
+                try await metadata.failJob(job, error: failure, retry: retry, retryAfter: wait, now: Date())
+            } catch {
+                logger.warning("could not record the failure; the lease will expire and the job run again", metadata: ["error": "\(error)"])
+            }
+            Self.count(job.kind, retry ? "retry" : "failed", since: started)
+            return
+        }
+        do {
+            let obsolete = try await metadata.completeJob(job, outcome: outcome, now: Date())
+            for location in obsolete {
+                do { try await objects.remove(location) } catch let error as ObjectStoreError where error.code == .notFound {}
+            }
+            for ticket in outcome.tickets { try await pending.complete(ticket) }
+            Self.count(job.kind, "ready", since: started)
+        } catch {
+            // the renditions stay in the pending index: the job runs again after its lease, or the reconciler
+            // removes them
+            logger.warning("could not record the result", metadata: ["error": "\(error)"])
+            Self.count(job.kind, "error", since: started)
+        }
+    }
+
+    static func count(_ kind: MediaKind, _ outcome: String, since started: ContinuousClock.Instant) {
+        Counter(label: "mediagw_jobs_total", dimensions: [("kind", kind.rawValue), ("outcome", outcome)]).increment()
+        Timer(label: "mediagw_job_duration_seconds", dimensions: [("kind", kind.rawValue)], preferredDisplayUnit: .seconds)
+            .recordNanoseconds(Int64((ContinuousClock.now - started).seconds * 1e9))
+    }
+}
