@@ -35,6 +35,10 @@ final class TestGateway: Sendable {
         environment["MEDIAGW_UPLOAD_TOKEN_KEYS"] = "t1:\(Data(keySecret).base64EncodedString())"
         environment["MEDIAGW_PORT"] = "0"
         environment["MEDIAGW_RECONCILE_INTERVAL"] = "0"
+        // processing runs in processor processes of the built mediagw
+        environment["MEDIAGW_PROCESSOR_EXECUTABLE"] = TestStack.mediagwPath
+        environment["MEDIAGW_WORKERS"] = environment["MEDIAGW_WORKERS"] ?? "2"
+        environment["MEDIAGW_JOB_BACKOFF"] = "1s"
         for (name, value) in overrides { environment[name] = value }
         return environment
     }
@@ -52,9 +56,11 @@ final class TestGateway: Sendable {
         let reader = EnvironmentReader(environment(overrides))
         let configuration = try GatewayConfiguration(environment: reader)
         let server = try ServerConfiguration(environment: reader)
+        let processing = try ProcessingConfiguration(environment: reader)
         let (portStream, portContinuation) = AsyncStream<Int>.makeStream()
         let gateway = try await GatewayServer.build(
-            configuration: configuration, server: server, logger: TestStack.logger, handleSignals: false
+            configuration: configuration, server: server, processing: processing, environment: environment(overrides),
+            logger: TestStack.logger, handleSignals: false
         ) { port in
             portContinuation.yield(port)
             portContinuation.finish()
@@ -190,4 +196,17 @@ func fakeJPEG(_ count: Int, seed: UInt64 = 1) -> [UInt8] {
 func fakeMP4(_ count: Int, seed: UInt64 = 1) throws -> [UInt8] {
     let head = Array(try Corpus.bytes("video/mp4-h264-aac-bbb-10s.mp4").prefix(32))
     return head + patternBytes(count: max(0, count - head.count), seed: seed)
+}
+
+extension TestGateway {
+    /// Waits until a media item leaves `stored`/`processing`, and returns its JSON.
+    func settled(_ id: String, within timeout: Duration = .seconds(180)) async throws -> [String: Any] {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let reply = try await request(.GET, "/internal/v1/media/\(id)")
+            if let state = reply.json["state"] as? String, state != "stored" && state != "processing" { return reply.json }
+            try await Task.sleep(for: .milliseconds(300))
+        }
+        throw TestFailure("media \(id) was not processed within \(timeout)")
+    }
 }
