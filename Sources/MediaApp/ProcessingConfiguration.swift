@@ -54,7 +54,7 @@ public struct ProcessingConfiguration: Sendable {
     public func validate() throws(ConfigurationError) {
         guard (1...256).contains(workers.concurrency) else { throw ConfigurationError("MEDIAGW_WORKERS must be between 1 and 256") }
         guard workers.lease > processing.timeout else { throw ConfigurationError("MEDIAGW_JOB_LEASE must exceed MEDIAGW_JOB_TIMEOUT") }
-        guard processing.timeout >= .seconds(1) else { throw ConfigurationError("MEDIAGW_JOB_TIMEOUT must be at least 1s") }
+        guard processing.timeout >= .milliseconds(100) else { throw ConfigurationError("MEDIAGW_JOB_TIMEOUT must be at least 100ms") }
         guard (1...100).contains(workers.maxAttempts) else { throw ConfigurationError("MEDIAGW_JOB_ATTEMPTS must be between 1 and 100") }
         guard processorMemory >= 256 << 20 else { throw ConfigurationError("MEDIAGW_PROCESSOR_MEMORY must be at least 256MiB") }
         guard processing.version.range(of: "^[a-z0-9._-]{1,16}$", options: .regularExpression) != nil else {

@@ -134,7 +134,7 @@ struct GatewayFaultInjection {
         let pools = try TestStack.pools()
         var sets: [TestGateway.OpenedSet] = []
         var streams: [(Task<HTTPClientResponse, any Error>, AsyncStream<ByteBuffer>.Continuation)] = []
-        let opener = try await TestGateway.shared.value
+        let opener = gateway
         // completed uploads before the crash
         for _ in 0..<3 {
             let set = try await opener.openSet()
@@ -177,7 +177,7 @@ struct GatewayFaultInjection {
 
     @Test func sigtermLetsAnInFlightUploadFinish() async throws {
         let gateway = try await GatewayProcess.start(["MEDIAGW_SHUTDOWN_TIMEOUT": "60s"])
-        let set = try await TestGateway.shared.value.openSet()
+        let set = try await gateway.openSet()
         let (task, continuation, boundary) = startStreamingUpload(gateway.baseURL, set, head: try fakeMP4(2 << 20), filename: "v.mp4")
         try await eventually { try !listObjects(pool: TestStack.pools().video, prefix: "\(set.id)/").isEmpty }
         gateway.signal(SIGTERM)
@@ -232,5 +232,97 @@ struct GatewayFaultInjection {
         #expect(recovered == 201)
         #expect(try await gateway.request(.GET, "/readyz", token: nil).status == 200)
         await gateway.stop()
+    }
+}
+
+/// Processing under faults: workers killed mid-job, processors crashing, jobs running out of time.
+/// Each test runs its own gateway processes, and no other worker runs meanwhile.
+@Suite(.serialized, .enabled(if: TestStack.faultTestsEnabled, "set MEDIAGW_FAULT_TESTS=1 (Deploy/local/run-tests does)"))
+struct ProcessingFaultInjection {
+    static let video = "video/mp4-h264-aac-bbb-10s.mp4"
+
+    @Test func aWorkerKilledMidJobLeavesTheJobToAnotherAfterTheLease() async throws {
+        let settings = ["MEDIAGW_WORKERS": "1", "MEDIAGW_JOB_TIMEOUT": "30s", "MEDIAGW_JOB_LEASE": "35s"]
+        let first = try await GatewayProcess.start(settings)
+        let set = try await first.openSet()
+        let id = try await first.upload(set, "clip.mp4", try Corpus.bytes(Self.video))
+        _ = try await waitForMedia(id) { $0.state == .processing }
+        first.signal(SIGKILL)
+        _ = await first.waitForExit(timeout: .seconds(10))
+        for child in first.processorPIDs { kill(child, SIGKILL) }
+
+        let started = ContinuousClock.now
+        let second = try await GatewayProcess.start(settings)
+        let media = try await waitForMedia(id, within: .seconds(120)) { $0.state == .ready || $0.state == .failed }
+        #expect(media.state == .ready, "\(media.failureReason ?? "")")
+        #expect(ContinuousClock.now - started > .seconds(20), "taken again only once the lease expired")
+        let database = try await TestStack.sharedDatabase.value
+        #expect(try await database.client.query("SELECT count(*) FROM jobs WHERE media_id = \(media.id.uuid)").decode(Int.self).reduce(0, +) == 0)
+        second.signal(SIGTERM)
+        #expect(await second.waitForExit(timeout: .seconds(60)) == 0)
+    }
+
+    @Test func aCrashingProcessorFailsOneAttemptNotTheWorker() async throws {
+        let gateway = try await GatewayProcess.start(["MEDIAGW_WORKERS": "1", "MEDIAGW_JOB_BACKOFF": "1s"])
+        let set = try await gateway.openSet()
+        let id = try await gateway.upload(set, "clip.mp4", try Corpus.bytes(Self.video))
+        _ = try await waitForMedia(id) { $0.state == .processing }
+        var killed = false
+        for _ in 0..<50 where !killed {
+            if let child = gateway.processorPIDs.first {
+                kill(child, SIGKILL)
+                killed = true
+            } else {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        #expect(killed)
+        let media = try await waitForMedia(id) { $0.state == .ready || $0.state == .failed }
+        #expect(media.state == .ready, "the next attempt, in a new processor, succeeds: \(media.failureReason ?? "")")
+        #expect(gateway.process.isRunning, "the worker survived")
+        let database = try await TestStack.sharedDatabase.value
+        let events = try await database.client.query("SELECT type FROM outbox WHERE media_id = \(media.id.uuid) ORDER BY pos")
+            .decode(String.self).reduce(into: [String]()) { $0.append($1) }
+        #expect(events == ["media.stored", "media.ready"])
+        gateway.signal(SIGTERM)
+        #expect(await gateway.waitForExit(timeout: .seconds(60)) == 0)
+    }
+
+    @Test func aJobPastItsTimeoutFailsAndTheWorkerGoesOn() async throws {
+        let gateway = try await GatewayProcess.start(["MEDIAGW_WORKERS": "1", "MEDIAGW_JOB_TIMEOUT": "300ms", "MEDIAGW_JOB_LEASE": "30s", "MEDIAGW_JOB_ATTEMPTS": "1"])
+        let set = try await gateway.openSet()
+        let slow = try await gateway.upload(set, "clip.mp4", try Corpus.bytes(Self.video))
+        let failed = try await waitForMedia(slow) { $0.state == .failed || $0.state == .ready }
+        #expect(failed.state == .failed)
+        #expect(failed.failureReason?.hasPrefix("timed_out: ") == true, "\(failed.failureReason ?? "")")
+        let photo = try await gateway.upload(set, "a.png", try Corpus.bytes("images/png-palette-trns.png"))
+        #expect(try await waitForMedia(photo) { $0.state == .ready || $0.state == .failed }.state == .ready)
+        gateway.signal(SIGTERM)
+        #expect(await gateway.waitForExit(timeout: .seconds(60)) == 0)
+    }
+
+    @Test func afterEveryHostileFileTheWorkerIsRunningAndItsMemoryBounded() async throws {
+        let gateway = try await GatewayProcess.start(["MEDIAGW_WORKERS": "2"])
+        var ids: [String] = []
+        let hostile = Corpus.files.filter { ($0.hasPrefix("bad-images/") || $0.contains("/malformed-")) && UploadAPITests.expectedOutcome($0).status == 201 }
+        for path in hostile {
+            let set = try await gateway.openSet(context: "community")
+            ids.append(try await gateway.upload(set, URL(fileURLWithPath: path).lastPathComponent, try Corpus.bytes(path)))
+        }
+        for (path, id) in zip(hostile, ids) {
+            let media = try await waitForMedia(id) { $0.state == .ready || $0.state == .failed }
+            let expected = ProcessingTests.expectedState(path)
+            #expect(media.state.rawValue == expected, "\(path): \(media.failureReason ?? "")")
+            if expected == "failed" { #expect(media.failureReason?.isEmpty == false) }
+        }
+        #expect(gateway.process.isRunning)
+        let gatewayMiB = GatewayProcess.residentMiB(gateway.process.processIdentifier)
+        #expect(gatewayMiB < 300, "gateway RSS \(gatewayMiB) MiB")
+        for child in gateway.processorPIDs {
+            let childMiB = GatewayProcess.residentMiB(child)
+            #expect(childMiB < 500, "processor RSS \(childMiB) MiB")
+        }
+        gateway.signal(SIGTERM)
+        #expect(await gateway.waitForExit(timeout: .seconds(60)) == 0)
     }
 }

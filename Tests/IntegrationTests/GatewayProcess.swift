@@ -1,4 +1,7 @@
+import AsyncHTTPClient
 import Foundation
+import MediaCore
+import NIOCore
 import Testing
 
 /// A `mediagw serve` process of the built binary, for what only a real process can show: kill -9, SIGTERM.
@@ -61,4 +64,57 @@ final class GatewayProcess: @unchecked Sendable {
 struct TestFailure: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
+}
+
+extension GatewayProcess {
+    /// Opens an upload set through this process's internal API.
+    func openSet(context: String = "post") async throws -> TestGateway.OpenedSet {
+        var request = HTTPClientRequest(url: baseURL + "/internal/v1/upload-sets")
+        request.method = .POST
+        request.headers.add(name: "Authorization", value: "Bearer \(TestGateway.serviceToken)")
+        request.body = .bytes(ByteBuffer(string: #"{"owner_id": "process-test", "context": "\#(context)", "context_id": "c-\#(UUID().uuidString.prefix(8))"}"#))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        let body = Array(try await response.body.collect(upTo: 1 << 20).readableBytesView)
+        let json = (try JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] ?? [:]
+        return TestGateway.OpenedSet(id: json["id"] as? String ?? "", token: json["upload_token"] as? String ?? "", raw: body)
+    }
+
+    /// Uploads one file and returns its media id.
+    func upload(_ set: TestGateway.OpenedSet, _ filename: String, _ bytes: [UInt8]) async throws -> String {
+        let reply = try await TestGateway.Reply.upload(baseURL, set, [(filename, bytes)])
+        return try #require((reply.json["media"] as? [[String: Any]])?.first?["id"] as? String, "\(reply.text)")
+    }
+
+    /// The processor processes this gateway started.
+    var processorPIDs: [Int32] {
+        let parent = process.processIdentifier
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap(Int32.init).filter { pid in
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return false }
+            let fields = stat.split(separator: ")").last?.split(separator: " ") ?? []
+            return fields.count > 2 && Int32(fields[1]) == parent
+        }
+    }
+
+    /// Resident memory of a process, in MiB.
+    static func residentMiB(_ pid: Int32) -> Double {
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+        return (Double(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) / 1024
+    }
+}
+
+/// The state of a media row, straight from the database.
+func mediaRow(_ id: String) async throws -> Media? {
+    try await TestStack.metadataStore().media(try #require(MediaID(id)))
+}
+
+/// Polls a media row until `condition` holds, for at most `timeout`.
+func waitForMedia(_ id: String, within timeout: Duration = .seconds(120), _ condition: @Sendable (Media) -> Bool) async throws -> Media {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if let media = try await mediaRow(id), condition(media) { return media }
+        try await Task.sleep(for: .milliseconds(200))
+    }
+    throw TestFailure("media \(id) did not reach the expected state within \(timeout)")
 }
