@@ -88,7 +88,8 @@ import Testing
 
         let objects = try await TestStack.objectStore()
         let derived = try TestStack.pools().derived
-        #expect(try listObjects(pool: derived, prefix: "\(id)/").sorted() == renditions.compactMap { $0["name"] as? String }.map { "\(id)/v1/\($0)" }.sorted())
+        let expectedKeys = renditions.compactMap { $0["name"] as? String }.map { "\(id)/v1/\($0)" }.sorted()
+        try await eventually { try listObjects(pool: derived, prefix: "\(id)/").sorted() == expectedKeys }
         for rendition in renditions {
             let location = ObjectLocation(pool: derived, key: "\(id)/v1/\(rendition["name"] as! String)")
             let bytes = Array(try await objects.read(location, range: nil).collect(upTo: 1 << 20).readableBytesView)
@@ -120,7 +121,7 @@ import Testing
         #expect(names(second) == names(first))
         let rows = try await database.client.query("SELECT count(*) FROM renditions WHERE media_id = \(mediaID.uuid)").decode(Int.self).reduce(0, +)
         #expect(rows == names(first).count)
-        #expect(try listObjects(pool: TestStack.pools().derived, prefix: "\(id)/").count == rows)
+        try await eventually { try listObjects(pool: TestStack.pools().derived, prefix: "\(id)/").count == rows }
     }
 
     @Test func deletingAProcessedMediaRemovesItsRenditionsToo() async throws {
@@ -128,7 +129,7 @@ import Testing
         let reply = try await gateway.upload(set, [("a.webp", try Corpus.bytes("images/webp-lossy.webp"))])
         let id = try #require((reply.json["media"] as? [[String: Any]])?.first?["id"] as? String)
         _ = try await gateway.settled(id)
-        #expect(try !listObjects(pool: TestStack.pools().derived, prefix: "\(id)/").isEmpty)
+        try await eventually { try !listObjects(pool: TestStack.pools().derived, prefix: "\(id)/").isEmpty }
         #expect(try await gateway.request(.DELETE, "/internal/v1/media/\(id)").status == 204)
         #expect(try listObjects(pool: TestStack.pools().derived, prefix: "\(id)/").isEmpty)
         #expect(try listObjects(pool: TestStack.pools().photo, prefix: "\(set.id)/").isEmpty)
