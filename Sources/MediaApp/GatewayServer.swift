@@ -34,10 +34,14 @@ public struct GatewayServer: Sendable {
         let objects = RadosObjectStore(cluster: cluster)
         let signer = UploadTokenSigner(keys: server.uploadTokenKeys)
         let serviceTokens = try ServiceTokens(server.serviceTokens)
+        let originCache = OriginLookupCache(ttl: server.origin.lookupCacheTTL, capacity: server.origin.lookupCacheEntries)
 
         let api = MediaAPI(
             uploads: UploadService(metadata: metadata, objects: objects, pools: configuration.pools, settings: server.uploads, tokens: signer, logger: logger),
-            media: MediaService(metadata: metadata, objects: objects, settings: server.uploads, tokens: signer, logger: logger),
+            media: MediaService(
+                metadata: metadata, objects: objects, settings: server.uploads, tokens: signer, originCache: originCache, logger: logger),
+            origin: OriginService(
+                metadata: metadata, settings: server.origin, signer: URLSigner(keys: server.urlSigningKeys), cache: originCache),
             readiness: ReadinessProbe(metadata: metadata, objects: objects, pools: configuration.pools),
             serviceTokens: serviceTokens, registry: registry, configuration: server.http)
         let (router, routes) = api.buildRouter()

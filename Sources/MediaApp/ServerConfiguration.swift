@@ -15,11 +15,22 @@ import MediaHTTP
 /// | `MEDIAGW_RECONCILE_INTERVAL` | `5m` | how often `serve` runs the reconciler (`0` disables it) |
 /// | `MEDIAGW_RECONCILE_GRACE` | `1h` | pending objects younger than this are left alone; must exceed the part timeout |
 /// | `MEDIAGW_SHUTDOWN_TIMEOUT` | `30s` | how long SIGTERM waits for in-flight requests before cancelling them |
+/// | `MEDIAGW_URL_SIGNING_KEYS` | required | comma-separated `id:base64secret` HMAC keys of signed media URLs; the first signs, all verify |
+/// | `MEDIAGW_SIGNED_URL_TTL` | `1h` | how long a signed media URL stays valid (10s to 7d) |
+/// | `MEDIAGW_PRIVATE_CONTEXTS` | `message` | contexts whose media are private (comma-separated; `none` for none) |
+/// | `MEDIAGW_SIGN_ORIGINALS` | `false` | originals of public media need signed URLs too (they keep the uploader's EXIF) |
+/// | `MEDIAGW_ORIGIN_MAX_AGE` | `365d` | `max-age` of public media |
+/// | `MEDIAGW_ORIGIN_NEGATIVE_MAX_AGE` | `10s` | `max-age` of 404 answers of the origin |
+/// | `MEDIAGW_PUBLIC_BASE_URL` | empty | prefix of the media URLs the internal API returns, e.g. `https://cdn.example.com` |
+/// | `MEDIAGW_ORIGIN_LOOKUP_TTL` | `5s` | how long the origin reuses a lookup of ready media (`0`: always ask PostgreSQL) |
+/// | `MEDIAGW_ORIGIN_LOOKUP_ENTRIES` | `10000` | the most media items whose lookups are kept |
 public struct ServerConfiguration: Sendable {
     public var http: HTTPConfiguration
     public var uploads: UploadSettings
     public var serviceTokens: [String]
     public var uploadTokenKeys: [SigningKey]
+    public var urlSigningKeys: [SigningKey]
+    public var origin: OriginSettings
     public var reconcileInterval: Duration
     public var reconcileGrace: Duration
     public var shutdownTimeout: Duration
@@ -46,6 +57,8 @@ public struct ServerConfiguration: Sendable {
         serviceTokens = (env.string("MEDIAGW_SERVICE_TOKENS") ?? "").split(separator: ",")
             .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         uploadTokenKeys = try SigningKey.parseList(try env.requiredString("MEDIAGW_UPLOAD_TOKEN_KEYS"), variable: "MEDIAGW_UPLOAD_TOKEN_KEYS")
+        urlSigningKeys = try SigningKey.parseList(try env.requiredString("MEDIAGW_URL_SIGNING_KEYS"), variable: "MEDIAGW_URL_SIGNING_KEYS")
+        origin = try Self.origin(env)
         reconcileInterval = try env.duration("MEDIAGW_RECONCILE_INTERVAL", default: .seconds(300))
         reconcileGrace = try env.duration("MEDIAGW_RECONCILE_GRACE", default: .seconds(3600))
         shutdownTimeout = try env.duration("MEDIAGW_SHUTDOWN_TIMEOUT", default: .seconds(30))
@@ -65,6 +78,41 @@ public struct ServerConfiguration: Sendable {
             throw ConfigurationError("MEDIAGW_RECONCILE_GRACE must exceed MEDIAGW_UPLOAD_PART_TIMEOUT, or uploads still streaming would be removed")
         }
         guard shutdownTimeout >= .seconds(1) else { throw ConfigurationError("MEDIAGW_SHUTDOWN_TIMEOUT must be at least 1s") }
+        guard (Duration.seconds(10)...Duration.seconds(7 * 86400)).contains(origin.signedURLLifetime) else {
+            throw ConfigurationError("MEDIAGW_SIGNED_URL_TTL must be between 10s and 7d")
+        }
+        guard origin.publicMaxAge >= 0, origin.negativeMaxAge >= 0 else {
+            throw ConfigurationError("MEDIAGW_ORIGIN_MAX_AGE and MEDIAGW_ORIGIN_NEGATIVE_MAX_AGE must not be negative")
+        }
+        guard origin.baseURL.isEmpty || ((origin.baseURL.hasPrefix("https://") || origin.baseURL.hasPrefix("http://")) && !origin.baseURL.hasSuffix("/")) else {
+            throw ConfigurationError("MEDIAGW_PUBLIC_BASE_URL must start with http:// or https:// and not end with /")
+        }
+        guard origin.lookupCacheTTL >= .zero, origin.lookupCacheTTL <= .seconds(300), origin.lookupCacheEntries >= 1 else {
+            throw ConfigurationError("MEDIAGW_ORIGIN_LOOKUP_TTL must be between 0 and 5m, MEDIAGW_ORIGIN_LOOKUP_ENTRIES at least 1")
+        }
+    }
+
+    private static func origin(_ env: EnvironmentReader) throws(ConfigurationError) -> OriginSettings {
+        let defaults = OriginSettings()
+        var privateContexts = defaults.privateContexts
+        if let raw = env.string("MEDIAGW_PRIVATE_CONTEXTS") {
+            privateContexts = []
+            for name in raw.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !name.isEmpty && name != "none" {
+                guard let context = UploadContext(rawValue: name) else {
+                    throw ConfigurationError("MEDIAGW_PRIVATE_CONTEXTS names \(name.debugDescription): contexts are post, profile, community, message")
+                }
+                privateContexts.insert(context)
+            }
+        }
+        return OriginSettings(
+            privateContexts: privateContexts,
+            signOriginals: try env.bool("MEDIAGW_SIGN_ORIGINALS", default: defaults.signOriginals),
+            signedURLLifetime: try env.duration("MEDIAGW_SIGNED_URL_TTL", default: defaults.signedURLLifetime),
+            publicMaxAge: Int(try env.duration("MEDIAGW_ORIGIN_MAX_AGE", default: .seconds(defaults.publicMaxAge)).seconds),
+            negativeMaxAge: Int(try env.duration("MEDIAGW_ORIGIN_NEGATIVE_MAX_AGE", default: .seconds(defaults.negativeMaxAge)).seconds),
+            baseURL: env.string("MEDIAGW_PUBLIC_BASE_URL", default: defaults.baseURL),
+            lookupCacheTTL: try env.duration("MEDIAGW_ORIGIN_LOOKUP_TTL", default: defaults.lookupCacheTTL),
+            lookupCacheEntries: try env.int("MEDIAGW_ORIGIN_LOOKUP_ENTRIES", default: defaults.lookupCacheEntries))
     }
 }
 

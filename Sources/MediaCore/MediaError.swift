@@ -6,6 +6,8 @@ public struct MediaError: Error, Sendable, CustomStringConvertible {
         case unauthorized
         case forbidden
         case tokenExpired = "token_expired"
+        /// A signed media URL past its expiry.
+        case urlExpired = "url_expired"
         case invalidRequest = "invalid_request"
         case unsupportedMediaType = "unsupported_media_type"
         case tooLarge = "too_large"

@@ -15,13 +15,19 @@ public struct MediaService<Metadata: MetadataStore, Objects: ObjectStore>: Senda
     public let objects: Objects
     public let settings: UploadSettings
     public let tokens: UploadTokenSigner
+    /// The origin's lookups, forgotten when media is deleted here.
+    public let originCache: OriginLookupCache?
     let logger: Logger
 
-    public init(metadata: Metadata, objects: Objects, settings: UploadSettings, tokens: UploadTokenSigner, logger: Logger) {
+    public init(
+        metadata: Metadata, objects: Objects, settings: UploadSettings, tokens: UploadTokenSigner, originCache: OriginLookupCache? = nil,
+        logger: Logger
+    ) {
         self.metadata = metadata
         self.objects = objects
         self.settings = settings
         self.tokens = tokens
+        self.originCache = originCache
         self.logger = logger
     }
 
@@ -34,11 +40,14 @@ public struct MediaService<Metadata: MetadataStore, Objects: ObjectStore>: Senda
         }
     }
 
-    public func openUploadSet(ownerID: String, context: UploadContext, contextID: String, now: Date = Date()) async throws -> OpenedUploadSet {
+    /// Opens a draft set. A private set's media are served through signed URLs only, whatever the context.
+    public func openUploadSet(
+        ownerID: String, context: UploadContext, contextID: String, isPrivate: Bool = false, now: Date = Date()
+    ) async throws -> OpenedUploadSet {
         try Self.validateExternalID(ownerID, name: "owner_id")
         try Self.validateExternalID(contextID, name: "context_id")
         let new = NewUploadSet(
-            id: .generate(now: now), ownerID: ownerID, context: context, contextID: contextID,
+            id: .generate(now: now), ownerID: ownerID, context: context, contextID: contextID, isPrivate: isPrivate,
             expiresAt: now.addingTimeInterval(settings.draftLifetime.seconds))
         let set = try await map("open the upload set") { try await metadata.createUploadSet(new) }
         let grant = UploadGrant(
@@ -67,11 +76,14 @@ public struct MediaService<Metadata: MetadataStore, Objects: ObjectStore>: Senda
         return media
     }
 
-    /// A media item and its renditions.
-    public func mediaWithRenditions(_ id: MediaID) async throws -> (Media, [Rendition]) {
+    /// A media item, its renditions and its set.
+    public func mediaWithRenditions(_ id: MediaID) async throws -> (Media, [Rendition], UploadSet) {
         let media = try await self.media(id)
         let renditions = try await map("read the renditions") { try await metadata.renditions(of: id) }
-        return (media, renditions)
+        guard let set = try await map("read the upload set", { try await metadata.uploadSet(media.uploadSetID) }) else {
+            throw MediaError(.notFound, "no upload set \(media.uploadSetID)")
+        }
+        return (media, renditions, set)
     }
 
     /// Deletes a media item: the row is tombstoned first (with its event), the objects removed after. If
@@ -80,6 +92,7 @@ public struct MediaService<Metadata: MetadataStore, Objects: ObjectStore>: Senda
         guard let media = try await map("delete the media", { try await metadata.tombstoneMedia(id, now: now) }) else {
             throw MediaError(.notFound, "no media \(id)")
         }
+        originCache?.forget(id)
         await Purger(metadata: metadata, objects: objects, logger: logger).purge(media, now: now)
     }
 

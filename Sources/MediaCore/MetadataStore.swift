@@ -6,13 +6,19 @@ public struct NewUploadSet: Hashable, Sendable {
     public var ownerID: String
     public var context: UploadContext
     public var contextID: String
+    /// The set's media are served only through signed URLs, whatever the context.
+    public var isPrivate: Bool
     public var expiresAt: Date
 
-    public init(id: UploadSetID = .generate(), ownerID: String, context: UploadContext, contextID: String, expiresAt: Date) {
+    public init(
+        id: UploadSetID = .generate(), ownerID: String, context: UploadContext, contextID: String, isPrivate: Bool = false,
+        expiresAt: Date
+    ) {
         self.id = id
         self.ownerID = ownerID
         self.context = context
         self.contextID = contextID
+        self.isPrivate = isPrivate
         self.expiresAt = expiresAt
     }
 }
@@ -132,4 +138,10 @@ public protocol MetadataStore: Sendable {
 
     /// The renditions of a media item, by name.
     func renditions(of id: MediaID) async throws -> [Rendition]
+
+    // MARK: Origin
+
+    /// What the origin needs to serve a media item's original or the named renditions, in one round trip;
+    /// `nil` when there is no media item with this id. Renditions that do not exist are left out.
+    func originRecord(_ id: MediaID, renditionNames: [String]) async throws -> OriginRecord?
 }

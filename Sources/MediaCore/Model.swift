@@ -92,6 +92,8 @@ public struct UploadSet: Hashable, Sendable {
     public var ownerID: String
     public var context: UploadContext
     public var contextID: String
+    /// Created private: its media are served only through signed URLs, whatever the context.
+    public var isPrivate: Bool
     public var state: UploadSetState
     public var createdAt: Date
     public var expiresAt: Date
@@ -100,13 +102,14 @@ public struct UploadSet: Hashable, Sendable {
     public var liveCounts: LiveCounts
 
     public init(
-        id: UploadSetID, ownerID: String, context: UploadContext, contextID: String, state: UploadSetState,
-        createdAt: Date, expiresAt: Date, committedAt: Date? = nil, liveCounts: LiveCounts = LiveCounts()
+        id: UploadSetID, ownerID: String, context: UploadContext, contextID: String, isPrivate: Bool = false,
+        state: UploadSetState, createdAt: Date, expiresAt: Date, committedAt: Date? = nil, liveCounts: LiveCounts = LiveCounts()
     ) {
         self.id = id
         self.ownerID = ownerID
         self.context = context
         self.contextID = contextID
+        self.isPrivate = isPrivate
         self.state = state
         self.createdAt = createdAt
         self.expiresAt = expiresAt

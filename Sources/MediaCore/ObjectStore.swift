@@ -57,7 +57,7 @@ public struct ObjectChunks: AsyncSequence, Sendable {
         self.makeNext = makeNext
     }
 
-    public struct AsyncIterator: AsyncIteratorProtocol {
+    public struct AsyncIterator: AsyncIteratorProtocol, Sendable {
         let next: @Sendable () async throws -> ByteBuffer?
         public mutating func next() async throws -> ByteBuffer? { try await next() }
     }

@@ -10,10 +10,13 @@ public struct APIError: HTTPResponseError, Sendable {
     public var error: MediaError
     /// Seconds after which a retry may succeed (503s).
     public var retryAfter: Int?
+    /// `Cache-Control` of the answer, when caches must be told (the CDN origin's errors).
+    public var cacheControl: String?
 
-    public init(_ error: MediaError, retryAfter: Int? = nil) {
+    public init(_ error: MediaError, retryAfter: Int? = nil, cacheControl: String? = nil) {
         self.error = error
         self.retryAfter = retryAfter
+        self.cacheControl = cacheControl
     }
 
     public var status: HTTPResponse.Status { Self.status(for: error.code) }
@@ -21,7 +24,7 @@ public struct APIError: HTTPResponseError, Sendable {
     public static func status(for code: MediaError.Code) -> HTTPResponse.Status {
         switch code {
         case .unauthorized, .tokenExpired: .unauthorized
-        case .forbidden: .forbidden
+        case .forbidden, .urlExpired: .forbidden
         case .invalidRequest, .malformedMultipart: .badRequest
         case .unsupportedMediaType: .unsupportedMediaType
         case .tooLarge, .requestTooLarge, .tooManyParts: .contentTooLarge
@@ -42,6 +45,7 @@ public struct APIError: HTTPResponseError, Sendable {
         var headers = HTTPFields()
         if status == .serviceUnavailable { headers[.retryAfter] = "\(retryAfter ?? 5)" }
         if error.code == .unauthorized || error.code == .tokenExpired { headers[.wwwAuthenticate] = "Bearer" }
+        if let cacheControl { headers[.cacheControl] = cacheControl }
         return headers
     }
 }
@@ -66,16 +70,19 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     let retryAfter: Int
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let response = try await answer(request, context: context, next: next)
+        // HEAD gets the status and headers of GET, never a body
+        return request.method == .head ? response.createHeadResponse() : response
+    }
+
+    private func answer(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
         } catch let error as APIError {
+            log(error.error, context: context)
             return try error.response(from: request, context: context)
         } catch let error as MediaError {
-            if error.code == .internal {
-                context.logger.error("request failed", metadata: ["error": "\(error)"])
-            } else if let cause = error.cause {
-                context.logger.info("request refused", metadata: ["error.code": "\(error.code.rawValue)", "error.cause": "\(cause)"])
-            }
+            log(error, context: context)
             return try APIError(error, retryAfter: retryAfter).response(from: request, context: context)
         } catch let error as HTTPError {
             let code: MediaError.Code = switch error.status {
@@ -91,6 +98,15 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch {
             context.logger.error("unexpected error", metadata: ["error": "\(error)"])
             return try APIError(MediaError(.internal, "internal error")).response(from: request, context: context)
+        }
+    }
+
+    /// Internal errors are logged with their details; refusals with their cause, when they have one.
+    private func log(_ error: MediaError, context: Context) {
+        if error.code == .internal {
+            context.logger.error("request failed", metadata: ["error": "\(error)"])
+        } else if let cause = error.cause {
+            context.logger.info("request refused", metadata: ["error.code": "\(error.code.rawValue)", "error.cause": "\(cause)"])
         }
     }
 }

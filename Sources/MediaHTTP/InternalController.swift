@@ -7,6 +7,7 @@ import MediaCore
 /// events. Every route requires the service token.
 struct InternalController<Metadata: MetadataStore, Objects: ObjectStore>: Sendable {
     let service: MediaService<Metadata, Objects>
+    let origin: OriginService<Metadata>
     let tokens: ServiceTokens
 
     func register(on router: Router<MediaRequestContext>, routes: RouteTable) {
@@ -38,7 +39,8 @@ struct InternalController<Metadata: MetadataStore, Objects: ObjectStore>: Sendab
         guard let uploadContext = UploadContext(rawValue: body.context) else {
             throw MediaError(.invalidRequest, "context must be one of post, profile, community, message")
         }
-        let opened = try await service.openUploadSet(ownerID: body.ownerID, context: uploadContext, contextID: body.contextID)
+        let opened = try await service.openUploadSet(
+            ownerID: body.ownerID, context: uploadContext, contextID: body.contextID, isPrivate: body.isPrivate ?? false)
         let tokenExpiry = try service.tokens.verify(opened.uploadToken).expiresAt
         return JSONResponse.make(status: .created, CreatedUploadSetJSON(
             id: opened.set.id.description, uploadToken: opened.uploadToken, expiresAt: opened.set.expiresAt,
@@ -59,8 +61,9 @@ struct InternalController<Metadata: MetadataStore, Objects: ObjectStore>: Sendab
     }
 
     func getMedia(_ request: Request, _ context: MediaRequestContext) async throws -> Response {
-        let (media, renditions) = try await service.mediaWithRenditions(try context.id(MediaID.self))
-        return JSONResponse.make(status: .ok, MediaJSON(media, renditions: renditions))
+        let (media, renditions, set) = try await service.mediaWithRenditions(try context.id(MediaID.self))
+        let urls = origin.urls(of: media, in: set, renditions: renditions)
+        return JSONResponse.make(status: .ok, MediaJSON(media, renditions: renditions, urls: urls))
     }
 
     func deleteMedia(_ request: Request, _ context: MediaRequestContext) async throws -> Response {

@@ -6,11 +6,13 @@ struct CreateUploadSetRequest: Decodable {
     var ownerID: String
     var context: String
     var contextID: String
+    var isPrivate: Bool?
 
     enum CodingKeys: String, CodingKey {
         case ownerID = "owner_id"
         case context
         case contextID = "context_id"
+        case isPrivate = "private"
     }
 }
 
@@ -66,14 +68,16 @@ struct RenditionJSON: Encodable {
     var height: Int?
     var size: Int64
     var sha256: String
+    var url: String?
 
-    init(_ rendition: Rendition) {
+    init(_ rendition: Rendition, url: String?) {
         name = rendition.name
         mime = rendition.mime
         width = rendition.width
         height = rendition.height
         size = rendition.size
         sha256 = rendition.sha256
+        self.url = url
     }
 }
 
@@ -95,9 +99,15 @@ struct MediaJSON: Encodable {
     var deletedAt: Date?
     var metadata: [String: MetadataValue]?
     var renditions: [RenditionJSON]?
+    var originalURL: String?
+    var negotiatedURLs: [String: String]?
+    var urlsExpireAt: Date?
 
     enum CodingKeys: String, CodingKey {
         case id, kind, state, size, sha256, mime, width, height, metadata, renditions
+        case originalURL = "original_url"
+        case negotiatedURLs = "negotiated_urls"
+        case urlsExpireAt = "urls_expire_at"
         case ownerID = "owner_id"
         case uploadSetID = "upload_set_id"
         case durationMS = "duration_ms"
@@ -107,10 +117,16 @@ struct MediaJSON: Encodable {
         case deletedAt = "deleted_at"
     }
 
-    init(_ media: Media, renditions: [Rendition]? = nil) {
+    /// - Parameters:
+    ///   - renditions: listed when given, each with its URL from `urls`.
+    ///   - urls: the origin URLs, for a single media item's view.
+    init(_ media: Media, renditions: [Rendition]? = nil, urls: MediaURLs? = nil) {
         id = media.id.description
         metadata = media.metadata.isEmpty ? nil : media.metadata
-        self.renditions = renditions?.map(RenditionJSON.init)
+        self.renditions = renditions?.map { RenditionJSON($0, url: urls?.renditions[$0.name]) }
+        originalURL = urls?.original
+        negotiatedURLs = urls.flatMap { $0.negotiated.isEmpty ? nil : $0.negotiated }
+        urlsExpireAt = urls?.expiresAt
         kind = media.kind.rawValue
         state = media.state.rawValue
         size = media.size
@@ -133,6 +149,7 @@ struct UploadSetJSON: Encodable {
     var ownerID: String
     var context: String
     var contextID: String
+    var isPrivate: Bool
     var state: String
     var createdAt: Date
     var expiresAt: Date
@@ -141,6 +158,7 @@ struct UploadSetJSON: Encodable {
 
     enum CodingKeys: String, CodingKey {
         case id, context, state, media
+        case isPrivate = "private"
         case ownerID = "owner_id"
         case contextID = "context_id"
         case createdAt = "created_at"
@@ -153,6 +171,7 @@ struct UploadSetJSON: Encodable {
         ownerID = set.ownerID
         context = set.context.rawValue
         contextID = set.contextID
+        isPrivate = set.isPrivate
         state = set.state.rawValue
         createdAt = set.createdAt
         expiresAt = set.expiresAt

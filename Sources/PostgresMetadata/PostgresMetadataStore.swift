@@ -38,8 +38,8 @@ public struct PostgresMetadataStore: MetadataStore {
         try await run("create_upload_set") { [client, logger] in
             let rows = try await client.query(
                 """
-                INSERT INTO upload_sets (id, owner_id, context, context_id, expires_at)
-                VALUES (\(new.id.uuid), \(new.ownerID), \(new.context.rawValue), \(new.contextID), \(new.expiresAt))
+                INSERT INTO upload_sets (id, owner_id, context, context_id, is_private, expires_at)
+                VALUES (\(new.id.uuid), \(new.ownerID), \(new.context.rawValue), \(new.contextID), \(new.isPrivate), \(new.expiresAt))
                 RETURNING \(unescaped: UploadSetRow.columns)
                 """, logger: logger)
             guard let set = try await UploadSetRow.first(rows) else {
@@ -356,23 +356,36 @@ public struct PostgresMetadataStore: MetadataStore {
             return renditions
         }
     }
+
+    public func originRecord(_ id: MediaID, renditionNames: [String]) async throws -> OriginRecord? {
+        try await run("read_origin_record") { [client, logger] in
+            var record: OriginRecord?
+            for try await row in try await client.execute(OriginRecordStatement(id: id, renditionNames: renditionNames), logger: logger) {
+                if record == nil {
+                    record = row.record
+                }
+                if let rendition = row.rendition { record?.renditions.append(rendition) }
+            }
+            return record
+        }
+    }
 }
 
 /// Column lists and row decoding, in one place per table.
 enum UploadSetRow {
-    static let columns = "id, owner_id, context, context_id, state, created_at, expires_at, committed_at, photo_count, audio_count, video_count"
+    static let columns = "id, owner_id, context, context_id, is_private, state, created_at, expires_at, committed_at, photo_count, audio_count, video_count"
 
     /// The live-count column of a kind (a fixed identifier, never user input).
     static func counter(_ kind: MediaKind) -> String { "\(kind.rawValue)_count" }
 
     static func decode(_ row: PostgresRow) throws -> UploadSet {
-        let (id, owner, context, contextID, state, created, expires, committed, photos, audio, videos) =
-            try row.decode((UUID, String, String, String, String, Date, Date, Date?, Int, Int, Int).self)
+        let (id, owner, context, contextID, isPrivate, state, created, expires, committed, photos, audio, videos) =
+            try row.decode((UUID, String, String, String, Bool, String, Date, Date, Date?, Int, Int, Int).self)
         guard let context = UploadContext(rawValue: context), let state = UploadSetState(rawValue: state) else {
             throw MetadataStoreError(.other, "upload set \(id) has an unknown context or state")
         }
         return UploadSet(
-            id: UploadSetID(uuid: id), ownerID: owner, context: context, contextID: contextID, state: state,
+            id: UploadSetID(uuid: id), ownerID: owner, context: context, contextID: contextID, isPrivate: isPrivate, state: state,
             createdAt: created, expiresAt: expires, committedAt: committed,
             liveCounts: LiveCounts(photo: photos, audio: audio, video: videos))
     }

@@ -96,3 +96,55 @@ struct UploadSetStatement: PostgresPreparedStatement {
 
     func decodeRow(_ row: PostgresRow) throws -> UploadSet { try UploadSetRow.decode(row) }
 }
+
+/// What the CDN origin needs for one request, in one round trip: the media row, its set's privacy, and the
+/// asked-for renditions (one row per rendition found; one row with no rendition when none is).
+struct OriginRecordStatement: PostgresPreparedStatement {
+    struct Row {
+        var record: OriginRecord
+        var rendition: Rendition?
+    }
+
+    static let sql = """
+        SELECT m.id, m.kind, m.state, m.mime, m.size_bytes, m.sha256, m.pool, m.object_key, m.created_at,
+               s.context, s.is_private,
+               r.name, r.mime, r.width, r.height, r.size_bytes, r.sha256, r.pool, r.object_key, r.created_at
+        FROM media m
+        JOIN upload_sets s ON s.id = m.upload_set_id
+        LEFT JOIN renditions r ON r.media_id = m.id AND r.name = ANY($2::text[])
+        WHERE m.id = $1
+        """
+
+    var id: MediaID
+    var renditionNames: [String]
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 2)
+        bindings.append(id.uuid)
+        bindings.append(renditionNames)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row {
+        let (id, kind, state, mime, size, sha256, pool, key, created, context, isPrivate,
+             name, renditionMIME, width, height, renditionSize, renditionSHA, renditionPool, renditionKey, renditionCreated) =
+            try row.decode((UUID, String, String, String, Int64, String, String, String, Date, String, Bool,
+                            String?, String?, Int?, Int?, Int64?, String?, String?, String?, Date?).self)
+        guard let kind = MediaKind(rawValue: kind), let state = MediaState(rawValue: state), let context = UploadContext(rawValue: context) else {
+            throw MetadataStoreError(.other, "media \(id) has an unknown kind, state or context")
+        }
+        let mediaID = MediaID(uuid: id)
+        var rendition: Rendition?
+        if let name, let renditionMIME, let renditionSize, let renditionSHA, let renditionPool, let renditionKey, let renditionCreated {
+            rendition = Rendition(
+                mediaID: mediaID, name: name, mime: renditionMIME, width: width, height: height, size: renditionSize, sha256: renditionSHA,
+                location: ObjectLocation(pool: renditionPool, key: renditionKey), createdAt: renditionCreated)
+        }
+        return Row(
+            record: OriginRecord(
+                id: mediaID, kind: kind, state: state, mime: mime, size: size, sha256: sha256,
+                location: ObjectLocation(pool: pool, key: key), createdAt: created, context: context, setIsPrivate: isPrivate,
+                renditions: []),
+            rendition: rendition)
+    }
+}

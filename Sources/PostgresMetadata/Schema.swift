@@ -166,5 +166,9 @@ public enum Schema {
             ON CONFLICT DO NOTHING
             """,
         ]),
+        Migration(version: 5, name: "private upload sets", statements: [
+            // a set created private has its media served through signed URLs only, whatever its context
+            "ALTER TABLE upload_sets ADD COLUMN is_private boolean NOT NULL DEFAULT false",
+        ]),
     ]
 }

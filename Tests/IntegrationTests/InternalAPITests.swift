@@ -177,7 +177,7 @@ import Testing
         let documented = paths.flatMap { path, operations in operations.keys.map { "\($0.uppercased()) \(path)" } }.sorted()
         let registered = try await TestGateway.routes()
         #expect(documented == registered)
-        #expect(registered.count == 11)
+        #expect(registered.count == 15)
     }
 
     @Test func metricsAreLabelledByRouteTemplateNeverById() async throws {

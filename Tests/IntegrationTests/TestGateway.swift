@@ -13,6 +13,7 @@ import Testing
 final class TestGateway: Sendable {
     static let serviceToken = "test-service-token-0123456789"
     static let keySecret = Array("0123456789abcdef0123456789abcdef".utf8)
+    static let urlKeySecret = Array("fedcba9876543210fedcba9876543210".utf8)
 
     let baseURL: String
     let signer: UploadTokenSigner
@@ -33,6 +34,7 @@ final class TestGateway: Sendable {
         var environment = TestStack.environment
         environment["MEDIAGW_SERVICE_TOKENS"] = serviceToken
         environment["MEDIAGW_UPLOAD_TOKEN_KEYS"] = "t1:\(Data(keySecret).base64EncodedString())"
+        environment["MEDIAGW_URL_SIGNING_KEYS"] = "u1:\(Data(urlKeySecret).base64EncodedString())"
         environment["MEDIAGW_PORT"] = "0"
         environment["MEDIAGW_RECONCILE_INTERVAL"] = "0"
         // processing runs in processor processes of the built mediagw

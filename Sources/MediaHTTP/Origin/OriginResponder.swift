@@ -1,0 +1,145 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import MediaCore
+import NIOCore
+
+/// Answers `GET` and `HEAD` for one stored object, over any ``ObjectStore``: validators (`ETag`,
+/// `Last-Modified`), conditional requests (304 and 412), byte ranges (206 and 416), caching and safety
+/// headers, and the body streamed from the store chunk by chunk. Written once; every origin route uses it.
+///
+/// Several ranges in one request are answered with the whole object (200), never `multipart/byteranges`.
+public struct OriginResponder<Objects: ObjectStore>: Sendable {
+    public let objects: Objects
+
+    public init(objects: Objects) {
+        self.objects = objects
+    }
+
+    /// The response to `request` (a `GET` or a `HEAD`) for `object`. `HEAD` gets exactly the status and
+    /// headers `GET` would, and reads nothing from the store.
+    public func respond(to request: Request, object: OriginObject, logger: Logger) async throws -> Response {
+        let etag = "\"\(object.sha256)\""
+        let lastModified = object.lastModified.roundedToSecond
+        var headers = Self.validatorHeaders(object, etag: etag, lastModified: lastModified)
+
+        if let status = Self.preconditionStatus(request.headers, etag: etag, lastModified: lastModified) {
+            // a 304's Content-Length, when sent, is the length a 200 would have (RFC 9110 §8.6)
+            headers[.contentLength] = status == .notModified ? String(object.size) : "0"
+            return Response(status: status, headers: headers)
+        }
+
+        headers[.contentType] = object.mime
+        headers[.acceptRanges] = "bytes"
+        headers[.xContentTypeOptions] = "nosniff"
+        headers[.contentDisposition] = "inline; filename=\"\(object.filename)\""
+        headers[.crossOriginResourcePolicy] = "cross-origin"
+
+        let status: HTTPResponse.Status
+        let range: Range<Int64>
+        switch Self.rangeRequest(request.headers, etag: etag, lastModified: lastModified, size: object.size) {
+        case .whole, .several:
+            status = .ok
+            range = 0..<object.size
+        case .single(let requested):
+            status = .partialContent
+            range = requested
+            headers[.contentRange] = "bytes \(requested.lowerBound)-\(requested.upperBound - 1)/\(object.size)"
+        case .unsatisfiable:
+            headers[.contentRange] = "bytes */\(object.size)"
+            headers[.contentLength] = "0"
+            return Response(status: .rangeNotSatisfiable, headers: headers)
+        }
+        let length = range.upperBound - range.lowerBound
+        headers[.contentLength] = String(length)
+        guard request.method == .get, length > 0 else {
+            return Response(status: status, headers: headers, body: ResponseBody())
+        }
+        return Response(status: status, headers: headers, body: try await body(object, range: range, logger: logger))
+    }
+
+    /// The validators and caching headers: sent with every answer for the object, 304 and 412 included.
+    static func validatorHeaders(_ object: OriginObject, etag: String, lastModified: Date) -> HTTPFields {
+        var headers = HTTPFields()
+        headers[.eTag] = etag
+        headers[.lastModified] = HTTPDate.format(lastModified)
+        switch object.cache {
+        case .publicImmutable(let maxAge): headers[.cacheControl] = "public, max-age=\(maxAge), immutable"
+        case .privateOnly(let maxAge): headers[.cacheControl] = "private, max-age=\(maxAge)"
+        }
+        if object.variesByAccept { headers[.vary] = "Accept" }
+        return headers
+    }
+
+    /// 412 or 304 when a precondition says so (RFC 9110 §13.2.2 order), `nil` to go on.
+    static func preconditionStatus(_ headers: HTTPFields, etag: String, lastModified: Date) -> HTTPResponse.Status? {
+        if let ifMatch = headers[.ifMatch] {
+            if !EntityTags.list(ifMatch, matches: etag, weak: false) { return .preconditionFailed }
+        } else if let since = headers[.ifUnmodifiedSince].flatMap(HTTPDate.parse), lastModified > since {
+            return .preconditionFailed
+        }
+        if let ifNoneMatch = headers[.ifNoneMatch] {
+            if EntityTags.list(ifNoneMatch, matches: etag, weak: true) { return .notModified }
+        } else if let since = headers[.ifModifiedSince].flatMap(HTTPDate.parse), lastModified <= since {
+            return .notModified
+        }
+        return nil
+    }
+
+    /// The range to send: `If-Range` that does not match the current object turns a range into the whole.
+    static func rangeRequest(_ headers: HTTPFields, etag: String, lastModified: Date, size: Int64) -> RangeRequest {
+        guard let range = headers[.range] else { return .whole }
+        if let ifRange = headers[.ifRange]?.trimmingCharacters(in: .whitespaces) {
+            let current = ifRange.hasPrefix("\"") || ifRange.hasPrefix("W/")
+                ? ifRange == etag
+                : HTTPDate.parse(ifRange) == lastModified
+            guard current else { return .whole }
+        }
+        return RangeRequest.evaluate(range, size: size)
+    }
+
+    /// The body, streamed from the store. The first chunk is read before the response starts, so that a
+    /// missing object or a store that is down still gets a proper status; a failure later cuts the
+    /// connection short (the client sees fewer bytes than `Content-Length`).
+    private func body(_ object: OriginObject, range: Range<Int64>, logger: Logger) async throws -> ResponseBody {
+        let length = range.upperBound - range.lowerBound
+        var iterator = objects.read(object.location, range: range).makeAsyncIterator()
+        let first: ByteBuffer?
+        do {
+            first = try await iterator.next()
+        } catch let error as ObjectStoreError where error.code == .notFound {
+            logger.error("a ready media item's object is missing", metadata: ["object.location": "\(object.location)"])
+            throw MediaError(.notFound, "no such media", cause: error)
+        } catch {
+            throw MediaError.from(error, doing: "read the media")
+        }
+        return ResponseBody(contentLength: Int(length)) { [iterator] writer in
+            var iterator = iterator
+            var sent: Int64 = 0
+            var chunk = first
+            while let buffer = chunk {
+                sent += Int64(buffer.readableBytes)
+                try await writer.write(buffer)
+                chunk = try await iterator.next()
+            }
+            guard sent == length else {
+                logger.error("object shorter than its metadata", metadata: [
+                    "object.location": "\(object.location)", "object.expected": "\(length)", "object.sent": "\(sent)",
+                ])
+                throw MediaError(.internal, "the object ended early")
+            }
+            try await writer.finish(nil)
+        }
+    }
+}
+
+extension HTTPField.Name {
+    static let xContentTypeOptions = HTTPField.Name("X-Content-Type-Options")!
+    static let crossOriginResourcePolicy = HTTPField.Name("Cross-Origin-Resource-Policy")!
+}
+
+extension Date {
+    /// HTTP dates have whole seconds: validators compare at that resolution.
+    var roundedToSecond: Date { Date(timeIntervalSince1970: timeIntervalSince1970.rounded(.down)) }
+}
