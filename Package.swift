@@ -165,7 +165,10 @@ let package = Package(
         ),
         .testTarget(
             name: "MediaHTTPTests",
-            dependencies: ["MediaCore", "MediaHTTP", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: [
+                "MediaCore", "MediaHTTP", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -176,6 +179,8 @@ let package = Package(
                 "MediaHTTP",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 "RadosStore",

@@ -25,7 +25,7 @@ public enum OriginTarget: Sendable, Hashable {
 
     /// The target of `/m/<id>/<version>/<name>`, or `nil` when the path names nothing the origin serves.
     public static func parse(version: String, name: String) -> OriginTarget? {
-        guard isSafeSegment(version), isSafeSegment(name), !name.hasPrefix("."), !name.hasSuffix(".") else { return nil }
+        guard isSafeSegment(version), isSafeSegment(name), !version.hasPrefix("."), !name.hasPrefix("."), !name.hasSuffix(".") else { return nil }
         return name.contains(".") ? .rendition(version: version, name: name) : .negotiated(version: version, base: name)
     }
 
@@ -219,7 +219,18 @@ public struct OriginService<Metadata: MetadataStore>: Sendable {
     /// The object a request names, or why it is not served.
     public func resolve(_ request: OriginRequest, now: Date = Date()) async throws(MediaError) -> OriginObject {
         let names = request.target.renditionNames
-        guard let record = try await lookup(request.mediaID, names: names), record.state == .ready else {
+        let (record, cached) = try await lookup(request.mediaID, names: names, useCache: true)
+        do {
+            return try resolve(request, record, now: now)
+        } catch let error where error.code == .notFound && cached {
+            // a remembered lookup may predate a reprocessing under a new version: ask again before a miss
+            cache.forget(request.mediaID)
+            return try resolve(request, try await lookup(request.mediaID, names: names, useCache: false).record, now: now)
+        }
+    }
+
+    private func resolve(_ request: OriginRequest, _ record: OriginRecord?, now: Date) throws(MediaError) -> OriginObject {
+        guard let record, record.state == .ready else {
             throw MediaError(.notFound, "no such media")
         }
         let isPrivate = settings.isPrivate(context: record.context, setIsPrivate: record.setIsPrivate)
@@ -282,10 +293,10 @@ public struct OriginService<Metadata: MetadataStore>: Sendable {
         return MediaURLs(original: original, renditions: byName, negotiated: negotiated, expiresAt: anySigned ? expiresAt : nil)
     }
 
-    private func lookup(_ id: MediaID, names: [String]) async throws(MediaError) -> OriginRecord? {
-        if let cached = cache.record(id, names: names) {
+    private func lookup(_ id: MediaID, names: [String], useCache: Bool) async throws(MediaError) -> (record: OriginRecord?, cached: Bool) {
+        if useCache, let cached = cache.record(id, names: names) {
             OriginMetrics.lookups(hit: true)
-            return cached
+            return (cached, true)
         }
         OriginMetrics.lookups(hit: false)
         let record: OriginRecord?
@@ -296,7 +307,7 @@ public struct OriginService<Metadata: MetadataStore>: Sendable {
         }
         // only what can be served is remembered: media that becomes ready is served as soon as it is
         if let record, record.state == .ready { cache.store(record, names: names) }
-        return record
+        return (record, false)
     }
 
     private static func object(_ rendition: Rendition, cache: OriginCachePolicy, variesByAccept: Bool) -> OriginObject {

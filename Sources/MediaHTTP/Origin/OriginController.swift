@@ -31,7 +31,7 @@ struct OriginController<Metadata: MetadataStore, Objects: ObjectStore>: Sendable
             }
             let originRequest = OriginRequest(
                 mediaID: id, target: target, path: request.uri.path, signature: request.urlSignature,
-                acceptsWebP: request.headers[.accept].map(Self.acceptsWebP) ?? false)
+                acceptsWebP: request.headers[.accept].map(ContentNegotiation.acceptsWebP) ?? false)
             let object = try await origin.resolve(originRequest)
             return try await responder.respond(to: request, object: object, logger: context.logger)
         } catch let error as MediaError {
@@ -42,18 +42,6 @@ struct OriginController<Metadata: MetadataStore, Objects: ObjectStore>: Sendable
     /// Misses are cached briefly (the media may appear once processed); refusals and outages never.
     private func cacheControl(for code: MediaError.Code) -> String {
         code == .notFound ? "public, max-age=\(origin.settings.negativeMaxAge)" : "no-store"
-    }
-
-    /// Whether an `Accept` header lists `image/webp` with a non-zero quality. Wildcards do not count: a
-    /// client that says only `*/*` or `image/*` may not decode WebP.
-    static func acceptsWebP(_ accept: String) -> Bool {
-        for item in accept.split(separator: ",") {
-            let parameters = item.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
-            guard parameters.first?.lowercased() == "image/webp" else { continue }
-            let quality = parameters.dropFirst().first { $0.lowercased().hasPrefix("q=") }.flatMap { Double($0.dropFirst(2)) } ?? 1
-            return quality > 0
-        }
-        return false
     }
 }
 
@@ -68,5 +56,20 @@ extension Request {
         let query = uri.queryParameters
         guard let expires = query.get("exp"), let keyID = query.get("kid"), let signature = query.get("sig") else { return nil }
         return URLSignature(expires: expires, keyID: keyID, signature: signature)
+    }
+}
+
+/// How the origin picks a rendition's format.
+enum ContentNegotiation {
+    /// Whether an `Accept` header lists `image/webp` with a non-zero quality. Wildcards do not count: a
+    /// client that says only `*/*` or `image/*` may not decode WebP.
+    static func acceptsWebP(_ accept: String) -> Bool {
+        for item in accept.split(separator: ",") {
+            let parameters = item.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parameters.first?.lowercased() == "image/webp" else { continue }
+            let quality = parameters.dropFirst().first { $0.lowercased().hasPrefix("q=") }.flatMap { Double($0.dropFirst(2)) } ?? 1
+            return quality > 0
+        }
+        return false
     }
 }

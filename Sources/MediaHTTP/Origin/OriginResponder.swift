@@ -22,9 +22,9 @@ public struct OriginResponder<Objects: ObjectStore>: Sendable {
     public func respond(to request: Request, object: OriginObject, logger: Logger) async throws -> Response {
         let etag = "\"\(object.sha256)\""
         let lastModified = object.lastModified.roundedToSecond
-        var headers = Self.validatorHeaders(object, etag: etag, lastModified: lastModified)
+        var headers = OriginHeaders.validatorHeaders(object, etag: etag, lastModified: lastModified)
 
-        if let status = Self.preconditionStatus(request.headers, etag: etag, lastModified: lastModified) {
+        if let status = OriginHeaders.preconditionStatus(request.headers, etag: etag, lastModified: lastModified) {
             // a 304's Content-Length, when sent, is the length a 200 would have (RFC 9110 §8.6)
             headers[.contentLength] = status == .notModified ? String(object.size) : "0"
             return Response(status: status, headers: headers)
@@ -38,7 +38,7 @@ public struct OriginResponder<Objects: ObjectStore>: Sendable {
 
         let status: HTTPResponse.Status
         let range: Range<Int64>
-        switch Self.rangeRequest(request.headers, etag: etag, lastModified: lastModified, size: object.size) {
+        switch OriginHeaders.rangeRequest(request.headers, etag: etag, lastModified: lastModified, size: object.size) {
         case .whole, .several:
             status = .ok
             range = 0..<object.size
@@ -59,6 +59,43 @@ public struct OriginResponder<Objects: ObjectStore>: Sendable {
         return Response(status: status, headers: headers, body: try await body(object, range: range, logger: logger))
     }
 
+    /// The body, streamed from the store. The first chunk is read before the response starts, so that a
+    /// missing object or a store that is down still gets a proper status; a failure later cuts the
+    /// connection short (the client sees fewer bytes than `Content-Length`).
+    private func body(_ object: OriginObject, range: Range<Int64>, logger: Logger) async throws -> ResponseBody {
+        let length = range.upperBound - range.lowerBound
+        var iterator = objects.read(object.location, range: range).makeAsyncIterator()
+        let first: ByteBuffer?
+        do {
+            first = try await iterator.next()
+        } catch let error as ObjectStoreError where error.code == .notFound {
+            logger.error("a ready media item's object is missing", metadata: ["object.location": "\(object.location)"])
+            throw MediaError(.notFound, "no such media", cause: error)
+        } catch {
+            throw MediaError.from(error, doing: "read the media")
+        }
+        return ResponseBody(contentLength: Int(length)) { [iterator] writer in
+            var iterator = iterator
+            var sent: Int64 = 0
+            var chunk = first
+            while let buffer = chunk {
+                sent += Int64(buffer.readableBytes)
+                try await writer.write(buffer)
+                chunk = try await iterator.next()
+            }
+            guard sent == length else {
+                logger.error("object shorter than its metadata", metadata: [
+                    "object.location": "\(object.location)", "object.expected": "\(length)", "object.sent": "\(sent)",
+                ])
+                throw MediaError(.internal, "the object ended early")
+            }
+            try await writer.finish(nil)
+        }
+    }
+}
+
+/// The header rules of the origin, as pure functions of the request's headers and the object's validators.
+enum OriginHeaders {
     /// The validators and caching headers: sent with every answer for the object, 304 and 412 included.
     static func validatorHeaders(_ object: OriginObject, etag: String, lastModified: Date) -> HTTPFields {
         var headers = HTTPFields()
@@ -97,40 +134,6 @@ public struct OriginResponder<Objects: ObjectStore>: Sendable {
             guard current else { return .whole }
         }
         return RangeRequest.evaluate(range, size: size)
-    }
-
-    /// The body, streamed from the store. The first chunk is read before the response starts, so that a
-    /// missing object or a store that is down still gets a proper status; a failure later cuts the
-    /// connection short (the client sees fewer bytes than `Content-Length`).
-    private func body(_ object: OriginObject, range: Range<Int64>, logger: Logger) async throws -> ResponseBody {
-        let length = range.upperBound - range.lowerBound
-        var iterator = objects.read(object.location, range: range).makeAsyncIterator()
-        let first: ByteBuffer?
-        do {
-            first = try await iterator.next()
-        } catch let error as ObjectStoreError where error.code == .notFound {
-            logger.error("a ready media item's object is missing", metadata: ["object.location": "\(object.location)"])
-            throw MediaError(.notFound, "no such media", cause: error)
-        } catch {
-            throw MediaError.from(error, doing: "read the media")
-        }
-        return ResponseBody(contentLength: Int(length)) { [iterator] writer in
-            var iterator = iterator
-            var sent: Int64 = 0
-            var chunk = first
-            while let buffer = chunk {
-                sent += Int64(buffer.readableBytes)
-                try await writer.write(buffer)
-                chunk = try await iterator.next()
-            }
-            guard sent == length else {
-                logger.error("object shorter than its metadata", metadata: [
-                    "object.location": "\(object.location)", "object.expected": "\(length)", "object.sent": "\(sent)",
-                ])
-                throw MediaError(.internal, "the object ended early")
-            }
-            try await writer.finish(nil)
-        }
     }
 }
 
