@@ -64,16 +64,8 @@ struct UploadBench: AsyncParsableCommand {
         let radosMB = radosMiB * 1.048576
 
         // 3. radosgw S3 PUT (anonymous into a public-read-write bucket), same size and concurrency
-        try runPython(#"""
-            import boto3, os
-            s3 = boto3.client("s3", endpoint_url=os.environ["STACK_S3_ENDPOINT"], region_name="us-east-1",
-                              aws_access_key_id=os.environ["STACK_S3_ACCESS_KEY"], aws_secret_access_key=os.environ["STACK_S3_SECRET_KEY"])
-            try:
-                s3.create_bucket(Bucket="mediagw-bench")
-            except s3.exceptions.BucketAlreadyOwnedByYou:
-                pass
-            s3.put_bucket_acl(Bucket="mediagw-bench", ACL="public-read-write")
-            """#)
+        guard let bucket = S3Bucket(name: "mediagw-bench", environment: environment) else { throw BenchError("radosgw is not configured") }
+        try bucket.create(acl: "public-read-write")
         let plainBody = scratch.appendingPathComponent("photo.bin")
         try Data(photo).write(to: plainBody)
         let putScript = scratch.appendingPathComponent("put.lua")
@@ -94,7 +86,7 @@ struct UploadBench: AsyncParsableCommand {
             """.write(to: putScript, atomically: true, encoding: .utf8)
         let rgw = try WrkResult.run(url: s3, script: putScript.path, connections: clients, seconds: seconds)
         let rgwMB = rgw.requestsPerSecond * Double(size) / 1e6
-        _ = try? runProcess(["radosgw-admin", "-c", configuration.rados.configPath, "-n", "client.admin", "bucket", "rm", "--bucket=mediagw-bench", "--purge-objects"])
+        try? bucket.remove()
 
         // 4. peak RSS of a fresh gateway while many clients upload 10 MB videos
         let video = try Array(Data(contentsOf: URL(fileURLWithPath: "../shared/corpus/video/mp4-h264-aac-bbb-10s.mp4")).prefix(32))
@@ -118,9 +110,5 @@ struct UploadBench: AsyncParsableCommand {
         print("radosgw S3 PUT:  \(format(rgwMB)) MB/s, p50 \(format(rgw.p50Milliseconds)) ms, p99 \(format(rgw.p99Milliseconds)) ms\(rgw.non2xx > 0 ? ", \(rgw.non2xx) non-2xx" : "")")
         print("ratios: gateway / rados bench \(format(oursMB / radosMB, 2)) (target >= 0.8), gateway / radosgw \(format(oursMB / rgwMB, 2)) (target >= 1)")
         print("memory: \(memoryClients) clients x \(memorySize) B: \(format(memory.requestsPerSecond * Double(memorySize) / 1e6)) MB/s, \(memory.non2xx) refused; gateway peak RSS \(format(peak)) MiB (idle \(format(idleRSS)) MiB; target <= 300 MB)")
-    }
-
-    func runPython(_ script: String) throws {
-        _ = try runProcess(["python3", "-c", script])
     }
 }

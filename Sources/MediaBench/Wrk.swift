@@ -9,11 +9,11 @@ struct WrkResult {
     var errors: Int
     var requests: Int
 
-    /// Runs wrk with a Lua script and parses its summary.
-    static func run(url: String, script: String, connections: Int, threads: Int = 2, seconds: Int) throws -> WrkResult {
-        let output = try runProcess([
-            "wrk", "-t\(threads)", "-c\(connections)", "-d\(seconds)s", "--latency", "--timeout", "30s", "-s", script, url,
-        ])
+    /// Runs wrk (with a Lua script, or plain GETs of `url` without one) and parses its summary.
+    static func run(url: String, script: String? = nil, connections: Int, threads: Int = 2, seconds: Int) throws -> WrkResult {
+        let output = try runProcess(
+            ["wrk", "-t\(threads)", "-c\(connections)", "-d\(seconds)s", "--latency", "--timeout", "30s"]
+                + (script.map { ["-s", $0] } ?? []) + [url])
         func number(after label: String) -> Double? {
             guard let line = output.split(separator: "\n").first(where: { $0.trimmingCharacters(in: .whitespaces).hasPrefix(label) }) else { return nil }
             return line.split(separator: " ").dropFirst(label.split(separator: " ").count).first.flatMap { milliseconds(String($0)) ?? Double($0) }
@@ -137,4 +137,45 @@ func multipartUploadScript(sets: [(String, String)], bodyFile: URL, boundary: St
 func multipartBody(_ payload: [UInt8], filename: String, boundary: String) -> [UInt8] {
     Array("--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"\(filename)\"\r\nContent-Type: application/octet-stream\r\n\r\n".utf8)
         + payload + Array("\r\n--\(boundary)--\r\n".utf8)
+}
+
+/// A bucket of the stack's radosgw, through its S3 API signed by curl (SigV4), with no SDK to install.
+struct S3Bucket {
+    let endpoint: String
+    let name: String
+    private let credentials: String
+
+    /// The stack's radosgw (`Deploy/local/stack up rgw` and its `env`), or nil when it is not configured.
+    init?(name: String, environment: [String: String]) {
+        guard let endpoint = environment["STACK_S3_ENDPOINT"], let access = environment["STACK_S3_ACCESS_KEY"],
+              let secret = environment["STACK_S3_SECRET_KEY"]
+        else { return nil }
+        self.endpoint = endpoint
+        self.name = name
+        credentials = "\(access):\(secret)"
+    }
+
+    private func signed(_ arguments: [String]) throws {
+        _ = try runProcess(["curl", "-sSf", "-o", "/dev/null", "--aws-sigv4", "aws:amz:us-east-1:s3", "--user", credentials,
+                            "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD"] + arguments)
+    }
+
+    /// Creates the bucket (if needed) with a canned ACL such as `public-read-write`.
+    func create(acl: String) throws {
+        try? remove()
+        try signed(["-X", "PUT", "-H", "x-amz-acl: \(acl)", "\(endpoint)/\(name)"])
+    }
+
+    /// Stores a file under `key`, readable by anyone.
+    func putPublic(_ file: URL, key: String) throws {
+        try signed(["-T", file.path, "-H", "x-amz-acl: public-read", url(key)])
+    }
+
+    func url(_ key: String) -> String { "\(endpoint)/\(name)/\(key)" }
+
+    /// Deletes the bucket and its objects.
+    func remove() throws {
+        let ceph = ProcessInfo.processInfo.environment["CEPH_CONF"] ?? ProcessInfo.processInfo.environment["MEDIAGW_CEPH_CONF"] ?? ""
+        _ = try runProcess(["radosgw-admin", "-c", ceph, "-n", "client.admin", "bucket", "rm", "--bucket=\(name)", "--purge-objects"])
+    }
 }

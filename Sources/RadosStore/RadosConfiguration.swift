@@ -10,7 +10,8 @@ import MediaCore
 /// | `MEDIAGW_CEPH_MOUNT_TIMEOUT` | `10s` | `client_mount_timeout`: how long connecting may take (librados counts whole seconds; fractions round up) |
 /// | `MEDIAGW_CEPH_OP_TIMEOUT` | `10s` | `rados_osd_op_timeout` and `rados_mon_op_timeout` |
 /// | `MEDIAGW_CEPH_OBJECTER_TIMEOUT` | `3s` | `objecter_timeout`; must stay below the op timeout so the client refreshes its OSD map and recovers after an OSD restart |
-/// | `MEDIAGW_CEPH_CHUNK_SIZE` | `1MiB` | size of each RADOS write and read of a streamed object |
+/// | `MEDIAGW_CEPH_CHUNK_SIZE` | `1MiB` | size of each RADOS write of a streamed upload |
+/// | `MEDIAGW_CEPH_READ_CHUNK_SIZE` | `128KiB` | size of each RADOS read of a streamed download: with one chunk in flight and one being sent per response, the memory of N concurrent downloads is about N × 2 × this |
 public struct RadosConfiguration: Sendable, Hashable {
     public var configPath: String
     public var clientID: String
@@ -19,11 +20,13 @@ public struct RadosConfiguration: Sendable, Hashable {
     public var operationTimeout: Duration
     public var objecterTimeout: Duration
     public var chunkSize: Int
+    public var readChunkSize: Int
 
     public init(
         configPath: String = "/etc/ceph/ceph.conf", clientID: String = "mediagw", keyringPath: String? = nil,
         mountTimeout: Duration = .seconds(10), operationTimeout: Duration = .seconds(10),
-        objecterTimeout: Duration = .seconds(3), chunkSize: Int = 1 << 20
+        objecterTimeout: Duration = .seconds(3), chunkSize: Int = 1 << 20,
+        readChunkSize: Int = 128 << 10
     ) {
         self.configPath = configPath
         self.clientID = clientID
@@ -32,6 +35,7 @@ public struct RadosConfiguration: Sendable, Hashable {
         self.operationTimeout = operationTimeout
         self.objecterTimeout = objecterTimeout
         self.chunkSize = chunkSize
+        self.readChunkSize = readChunkSize
     }
 
     /// Reads the settings documented on the type from the environment.
@@ -44,7 +48,8 @@ public struct RadosConfiguration: Sendable, Hashable {
             mountTimeout: try env.duration("MEDIAGW_CEPH_MOUNT_TIMEOUT", default: defaults.mountTimeout),
             operationTimeout: try env.duration("MEDIAGW_CEPH_OP_TIMEOUT", default: defaults.operationTimeout),
             objecterTimeout: try env.duration("MEDIAGW_CEPH_OBJECTER_TIMEOUT", default: defaults.objecterTimeout),
-            chunkSize: Int(try env.bytes("MEDIAGW_CEPH_CHUNK_SIZE", default: Int64(defaults.chunkSize)))
+            chunkSize: Int(try env.bytes("MEDIAGW_CEPH_CHUNK_SIZE", default: Int64(defaults.chunkSize))),
+            readChunkSize: Int(try env.bytes("MEDIAGW_CEPH_READ_CHUNK_SIZE", default: Int64(defaults.readChunkSize)))
         )
     }
 
@@ -62,6 +67,9 @@ public struct RadosConfiguration: Sendable, Hashable {
         }
         guard chunkSize >= 64 << 10, chunkSize <= 64 << 20 else {
             throw ConfigurationError("MEDIAGW_CEPH_CHUNK_SIZE must be between 64KiB and 64MiB")
+        }
+        guard readChunkSize >= 16 << 10, readChunkSize <= 64 << 20 else {
+            throw ConfigurationError("MEDIAGW_CEPH_READ_CHUNK_SIZE must be between 16KiB and 64MiB")
         }
     }
 }

@@ -121,7 +121,7 @@ public struct RadosObjectStore: ObjectStore {
     }
 
     private func readChunk(_ location: ObjectLocation, _ cursor: ReadCursor) async throws -> ByteBuffer? {
-        guard let (offset, length) = try cursor.next(chunkSize: chunkSize) else { return nil }
+        guard let (offset, length) = try cursor.next(chunkSize: cluster.configuration.readChunkSize) else { return nil }
         let buffer = RadosBytes(capacity: length)
         let count = try await perform("read", location) { io, oid, completion in
             rados_aio_read(io, oid, completion, buffer.pointer.assumingMemoryBound(to: CChar.self), length, UInt64(offset))
