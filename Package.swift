@@ -124,11 +124,34 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "MediaIngest",
+            dependencies: [
+                "MediaCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "_NIOFileSystem", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "MediaClient",
+            dependencies: [
+                "MediaCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "mediagw",
             dependencies: [
                 "MediaApp",
+                "MediaClient",
                 "MediaCore",
+                "MediaIngest",
                 "PostgresMetadata",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -150,7 +173,7 @@ let package = Package(
         // MARK: Tests
         .testTarget(
             name: "MediaCoreTests",
-            dependencies: ["MediaCore", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["MediaCore", "MediaIngest", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

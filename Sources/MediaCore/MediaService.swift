@@ -8,6 +8,17 @@ public struct OpenedUploadSet: Sendable {
     public var limits: ContextLimits
 }
 
+/// Identifiers of owners and contexts, which come from other services: opaque, but short and printable.
+public enum ExternalID {
+    public static func validate(_ value: String, name: String) throws(MediaError) {
+        guard !value.isEmpty, value.utf8.count <= 128,
+              value.unicodeScalars.allSatisfy({ $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "-_.:@".unicodeScalars.contains($0)) })
+        else {
+            throw MediaError(.invalidRequest, "\(name) must be 1 to 128 characters: letters, digits, - _ . : @")
+        }
+    }
+}
+
 /// The use cases of the internal API that the social modules call: open, read and commit upload sets, read
 /// and delete media, read events. Every error thrown is a ``MediaError``.
 public struct MediaService<Metadata: MetadataStore, Objects: ObjectStore>: Sendable {
@@ -33,11 +44,7 @@ public struct MediaService<Metadata: MetadataStore, Objects: ObjectStore>: Senda
 
     /// Identifiers of owners and contexts come from other services: opaque, but short and printable.
     public static func validateExternalID(_ value: String, name: String) throws(MediaError) {
-        guard !value.isEmpty, value.utf8.count <= 128,
-              value.unicodeScalars.allSatisfy({ $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "-_.:@".unicodeScalars.contains($0)) })
-        else {
-            throw MediaError(.invalidRequest, "\(name) must be 1 to 128 characters: letters, digits, - _ . : @")
-        }
+        try ExternalID.validate(value, name: name)
     }
 
     /// Opens a draft set. A private set's media are served through signed URLs only, whatever the context.

@@ -1,0 +1,110 @@
+import Foundation
+import MediaCore
+
+/// The durable state of an ingest, a JSON Lines file appended to (and flushed to disk) as the run goes:
+/// the sets opened for each destination, the files stored (path, content hash, media id), the files
+/// refused for good, and the sets committed. A re-run of the same command reads it back and skips what
+/// is done; a line torn by a crash is ignored.
+public actor IngestJournal {
+    public struct Done: Sendable, Hashable {
+        public var sha256: String
+        public var mediaID: String
+    }
+
+    public struct Refusal: Sendable, Hashable {
+        public var sha256: String
+        public var code: String
+        public var message: String
+    }
+
+    struct Record: Codable {
+        var type: String
+        var path: String?
+        var sha256: String?
+        var destination: String?
+        var set: IngestSet?
+        var media: String?
+        var code: String?
+        var message: String?
+    }
+
+    public let path: String
+    private let handle: FileHandle
+    /// Stored files by path.
+    public private(set) var done: [String: Done] = [:]
+    /// Files refused for good, by path.
+    public private(set) var refused: [String: Refusal] = [:]
+    /// Sets opened for each destination key, oldest first.
+    public private(set) var sets: [String: [IngestSet]] = [:]
+    /// Committed set ids.
+    public private(set) var committed: Set<String> = []
+
+    /// Opens (creating if needed) the journal at `path` and reads what earlier runs recorded.
+    public init(path: String) throws {
+        self.path = path
+        if !FileManager.default.fileExists(atPath: path) {
+            guard FileManager.default.createFile(atPath: path, contents: nil) else {
+                throw MediaError(.invalidRequest, "cannot create the state file \(path)")
+            }
+        }
+        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        let decoder = JSONDecoder()
+        for line in text.split(separator: "\n") {
+            guard let record = try? decoder.decode(Record.self, from: Data(line.utf8)) else { continue }
+            switch record.type {
+            case "set":
+                if let destination = record.destination, let set = record.set { sets[destination, default: []].append(set) }
+            case "done":
+                if let path = record.path, let sha = record.sha256, let media = record.media {
+                    done[path] = Done(sha256: sha, mediaID: media)
+                    refused[path] = nil
+                }
+            case "refused":
+                if let path = record.path, let sha = record.sha256 {
+                    refused[path] = Refusal(sha256: sha, code: record.code ?? "refused", message: record.message ?? "")
+                }
+            case "committed":
+                if let id = record.set?.id { committed.insert(id) }
+            default: continue
+            }
+        }
+        guard let handle = FileHandle(forUpdatingAtPath: path) else {
+            throw MediaError(.invalidRequest, "cannot write the state file \(path)")
+        }
+        self.handle = handle
+        handle.seekToEndOfFile()
+    }
+
+    private func append(_ record: Record) throws {
+        var line = try JSONEncoder().encode(record)
+        line.append(0x0A)
+        handle.write(line)
+        // durable before the run goes on: a set recorded here is found again after a crash
+        _ = fsync(handle.fileDescriptor)
+    }
+
+    public func recordSet(_ set: IngestSet, for destination: String) throws {
+        sets[destination, default: []].append(set)
+        try append(Record(type: "set", destination: destination, set: set))
+    }
+
+    public func recordDone(path: String, sha256: String, mediaID: String) throws {
+        done[path] = Done(sha256: sha256, mediaID: mediaID)
+        refused[path] = nil
+        try append(Record(type: "done", path: path, sha256: sha256, media: mediaID))
+    }
+
+    public func recordRefused(path: String, sha256: String, code: String, message: String) throws {
+        refused[path] = Refusal(sha256: sha256, code: code, message: message)
+        try append(Record(type: "refused", path: path, sha256: sha256, code: code, message: message))
+    }
+
+    public func recordCommitted(_ set: IngestSet) throws {
+        committed.insert(set.id)
+        try append(Record(type: "committed", set: IngestSet(id: set.id, token: nil)))
+    }
+
+    public func close() {
+        try? handle.close()
+    }
+}
