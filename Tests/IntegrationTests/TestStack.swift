@@ -69,19 +69,25 @@ enum TestStack {
     }
 
     /// Runs a program to completion and returns its exit status and combined output.
-    ///
-    /// Spawned and reaped here with posix_spawn/waitpid, output through a file: Foundation's `Process`
-    /// can miss the exit of a short-lived child once a gateway in this test process runs its own
-    /// `Process` children (processing workers), and a daemon the program starts (nginx) must not hold
-    /// a pipe open.
     static func run(_ program: String, _ arguments: [String], environment: [String: String]? = nil) throws -> (status: Int32, output: String) {
         let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("run-\(UUID().uuidString).out").path
         defer { try? FileManager.default.removeItem(atPath: outputPath) }
+        let pid = try spawn(program, arguments, environment: environment, output: outputPath)
+        let status = wait(pid)
+        return (status, (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "")
+    }
+
+    /// Starts a program with its output (stdout and stderr) into a file and returns its pid.
+    ///
+    /// Spawned and reaped here with posix_spawn/waitpid, output through a file: Foundation's `Process`
+    /// can miss the exit of a child once a gateway in this test process runs its own `Process` children
+    /// (processing workers), and a daemon the program starts (nginx) must not hold a pipe open.
+    static func spawn(_ program: String, _ arguments: [String], environment: [String: String]? = nil, output: String) throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
         let argv = ([program] + arguments).map { strdup($0) } + [nil]
         let envp = (environment ?? self.environment).map { strdup("\($0.key)=\($0.value)") } + [nil]
@@ -89,11 +95,14 @@ enum TestStack {
         var pid = pid_t()
         let spawned = posix_spawn(&pid, program, &actions, nil, argv, envp)
         guard spawned == 0 else { throw TestFailure("cannot run \(program): \(String(cString: strerror(spawned)))") }
+        return pid
+    }
+
+    /// Waits for a spawned process and returns its exit status (128 + the signal when a signal ended it).
+    static func wait(_ pid: pid_t) -> Int32 {
         var status: Int32 = 0
         while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-        let output = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
-        let exited = status & 0x7F == 0
-        return (exited ? (status >> 8) & 0xFF : 128 + (status & 0x7F), output)
+        return status & 0x7F == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
     }
 }
 
