@@ -55,7 +55,7 @@ public struct RemoteIngestTarget: IngestTarget {
             isCommitted: state == "committed", mediaByHash: byHash)
     }
 
-    public func upload<Chunks: AsyncSequence & Sendable>(_ chunks: Chunks, size: Int64, filename: String, into set: IngestSet) async throws -> String
+    public func upload<Chunks: AsyncSequence & Sendable>(_ chunks: Chunks, size: Int64, filename: String, into set: IngestSet) async throws -> IngestedFile
     where Chunks.Element == ByteBuffer {
         guard let token = set.token else { throw MediaError(.unauthorized, "no upload token for set \(set.id)") }
         let boundary = "mediagw-ingest-\(UUID().uuidString)"
@@ -70,10 +70,10 @@ public struct RemoteIngestTarget: IngestTarget {
             MultipartFileBody(head: head, chunks: chunks, tail: tail),
             length: .known(Int64(head.readableBytes + tail.readableBytes) + size))
         let json = try await send(request, expect: [201])
-        guard let id = (json["media"] as? [[String: Any]])?.first?["id"] as? String else {
+        guard let media = (json["media"] as? [[String: Any]])?.first, let id = media["id"] as? String, let sha256 = media["sha256"] as? String else {
             throw MediaError(.internal, "the gateway answered an unexpected upload result")
         }
-        return id
+        return IngestedFile(mediaID: id, sha256: sha256)
     }
 
     public func commit(_ set: IngestSet) async throws {

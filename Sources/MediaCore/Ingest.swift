@@ -186,6 +186,18 @@ public struct IngestSetState: Sendable, Hashable {
     }
 }
 
+/// A file stored by a target.
+public struct IngestedFile: Sendable, Hashable {
+    public var mediaID: String
+    /// Lowercase hex SHA-256 of the stored bytes.
+    public var sha256: String
+
+    public init(mediaID: String, sha256: String) {
+        self.mediaID = mediaID
+        self.sha256 = sha256
+    }
+}
+
 /// Where ingested files go: the upload use cases directly, or a running gateway over HTTP. Both apply the
 /// same rules, because both end in ``UploadService``. Errors are ``MediaError``s.
 public protocol IngestTarget: Sendable {
@@ -193,8 +205,8 @@ public protocol IngestTarget: Sendable {
     func openSet(for destination: IngestDestination) async throws -> IngestSet
     /// The state of a set opened by an earlier run; nil when it no longer exists.
     func state(of set: IngestSet) async throws -> IngestSetState?
-    /// Stores one file, streamed from `chunks`, and returns the new media id.
-    func upload<Chunks: AsyncSequence & Sendable>(_ chunks: Chunks, size: Int64, filename: String, into set: IngestSet) async throws -> String
+    /// Stores one file, streamed from `chunks`, and returns the new media item's id and content hash.
+    func upload<Chunks: AsyncSequence & Sendable>(_ chunks: Chunks, size: Int64, filename: String, into set: IngestSet) async throws -> IngestedFile
     where Chunks.Element == ByteBuffer
     /// Publishes the set, so that its media outlive the draft lifetime.
     func commit(_ set: IngestSet) async throws
@@ -244,13 +256,14 @@ public struct DirectIngestTarget<Metadata: MetadataStore, Objects: ObjectStore>:
             isCommitted: uploadSet.state == .committed, mediaByHash: byHash)
     }
 
-    public func upload<Chunks: AsyncSequence & Sendable>(_ chunks: Chunks, size: Int64, filename: String, into set: IngestSet) async throws -> String
+    public func upload<Chunks: AsyncSequence & Sendable>(_ chunks: Chunks, size: Int64, filename: String, into set: IngestSet) async throws -> IngestedFile
     where Chunks.Element == ByteBuffer {
         guard let id = UploadSetID(set.id) else { throw MediaError(.notFound, "no upload set \(set.id)") }
         // read afresh: its counts make the early limit check
         let (uploadSet, _) = try await media.uploadSet(id)
         try UploadService<Metadata, Objects>.checkAcceptsUploads(uploadSet, now: Date())
-        return try await uploads.storeOriginal(chunks, into: uploadSet).id.description
+        let stored = try await uploads.storeOriginal(chunks, into: uploadSet)
+        return IngestedFile(mediaID: stored.id.description, sha256: stored.sha256)
     }
 
     public func commit(_ set: IngestSet) async throws {

@@ -172,16 +172,26 @@ public final class IngestRunner<Target: IngestTarget>: Sendable {
         guard let size else {
             return IngestResult(path: path, outcome: .refused, code: "file_not_found", message: "no readable file at this path")
         }
-        let sha256: String
+        // The content hash is taken before the upload only when it decides something: a file that an earlier
+        // run recorded (skip it if unchanged), or a resumed set holding media no journaled file accounts for
+        // (the file may be one of them). Otherwise the upload's own hash is the file's.
+        var sha256: String? = nil
+        func hashed() async throws -> String {
+            if let sha256 { return sha256 }
+            let value = try await Self.hash(path, chunkSize: options.chunkSize)
+            sha256 = value
+            return value
+        }
+        let done = await journal.done[path], refusal = await journal.refused[path]
         do {
-            sha256 = try await Self.hash(path, chunkSize: options.chunkSize)
+            if done != nil || refusal != nil || options.dryRun { _ = try await hashed() }
         } catch {
             return IngestResult(path: path, outcome: .refused, size: size, code: "file_unreadable", message: "the file cannot be read: \(error)")
         }
-        if let done = await journal.done[path], done.sha256 == sha256 {
+        if let done, done.sha256 == sha256 {
             return IngestResult(path: path, outcome: .skipped, mediaID: done.mediaID, sha256: sha256, size: size)
         }
-        if let refusal = await journal.refused[path], refusal.sha256 == sha256 {
+        if let refusal, refusal.sha256 == sha256 {
             return IngestResult(path: path, outcome: .refused, sha256: sha256, size: size, code: refusal.code, message: refusal.message)
         }
         if options.dryRun {
@@ -193,25 +203,29 @@ public final class IngestRunner<Target: IngestTarget>: Sendable {
             do {
                 let set = try await destinations.set(for: item.destination)
                 // stored just before an earlier run died, not yet in the journal: recognised by content
-                if let mediaID = await destinations.claim(sha256, in: item.destination.key) {
-                    try await journal.recordDone(path: path, sha256: sha256, mediaID: mediaID)
+                if await destinations.hasUnclaimed(in: item.destination.key),
+                   let mediaID = await destinations.claim(try await hashed(), in: item.destination.key) {
+                    try await journal.recordDone(path: path, sha256: try await hashed(), mediaID: mediaID)
                     return IngestResult(path: path, outcome: .ingested, mediaID: mediaID, sha256: sha256, size: size)
                 }
                 let chunkSize = options.chunkSize
-                let mediaID = try await FileSystem.shared.withFileHandle(forReadingAt: FilePath(path)) { handle in
+                let stored = try await FileSystem.shared.withFileHandle(forReadingAt: FilePath(path)) { handle in
                     try await self.target.upload(
                         handle.readChunks(chunkLength: .bytes(Int64(chunkSize))), size: size,
                         filename: (path as NSString).lastPathComponent, into: set)
                 }
-                try await journal.recordDone(path: path, sha256: sha256, mediaID: mediaID)
-                return IngestResult(path: path, outcome: .ingested, mediaID: mediaID, sha256: sha256, size: size)
+                try await journal.recordDone(path: path, sha256: stored.sha256, mediaID: stored.mediaID)
+                return IngestResult(path: path, outcome: .ingested, mediaID: stored.mediaID, sha256: stored.sha256, size: size)
             } catch let error as MediaError where Self.setIsGone(error.code) && attempt == 1 {
                 // the set expired or was committed elsewhere since it was opened: open another, once
                 let set = try? await destinations.set(for: item.destination)
                 if let set { await destinations.retire(set, of: item.destination.key) }
                 continue
             } catch let error as MediaError where error.code.refusesFile {
-                try? await journal.recordRefused(path: path, sha256: sha256, code: error.code.rawValue, message: error.message)
+                // a refusal is final for this content: recorded with its hash, taken now if need be
+                if let sha = try? await hashed() {
+                    try? await journal.recordRefused(path: path, sha256: sha, code: error.code.rawValue, message: error.message)
+                }
                 return IngestResult(path: path, outcome: .refused, sha256: sha256, size: size, code: error.code.rawValue, message: error.message)
             } catch let error as MediaError {
                 return IngestResult(path: path, outcome: .failed, sha256: sha256, size: size, code: error.code.rawValue, message: error.message)
@@ -303,6 +317,11 @@ actor DestinationSets<Target: IngestTarget> {
             if opening[key] == task { opening[key] = nil }
             throw error
         }
+    }
+
+    /// Whether the destination's set holds media that no journaled file accounts for.
+    func hasUnclaimed(in key: String) -> Bool {
+        unclaimed[key]?.values.contains { !$0.isEmpty } ?? false
     }
 
     /// A media id already stored in the destination's set with this content, taken at most once.
