@@ -17,11 +17,14 @@ public final class RadosCluster: @unchecked Sendable, Service {
     private let handle: rados_t
     private let ioContexts = NIOLockedValueBox<[String: IOContext]>([:])
     private let gate = OperationGate()
+    /// Reads in flight, bounded (`MEDIAGW_CEPH_MAX_READS`).
+    let reads: ReadLimiter
 
     private init(handle: rados_t, configuration: RadosConfiguration, logger: Logger) {
         self.handle = handle
         self.configuration = configuration
         self.logger = logger
+        reads = ReadLimiter(permits: configuration.maxReadsInFlight)
     }
 
     /// Connects to the cluster and opens an I/O context for each of `pools`. Fails with an

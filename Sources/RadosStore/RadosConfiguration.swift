@@ -11,6 +11,7 @@ import MediaCore
 /// | `MEDIAGW_CEPH_OP_TIMEOUT` | `10s` | `rados_osd_op_timeout` and `rados_mon_op_timeout` |
 /// | `MEDIAGW_CEPH_OBJECTER_TIMEOUT` | `3s` | `objecter_timeout`; must stay below the op timeout so the client refreshes its OSD map and recovers after an OSD restart |
 /// | `MEDIAGW_CEPH_CHUNK_SIZE` | `1MiB` | size of each RADOS write of a streamed upload |
+/// | `MEDIAGW_CEPH_MAX_READS` | `32` | RADOS reads in flight per process at most (downloads beyond wait their turn): bounds the memory of read buffers whatever the number of clients |
 /// | `MEDIAGW_CEPH_READ_CHUNK_SIZE` | `128KiB` | size of each RADOS read of a streamed download: with one chunk in flight and one being sent per response, the memory of N concurrent downloads is about N × 2 × this |
 public struct RadosConfiguration: Sendable, Hashable {
     public var configPath: String
@@ -21,12 +22,13 @@ public struct RadosConfiguration: Sendable, Hashable {
     public var objecterTimeout: Duration
     public var chunkSize: Int
     public var readChunkSize: Int
+    public var maxReadsInFlight: Int
 
     public init(
         configPath: String = "/etc/ceph/ceph.conf", clientID: String = "mediagw", keyringPath: String? = nil,
         mountTimeout: Duration = .seconds(10), operationTimeout: Duration = .seconds(10),
         objecterTimeout: Duration = .seconds(3), chunkSize: Int = 1 << 20,
-        readChunkSize: Int = 128 << 10
+        readChunkSize: Int = 128 << 10, maxReadsInFlight: Int = 32
     ) {
         self.configPath = configPath
         self.clientID = clientID
@@ -36,6 +38,7 @@ public struct RadosConfiguration: Sendable, Hashable {
         self.objecterTimeout = objecterTimeout
         self.chunkSize = chunkSize
         self.readChunkSize = readChunkSize
+        self.maxReadsInFlight = maxReadsInFlight
     }
 
     /// Reads the settings documented on the type from the environment.
@@ -49,7 +52,8 @@ public struct RadosConfiguration: Sendable, Hashable {
             operationTimeout: try env.duration("MEDIAGW_CEPH_OP_TIMEOUT", default: defaults.operationTimeout),
             objecterTimeout: try env.duration("MEDIAGW_CEPH_OBJECTER_TIMEOUT", default: defaults.objecterTimeout),
             chunkSize: Int(try env.bytes("MEDIAGW_CEPH_CHUNK_SIZE", default: Int64(defaults.chunkSize))),
-            readChunkSize: Int(try env.bytes("MEDIAGW_CEPH_READ_CHUNK_SIZE", default: Int64(defaults.readChunkSize)))
+            readChunkSize: Int(try env.bytes("MEDIAGW_CEPH_READ_CHUNK_SIZE", default: Int64(defaults.readChunkSize))),
+            maxReadsInFlight: try env.int("MEDIAGW_CEPH_MAX_READS", default: defaults.maxReadsInFlight)
         )
     }
 
@@ -70,6 +74,9 @@ public struct RadosConfiguration: Sendable, Hashable {
         }
         guard readChunkSize >= 16 << 10, readChunkSize <= 64 << 20 else {
             throw ConfigurationError("MEDIAGW_CEPH_READ_CHUNK_SIZE must be between 16KiB and 64MiB")
+        }
+        guard (1...4096).contains(maxReadsInFlight) else {
+            throw ConfigurationError("MEDIAGW_CEPH_MAX_READS must be between 1 and 4096")
         }
     }
 }

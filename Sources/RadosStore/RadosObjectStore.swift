@@ -122,17 +122,20 @@ public struct RadosObjectStore: ObjectStore {
 
     private func readChunk(_ location: ObjectLocation, _ cursor: ReadCursor) async throws -> ByteBuffer? {
         guard let (offset, length) = try cursor.next(chunkSize: cluster.configuration.readChunkSize) else { return nil }
-        // librados reads straight into the buffer's storage (no copy): the storage stays where it is, because
-        // nothing else holds or changes this buffer until the completion, which is always awaited, has fired
-        var buffer = allocator.buffer(capacity: length)
-        let storage = buffer.withUnsafeMutableWritableBytes { $0.baseAddress! }
-        let count = try await perform("read", location) { io, oid, completion in
-            rados_aio_read(io, oid, completion, storage.assumingMemoryBound(to: CChar.self), length, UInt64(offset))
+        // Allocated once a read may start. librados reads straight into the buffer's storage (no copy): the
+        // storage stays where it is, because nothing else holds or changes this buffer until the completion,
+        // which is always awaited, has fired.
+        let (count, read) = try await cluster.reads.withPermit {
+            var buffer = allocator.buffer(capacity: length)
+            let storage = buffer.withUnsafeMutableWritableBytes { $0.baseAddress! }
+            let count = try await perform("read", location) { io, oid, completion in
+                rados_aio_read(io, oid, completion, storage.assumingMemoryBound(to: CChar.self), length, UInt64(offset))
+            }
+            if count > 0 { buffer.moveWriterIndex(forwardBy: Int(count)) }
+            return (count, buffer)
         }
         cursor.advance(by: Int(count), requested: length)
-        guard count > 0 else { return nil }
-        buffer.moveWriterIndex(forwardBy: Int(count))
-        return buffer
+        return count > 0 ? read : nil
     }
 
     public func stat(_ location: ObjectLocation) async throws -> ObjectInfo {

@@ -9,10 +9,10 @@ import Testing
 /// stack: what a CDN point of presence does with the origin's answers.
 @Suite(.serialized) struct CDNEdgeTests {
     /// A large video made by the ffmpeg command (installed by the stack): 6 s of 720p at 4 Mbit/s, about 3 MB.
-    static func generatedVideo() throws -> [UInt8] {
+    static func generatedVideo() async throws -> [UInt8] {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("edge-\(UUID().uuidString).mp4").path
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let (status, output) = try TestStack.run("/usr/bin/ffmpeg", [
+        let (status, output) = try await TestStack.run("/usr/bin/ffmpeg", [
             "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30",
             "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "6", "-c:v", "libx264", "-preset", "veryfast",
             "-b:v", "4M", "-maxrate", "4M", "-bufsize", "8M", "-c:a", "aac", "-movflags", "+faststart", "-shortest", path,
@@ -39,10 +39,10 @@ import Testing
         let baseURL: String
         let directory: URL
 
-        static func start(origin: String) throws -> Edge {
+        static func start(origin: String) async throws -> Edge {
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mediagw-edge-\(UUID().uuidString.prefix(8))")
             let listen = "127.0.0.1:\(try CDNEdgeTests.freePort())"
-            let (status, output) = try TestStack.run(
+            let (status, output) = try await TestStack.run(
                 TestStack.root.appendingPathComponent("Deploy/cdn/edge").path,
                 ["start", "--origin", origin, "--listen", listen, "--dir", directory.path])
             guard status == 0 else { throw TestFailure("the edge did not start: \(output)") }
@@ -50,7 +50,7 @@ import Testing
         }
 
         func stop() {
-            _ = try? TestStack.run(TestStack.root.appendingPathComponent("Deploy/cdn/edge").path, ["stop", "--dir", directory.path])
+            _ = try? TestStack.runBlocking(TestStack.root.appendingPathComponent("Deploy/cdn/edge").path, ["stop", "--dir", directory.path])
             try? FileManager.default.removeItem(at: directory)
         }
 
@@ -72,12 +72,12 @@ import Testing
     @Test func theEdgeCachesRevalidatesSlicesAndOutlivesItsOrigin() async throws {
         // public media expire after 3 s here, so that revalidation and stale serving happen within the test
         let gateway = try await TestGateway.start(["MEDIAGW_ORIGIN_MAX_AGE": "3s"])
-        let edge = try Edge.start(origin: String(gateway.baseURL.dropFirst("http://".count)))
+        let edge = try await Edge.start(origin: String(gateway.baseURL.dropFirst("http://".count)))
         defer { edge.stop() }
 
         let set = try await gateway.openSet()
         let photoBytes = try Corpus.bytes("images/orientation-1.jpg")
-        let videoBytes = try Self.generatedVideo()
+        let videoBytes = try await Self.generatedVideo()
         #expect(videoBytes.count > 2 << 20, "the video spans several 1 MiB slices")
         let uploaded = try await gateway.upload(set, [("photo.jpg", photoBytes), ("clip.mp4", videoBytes)])
         let ids = (uploaded.json["media"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
@@ -141,7 +141,7 @@ import Testing
 
     @Test func privateMediaAndMissesAreNotKeptByTheEdge() async throws {
         let gateway = try await TestGateway.start()
-        let edge = try Edge.start(origin: String(gateway.baseURL.dropFirst("http://".count)))
+        let edge = try await Edge.start(origin: String(gateway.baseURL.dropFirst("http://".count)))
         defer { edge.stop() }
         let set = try await gateway.openSet(context: "message")
         let uploaded = try await gateway.upload(set, [("photo.jpg", try Corpus.bytes("images/progressive.jpg"))])

@@ -5,18 +5,18 @@ import Testing
 /// `mediagw check` against the real stack, and each way its configuration can be wrong: one clear line,
 /// a non-zero exit, no hang and no stack trace.
 @Suite struct CheckCommandTests {
-    func check(_ overrides: [String: String] = [:]) throws -> (status: Int32, output: String) {
+    func check(_ overrides: [String: String] = [:]) async throws -> (status: Int32, output: String) {
         var environment = TestStack.environment
         for (name, value) in overrides { environment[name] = value }
-        return try TestStack.run(TestStack.mediagwPath, ["check"], environment: environment)
+        return try await TestStack.run(TestStack.mediagwPath, ["check"], environment: environment)
     }
 
-    @Test func migrateThenCheckReportsBothServicesAndEveryPool() throws {
+    @Test func migrateThenCheckReportsBothServicesAndEveryPool() async throws {
         _ = try TestStack.configuration()
-        let migrate = try TestStack.run(TestStack.mediagwPath, ["migrate"])
+        let migrate = try await TestStack.run(TestStack.mediagwPath, ["migrate"])
         #expect(migrate.status == 0, "\(migrate.output)")
         #expect(migrate.output.contains("schema"))
-        let (status, output) = try check()
+        let (status, output) = try await check()
         #expect(status == 0, "\(output)")
         #expect(output.contains("ok   ceph: connected as client.mediagw"))
         for pool in try TestStack.pools().all {
@@ -26,28 +26,28 @@ import Testing
         #expect(output.contains("ok   postgres: schema at version \(Schema.migrations.map(\.version).max() ?? 0) (latest)"))
     }
 
-    @Test func aMissingCephConfIsOneClearLine() throws {
-        let (status, output) = try check(["MEDIAGW_CEPH_CONF": "/nonexistent/ceph.conf"])
+    @Test func aMissingCephConfIsOneClearLine() async throws {
+        let (status, output) = try await check(["MEDIAGW_CEPH_CONF": "/nonexistent/ceph.conf"])
         #expect(status == 1)
         #expect(output.contains("FAIL ceph: Ceph configuration /nonexistent/ceph.conf does not exist or is not readable"))
     }
 
-    @Test func aMissingKeyringIsOneClearLine() throws {
-        let (status, output) = try check(["MEDIAGW_CEPH_KEYRING": "/nonexistent/keyring"])
+    @Test func aMissingKeyringIsOneClearLine() async throws {
+        let (status, output) = try await check(["MEDIAGW_CEPH_KEYRING": "/nonexistent/keyring"])
         #expect(status == 1)
         #expect(output.contains("FAIL ceph: Ceph keyring /nonexistent/keyring does not exist or is not readable"))
     }
 
-    @Test func aWrongKeyIsRefusedByTheMonitors() throws {
+    @Test func aWrongKeyIsRefusedByTheMonitors() async throws {
         let keyring = FileManager.default.temporaryDirectory.appendingPathComponent("wrong-\(UUID()).keyring")
         try "[client.mediagw]\n\tkey = AQBwrongwrongwrongwrongwrongwrongwrongwA==\n".write(to: keyring, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: keyring) }
-        let (status, output) = try check(["MEDIAGW_CEPH_KEYRING": keyring.path])
+        let (status, output) = try await check(["MEDIAGW_CEPH_KEYRING": keyring.path])
         #expect(status == 1)
         #expect(output.contains("FAIL ceph: Ceph monitors refused to authenticate client.mediagw"), "\(output)")
     }
 
-    @Test func anUnreachableMonitorFailsWithinTheMountTimeout() throws {
+    @Test func anUnreachableMonitorFailsWithinTheMountTimeout() async throws {
         let conf = try String(contentsOfFile: TestStack.environment["MEDIAGW_CEPH_CONF"] ?? "", encoding: .utf8)
             .split(separator: "\n").map { $0.hasPrefix("mon_host") ? "mon_host = [v2:127.0.0.1:1,v1:127.0.0.1:2]" : String($0) }
             .joined(separator: "\n") + "\n"
@@ -55,24 +55,24 @@ import Testing
         try conf.write(to: path, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: path) }
         let started = ContinuousClock.now
-        let (status, output) = try check(["MEDIAGW_CEPH_CONF": path.path, "MEDIAGW_CEPH_MOUNT_TIMEOUT": "2s"])
+        let (status, output) = try await check(["MEDIAGW_CEPH_CONF": path.path, "MEDIAGW_CEPH_MOUNT_TIMEOUT": "2s"])
         #expect(status == 1)
         #expect(output.contains("FAIL ceph: no Ceph monitor answered within"), "\(output)")
         #expect(ContinuousClock.now - started < .seconds(20))
     }
 
-    @Test func aWrongDatabasePasswordIsOneClearLine() throws {
+    @Test func aWrongDatabasePasswordIsOneClearLine() async throws {
         let url = try #require(TestStack.environment["MEDIAGW_DATABASE_URL"])
         let wrong = url.replacingOccurrences(of: #"://mediagw:[^@]*@"#, with: "://mediagw:wrong@", options: .regularExpression)
-        let (status, output) = try check(["MEDIAGW_DATABASE_URL": wrong])
+        let (status, output) = try await check(["MEDIAGW_DATABASE_URL": wrong])
         #expect(status == 1)
         #expect(output.contains("FAIL postgres: PostgreSQL at mediagw@127.0.0.1"))
         #expect(output.contains("refused the login"))
         #expect(!output.contains("wrong"), "the password is never printed")
     }
 
-    @Test func anInvalidSettingExitsWithCodeTwo() throws {
-        let (status, output) = try check(["MEDIAGW_CEPH_OP_TIMEOUT": "soon"])
+    @Test func anInvalidSettingExitsWithCodeTwo() async throws {
+        let (status, output) = try await check(["MEDIAGW_CEPH_OP_TIMEOUT": "soon"])
         #expect(status == 2)
         #expect(output.trimmingCharacters(in: .whitespacesAndNewlines) == "mediagw: error: configuration: MEDIAGW_CEPH_OP_TIMEOUT=soon is not a duration (examples: 10, 2.5s, 500ms, 24h)")
     }

@@ -35,8 +35,8 @@ extension FaultInjection {
                     sha256: "00", mime: "image/jpeg", location: object), maxCount: 5, now: Date())
             }
 
-            #expect(try TestStack.stack("down") == 0)
-            #expect(try TestStack.stack("up") == 0)
+            #expect(try await TestStack.stack("down") == 0)
+            #expect(try await TestStack.stack("up") == 0)
 
             let again = try await RadosCluster.connect(configuration.rados, pools: [object.pool], logger: TestStack.logger)
             let store = RadosObjectStore(cluster: again)
@@ -61,12 +61,12 @@ extension FaultInjection {
             let object = ObjectLocation(pool: pool, key: uniqueKey())
             try await store.writeFull(object, bytes: ByteBuffer(string: "before"), mode: .createExclusive)
 
-            #expect(try TestStack.stack("kill", "osd") == 0)
+            #expect(try await TestStack.stack("kill", "osd") == 0)
             let started = ContinuousClock.now
             await expectCode(.timedOut) { _ = try await store.stat(object) }
             #expect(ContinuousClock.now - started < .seconds(15), "the op timeout bounds the wait")
 
-            #expect(try TestStack.stack("up") == 0)
+            #expect(try await TestStack.stack("up") == 0)
             // the same client recovers by itself: no reconnect
             var recovered = false
             let deadline = ContinuousClock.now + .seconds(60)
@@ -88,7 +88,7 @@ extension FaultInjection {
                 let store = PostgresMetadataStore(database: database, logger: TestStack.logger)
                 let set = try await store.createUploadSet(NewUploadSet(ownerID: "pg-down", context: .post, contextID: "p", expiresAt: Date().addingTimeInterval(3600)))
 
-                #expect(try TestStack.stack("kill", "pg") == 0)
+                #expect(try await TestStack.stack("kill", "pg") == 0)
                 let started = ContinuousClock.now
                 await #expect {
                     _ = try await store.uploadSet(set.id)
@@ -97,7 +97,7 @@ extension FaultInjection {
                 }
                 #expect(ContinuousClock.now - started < .seconds(15))
 
-                #expect(try TestStack.stack("up") == 0)
+                #expect(try await TestStack.stack("up") == 0)
                 var found: UploadSet?
                 let deadline = ContinuousClock.now + .seconds(30)
                 while found == nil && ContinuousClock.now < deadline {
@@ -168,7 +168,7 @@ extension FaultInjection {
             let orphaned = try sets.suffix(4).flatMap { try listObjects(pool: pools.video, prefix: "\($0.id)/") }
             #expect(orphaned.count == 4)
 
-            let (status, output) = try TestStack.run(TestStack.mediagwPath, ["reconcile", "--grace", "0s"])
+            let (status, output) = try await TestStack.run(TestStack.mediagwPath, ["reconcile", "--grace", "0s"])
             #expect(status == 0, "\(output)")
             #expect(output.contains("removed"), "\(output)")
 
@@ -205,7 +205,7 @@ extension FaultInjection {
 
             // Ceph: the OSD dies
             let cephSet = try await gateway.openSet()
-            #expect(try TestStack.stack("kill", "osd") == 0)
+            #expect(try await TestStack.stack("kill", "osd") == 0)
             let started = ContinuousClock.now
             let refused = try await gateway.upload(cephSet, [("a.jpg", fakeJPEG(5000))])
             #expect(refused.status == 503, "\(refused.text)")
@@ -213,7 +213,7 @@ extension FaultInjection {
             #expect(refused.headers["Retry-After"].first != nil)
             #expect(ContinuousClock.now - started < .seconds(30))
             #expect(try await gateway.request(.GET, "/readyz", token: nil).status == 503)
-            #expect(try TestStack.stack("up") == 0)
+            #expect(try await TestStack.stack("up") == 0)
             var recovered = 0
             for _ in 0..<60 where recovered != 201 {
                 recovered = try await gateway.upload(cephSet, [("b.jpg", fakeJPEG(5000))]).status
@@ -223,13 +223,13 @@ extension FaultInjection {
 
             // PostgreSQL dies: the bytes already in Ceph are removed again, no row appears
             let pgSet = try await gateway.openSet()
-            #expect(try TestStack.stack("kill", "pg") == 0)
+            #expect(try await TestStack.stack("kill", "pg") == 0)
             let noDatabase = try await gateway.upload(pgSet, [("c.jpg", fakeJPEG(5000))])
             #expect(noDatabase.status == 503, "\(noDatabase.text)")
             #expect(noDatabase.headers["Retry-After"].first != nil)
             #expect(try await gateway.request(.GET, "/internal/v1/upload-sets/\(pgSet.id)").status == 503)
             #expect(try listObjects(pool: photo, prefix: "\(pgSet.id)/").isEmpty)
-            #expect(try TestStack.stack("up") == 0)
+            #expect(try await TestStack.stack("up") == 0)
             recovered = 0
             for _ in 0..<60 where recovered != 201 {
                 recovered = try await gateway.upload(pgSet, [("d.jpg", fakeJPEG(5000))]).status

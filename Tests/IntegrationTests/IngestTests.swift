@@ -19,8 +19,8 @@ import Testing
         return url
     }
 
-    static func ingest(_ arguments: [String], state: URL) throws -> Run {
-        let (status, output) = try TestStack.run(
+    static func ingest(_ arguments: [String], state: URL) async throws -> Run {
+        let (status, output) = try await TestStack.run(
             TestStack.mediagwPath, ["ingest", "--progress", "lines", "--state", state.path] + arguments, environment: TestGateway.environment())
         return Run(status: status, output: output, report: try report(for: state))
     }
@@ -104,11 +104,11 @@ import Testing
         defer { try? FileManager.default.removeItem(at: scratch) }
         let owner = "ingest-direct-\(UUID().uuidString.prefix(8))"
         let state = scratch.appendingPathComponent("corpus.state.jsonl")
-        let run = try Self.ingest([Corpus.root.path, "--owner", owner, "-j", "4"], state: state)
+        let run = try await Self.ingest([Corpus.root.path, "--owner", owner, "-j", "4"], state: state)
         try await Self.checkCorpusReport(run, owner: owner)
 
         // the same command again: nothing new is stored, what was stored is skipped
-        let again = try Self.ingest([Corpus.root.path, "--owner", owner, "-j", "4"], state: state)
+        let again = try await Self.ingest([Corpus.root.path, "--owner", owner, "-j", "4"], state: state)
         #expect(again.output.contains("ingested 0, skipped as already done \(run.report.values.filter { $0["outcome"] as? String == "ingested" }.count),"), "\(again.output)")
         #expect(try await Self.stored(owner: owner).media == run.report.values.filter { $0["outcome"] as? String == "ingested" }.count)
         try await Self.discardJobs(owner: owner)
@@ -119,7 +119,7 @@ import Testing
         let scratch = try Self.scratch()
         defer { try? FileManager.default.removeItem(at: scratch) }
         let owner = "ingest-remote-\(UUID().uuidString.prefix(8))"
-        let run = try Self.ingest(
+        let run = try await Self.ingest(
             [Corpus.root.path, "--owner", owner, "--gateway", gateway.baseURL, "--token", TestGateway.serviceToken, "-j", "4"],
             state: scratch.appendingPathComponent("corpus.state.jsonl"))
         await gateway.stop()
@@ -147,12 +147,13 @@ import Testing
             return text.components(separatedBy: "\"type\":\"done\"").count - 1 >= 20
         }
         kill(pid, SIGKILL)
-        #expect(TestStack.wait(pid) == 128 + SIGKILL)
+        let killed = await TestStack.exit(of: pid)
+        #expect(killed == 128 + SIGKILL)
         let partial = try await Self.stored(owner: owner).media
         #expect(partial > 0 && partial < count, "killed halfway: \(partial) of \(count)")
 
         // the same command again finishes the job: every file once
-        let run = try Self.ingest([source.path, "--owner", owner, "-j", "4"], state: state)
+        let run = try await Self.ingest([source.path, "--owner", owner, "-j", "4"], state: state)
         #expect(run.status == 0, "\(run.output)")
         let outcomes = run.report.values.map { $0["outcome"] as? String ?? "" }
         #expect(outcomes.count == count && outcomes.allSatisfy { $0 == "ingested" || $0 == "skipped" })
@@ -180,7 +181,7 @@ import Testing
             \(photo),\(owner),post,post-4,maybe
             \(photo),\(owner),post,post-5,false,extra
             """.write(to: csv, atomically: true, encoding: .utf8)
-        let run = try Self.ingest(["--manifest", csv.path], state: scratch.appendingPathComponent("rows.state.jsonl"))
+        let run = try await Self.ingest(["--manifest", csv.path], state: scratch.appendingPathComponent("rows.state.jsonl"))
         #expect(run.status == 1, "\(run.output)")
         let lines = try Self.reportLines(for: scratch.appendingPathComponent("rows.state.jsonl"))
         #expect(lines.count == 7, "one report line per row")
@@ -206,18 +207,18 @@ import Testing
             {"path": "\(other)", "owner_id": "\(owner)", "context": "message", "context_id": "chat-1", "private": true}
             not json at all
             """.write(to: jsonl, atomically: true, encoding: .utf8)
-        let second = try Self.ingest(["--manifest", jsonl.path], state: scratch.appendingPathComponent("rows2.state.jsonl"))
+        let second = try await Self.ingest(["--manifest", jsonl.path], state: scratch.appendingPathComponent("rows2.state.jsonl"))
         #expect(second.status == 1 && second.output.contains("ingested 1,"), "\(second.output)")
         #expect(second.report.values.contains { $0["code"] as? String == "invalid_manifest_row" && $0["line"] as? Int == 2 })
         try await Self.discardJobs(owner: owner)
     }
 
-    @Test func usageErrorsExitWithTwoAndOneLine() throws {
+    @Test func usageErrorsExitWithTwoAndOneLine() async throws {
         let scratch = try Self.scratch()
         defer { try? FileManager.default.removeItem(at: scratch) }
         let state = scratch.appendingPathComponent("x.state.jsonl")
         for arguments in [[String](), ["/nonexistent-dir"], ["--manifest", "rows.txt"], [scratch.path, "--gateway", "http://127.0.0.1:1"], [scratch.path, "--context", "blog"]] {
-            let run = try Self.ingest(arguments, state: state)
+            let run = try await Self.ingest(arguments, state: state)
             #expect(run.status == 2, "\(arguments): \(run.output)")
             #expect(run.output.split(separator: "\n").count == 1 && run.output.hasPrefix("mediagw: error:"), "\(arguments): \(run.output)")
         }
@@ -227,7 +228,7 @@ import Testing
         let scratch = try Self.scratch()
         defer { try? FileManager.default.removeItem(at: scratch) }
         let owner = "ingest-dry-\(UUID().uuidString.prefix(8))"
-        let run = try Self.ingest([Corpus.root.appendingPathComponent("images").path, "--owner", owner, "--dry-run"], state: scratch.appendingPathComponent("d.state.jsonl"))
+        let run = try await Self.ingest([Corpus.root.appendingPathComponent("images").path, "--owner", owner, "--dry-run"], state: scratch.appendingPathComponent("d.state.jsonl"))
         #expect(run.report.values.contains { $0["outcome"] as? String == "would_ingest" })
         #expect(!run.report.values.contains { $0["outcome"] as? String == "ingested" })
         #expect(try await Self.stored(owner: owner).media == 0)

@@ -184,7 +184,7 @@ func listObjects(pool: String, prefix: String) throws -> [String] {
     let configuration = try TestStack.configuration()
     var arguments = ["-c", configuration.rados.configPath, "--id", configuration.rados.clientID, "-p", pool, "ls"]
     if let keyring = configuration.rados.keyringPath { arguments += ["--keyring", keyring] }
-    let (status, output) = try TestStack.run("/usr/bin/rados", arguments)
+    let (status, output) = try TestStack.runBlocking("/usr/bin/rados", arguments)  // quick: `rados ls` of a test pool
     guard status == 0 else { throw ConfigurationError("rados ls failed: \(output)") }
     return output.split(separator: "\n").map(String.init).filter { $0.hasPrefix(prefix) }.sorted()
 }

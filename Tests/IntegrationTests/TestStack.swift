@@ -59,8 +59,8 @@ enum TestStack {
 
     /// Runs `Deploy/local/stack` with the given arguments and returns its exit code.
     @discardableResult
-    static func stack(_ arguments: String...) throws -> Int32 {
-        try run(root.appendingPathComponent("Deploy/local/stack").path, arguments).status
+    static func stack(_ arguments: String...) async throws -> Int32 {
+        try await run(root.appendingPathComponent("Deploy/local/stack").path, arguments).status
     }
 
     /// The built `mediagw` executable.
@@ -68,13 +68,31 @@ enum TestStack {
         environment["MEDIAGW_BIN"] ?? root.appendingPathComponent(".build/debug/mediagw").path
     }
 
-    /// Runs a program to completion and returns its exit status and combined output.
-    static func run(_ program: String, _ arguments: [String], environment: [String: String]? = nil) throws -> (status: Int32, output: String) {
+    /// Runs a program to completion and returns its exit status and combined output. The wait happens on a
+    /// thread of its own: tests run in parallel on the few threads of the cooperative pool, and one of them
+    /// blocked in `waitpid` for seconds would stall every other test (deadlines included).
+    static func run(_ program: String, _ arguments: [String], environment: [String: String]? = nil) async throws -> (status: Int32, output: String) {
+        let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("run-\(UUID().uuidString).out").path
+        defer { try? FileManager.default.removeItem(atPath: outputPath) }
+        let pid = try spawn(program, arguments, environment: environment, output: outputPath)
+        let status = await exit(of: pid)
+        return (status, (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "")
+    }
+
+    /// `run`, blocking the calling thread: only for synchronous contexts (a `defer`).
+    static func runBlocking(_ program: String, _ arguments: [String], environment: [String: String]? = nil) throws -> (status: Int32, output: String) {
         let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("run-\(UUID().uuidString).out").path
         defer { try? FileManager.default.removeItem(atPath: outputPath) }
         let pid = try spawn(program, arguments, environment: environment, output: outputPath)
         let status = wait(pid)
         return (status, (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "")
+    }
+
+    /// Waits for a spawned process on a thread of its own and returns its exit status.
+    static func exit(of pid: pid_t) async -> Int32 {
+        await withCheckedContinuation { continuation in
+            Thread { continuation.resume(returning: wait(pid)) }.start()
+        }
     }
 
     /// Starts a program with its output (stdout and stderr) into a file and returns its pid.
