@@ -11,8 +11,8 @@ import MediaCore
 /// | `MEDIAGW_CEPH_OP_TIMEOUT` | `10s` | `rados_osd_op_timeout` and `rados_mon_op_timeout` |
 /// | `MEDIAGW_CEPH_OBJECTER_TIMEOUT` | `3s` | `objecter_timeout`; must stay below the op timeout so the client refreshes its OSD map and recovers after an OSD restart |
 /// | `MEDIAGW_CEPH_CHUNK_SIZE` | `1MiB` | size of each RADOS write of a streamed upload |
-/// | `MEDIAGW_CEPH_MAX_READS` | `32` | RADOS reads in flight per process at most (downloads beyond wait their turn): bounds the memory of read buffers whatever the number of clients |
-/// | `MEDIAGW_CEPH_READ_CHUNK_SIZE` | `128KiB` | size of each RADOS read of a streamed download: with one chunk in flight and one being sent per response, the memory of N concurrent downloads is about N × 2 × this |
+/// | `MEDIAGW_CEPH_MAX_READS` | `16` | RADOS reads in flight per process at most (downloads beyond wait their turn): bounds the memory of read buffers whatever the number of clients |
+/// | `MEDIAGW_CEPH_READ_CHUNK_SIZE` | `256KiB` | size of each RADOS read of a streamed download: with one chunk in flight and one being sent per response, the memory of N concurrent downloads is about N × 2 × this |
 public struct RadosConfiguration: Sendable, Hashable {
     public var configPath: String
     public var clientID: String
@@ -28,7 +28,7 @@ public struct RadosConfiguration: Sendable, Hashable {
         configPath: String = "/etc/ceph/ceph.conf", clientID: String = "mediagw", keyringPath: String? = nil,
         mountTimeout: Duration = .seconds(10), operationTimeout: Duration = .seconds(10),
         objecterTimeout: Duration = .seconds(3), chunkSize: Int = 1 << 20,
-        readChunkSize: Int = 128 << 10, maxReadsInFlight: Int = 32
+        readChunkSize: Int = 256 << 10, maxReadsInFlight: Int = 16
     ) {
         self.configPath = configPath
         self.clientID = clientID
