@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import Synchronization
 
 /// Where one file to ingest goes: its owner and the context (post, profile, community, message) it belongs to.
 public struct IngestDestination: Sendable, Hashable, Codable {
@@ -228,6 +229,9 @@ extension MediaError.Code {
 public struct DirectIngestTarget<Metadata: MetadataStore, Objects: ObjectStore>: IngestTarget {
     public let media: MediaService<Metadata, Objects>
     public let uploads: UploadService<Metadata, Objects>
+    /// Sets opened by this target: an upload into one of them needs no read of it first (the count limit is
+    /// enforced where it counts, under the set's lock when the row is recorded).
+    private let opened = OpenedSets()
 
     public init(media: MediaService<Metadata, Objects>, uploads: UploadService<Metadata, Objects>) {
         self.media = media
@@ -237,6 +241,7 @@ public struct DirectIngestTarget<Metadata: MetadataStore, Objects: ObjectStore>:
     public func openSet(for destination: IngestDestination) async throws -> IngestSet {
         let opened = try await media.openUploadSet(
             ownerID: destination.ownerID, context: destination.context, contextID: destination.contextID, isPrivate: destination.isPrivate)
+        self.opened.remember(opened.set)
         return IngestSet(id: opened.set.id.description, token: nil)
     }
 
@@ -259,8 +264,12 @@ public struct DirectIngestTarget<Metadata: MetadataStore, Objects: ObjectStore>:
     public func upload<Chunks: AsyncSequence & Sendable>(_ chunks: Chunks, size: Int64, filename: String, into set: IngestSet) async throws -> IngestedFile
     where Chunks.Element == ByteBuffer {
         guard let id = UploadSetID(set.id) else { throw MediaError(.notFound, "no upload set \(set.id)") }
-        // read afresh: its counts make the early limit check
-        let (uploadSet, _) = try await media.uploadSet(id)
+        let uploadSet: UploadSet
+        if let known = opened.set(id) {
+            uploadSet = known
+        } else {
+            uploadSet = try await media.uploadSet(id).0
+        }
         try UploadService<Metadata, Objects>.checkAcceptsUploads(uploadSet, now: Date())
         let stored = try await uploads.storeOriginal(chunks, into: uploadSet)
         return IngestedFile(mediaID: stored.id.description, sha256: stored.sha256)
@@ -269,5 +278,18 @@ public struct DirectIngestTarget<Metadata: MetadataStore, Objects: ObjectStore>:
     public func commit(_ set: IngestSet) async throws {
         guard let id = UploadSetID(set.id) else { throw MediaError(.notFound, "no upload set \(set.id)") }
         _ = try await media.commitUploadSet(id)
+    }
+}
+
+/// Upload sets a direct ingest opened, by id.
+final class OpenedSets: Sendable {
+    private let sets = Mutex<[UploadSetID: UploadSet]>([:])
+
+    func remember(_ set: UploadSet) {
+        sets.withLock { $0[set.id] = set }
+    }
+
+    func set(_ id: UploadSetID) -> UploadSet? {
+        sets.withLock { $0[id] }
     }
 }

@@ -75,33 +75,59 @@ public actor IngestJournal {
         handle.seekToEndOfFile()
     }
 
-    private func append(_ record: Record) throws {
+    /// Callers waiting for the flush after the one in progress.
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+    private var flushing = false
+
+    /// Writes a record and returns once it is on disk: a set recorded here is found again after a crash.
+    /// Records of concurrent files share their flushes (one `fsync` for all that were written before it).
+    private func append(_ record: Record) async throws {
         var line = try JSONEncoder().encode(record)
         line.append(0x0A)
         handle.write(line)
-        // durable before the run goes on: a set recorded here is found again after a crash
-        _ = fsync(handle.fileDescriptor)
+        await withCheckedContinuation { continuation in
+            waiting.append(continuation)
+            if !flushing { flush() }
+        }
     }
 
-    public func recordSet(_ set: IngestSet, for destination: String) throws {
+    private func flush() {
+        flushing = true
+        let batch = waiting
+        waiting = []
+        let descriptor = handle.fileDescriptor
+        // off the actor, so that other files' records are written meanwhile (and join the next flush)
+        DispatchQueue.global().async {
+            _ = fsync(descriptor)
+            Task { await self.flushed(batch) }
+        }
+    }
+
+    private func flushed(_ batch: [CheckedContinuation<Void, Never>]) {
+        for continuation in batch { continuation.resume() }
+        flushing = false
+        if !waiting.isEmpty { flush() }
+    }
+
+    public func recordSet(_ set: IngestSet, for destination: String) async throws {
         sets[destination, default: []].append(set)
-        try append(Record(type: "set", destination: destination, set: set))
+        try await append(Record(type: "set", destination: destination, set: set))
     }
 
-    public func recordDone(path: String, sha256: String, mediaID: String) throws {
+    public func recordDone(path: String, sha256: String, mediaID: String) async throws {
         done[path] = Done(sha256: sha256, mediaID: mediaID)
         refused[path] = nil
-        try append(Record(type: "done", path: path, sha256: sha256, media: mediaID))
+        try await append(Record(type: "done", path: path, sha256: sha256, media: mediaID))
     }
 
-    public func recordRefused(path: String, sha256: String, code: String, message: String) throws {
+    public func recordRefused(path: String, sha256: String, code: String, message: String) async throws {
         refused[path] = Refusal(sha256: sha256, code: code, message: message)
-        try append(Record(type: "refused", path: path, sha256: sha256, code: code, message: message))
+        try await append(Record(type: "refused", path: path, sha256: sha256, code: code, message: message))
     }
 
-    public func recordCommitted(_ set: IngestSet) throws {
+    public func recordCommitted(_ set: IngestSet) async throws {
         committed.insert(set.id)
-        try append(Record(type: "committed", set: IngestSet(id: set.id, token: nil)))
+        try await append(Record(type: "committed", set: IngestSet(id: set.id, token: nil)))
     }
 
     public func close() {

@@ -205,6 +205,7 @@ public final class IngestRunner<Target: IngestTarget>: Sendable {
                 // stored just before an earlier run died, not yet in the journal: recognised by content
                 if await destinations.hasUnclaimed(in: item.destination.key),
                    let mediaID = await destinations.claim(try await hashed(), in: item.destination.key) {
+                    await destinations.stored(in: set)
                     try await journal.recordDone(path: path, sha256: try await hashed(), mediaID: mediaID)
                     return IngestResult(path: path, outcome: .ingested, mediaID: mediaID, sha256: sha256, size: size)
                 }
@@ -214,6 +215,7 @@ public final class IngestRunner<Target: IngestTarget>: Sendable {
                         handle.readChunks(chunkLength: .bytes(Int64(chunkSize))), size: size,
                         filename: (path as NSString).lastPathComponent, into: set)
                 }
+                await destinations.stored(in: set)
                 try await journal.recordDone(path: path, sha256: stored.sha256, mediaID: stored.mediaID)
                 return IngestResult(path: path, outcome: .ingested, mediaID: stored.mediaID, sha256: stored.sha256, size: size)
             } catch let error as MediaError where Self.setIsGone(error.code) && attempt == 1 {
@@ -278,6 +280,8 @@ actor DestinationSets<Target: IngestTarget> {
     private var remaining: [String: Int] = [:]
     private var opening: [String: Task<Opened, any Error>] = [:]
     private var unclaimed: [String: [String: [String]]] = [:]
+    /// Sets that received a file in this run (their commit needs no look first).
+    private var received: Set<String> = []
 
     init(target: Target, journal: IngestJournal, logger: Logger) {
         self.target = target
@@ -319,6 +323,11 @@ actor DestinationSets<Target: IngestTarget> {
         }
     }
 
+    /// A file went into `set` in this run.
+    func stored(in set: IngestSet) {
+        received.insert(set.id)
+    }
+
     /// Whether the destination's set holds media that no journaled file accounts for.
     func hasUnclaimed(in key: String) -> Bool {
         unclaimed[key]?.values.contains { !$0.isEmpty } ?? false
@@ -350,7 +359,9 @@ actor DestinationSets<Target: IngestTarget> {
         for set in await journal.sets[key] ?? [] where !committed.contains(set.id) {
             do {
                 // a set that received nothing (all its files refused) is left to expire as a draft
-                if let state = try await target.state(of: set), state.mediaByHash.isEmpty && !state.isCommitted { continue }
+                if !received.contains(set.id), let state = try await target.state(of: set), state.mediaByHash.isEmpty && !state.isCommitted {
+                    continue
+                }
                 try await target.commit(set)
                 try await journal.recordCommitted(set)
             } catch let error as MediaError where error.code == .setCommitted {
