@@ -68,19 +68,10 @@ struct IngestBench: AsyncParsableCommand {
         let oursMB = Double(total) / 1e6 / seconds
 
         // 3. rados bench: as many objects of the mean size, same concurrency, same pool
-        var rados = ["rados", "-c", configuration.rados.configPath, "--id", configuration.rados.clientID]
-        if let keyring = configuration.rados.keyringPath { rados += ["--keyring", keyring] }
-        let radosOutput = try runProcess(rados + [
-            "-p", configuration.pools.photo, "bench", "600", "write", "-b", "\(mean)", "-t", "\(jobs)", "--max-objects", "\(files)",
-            "--run-name", "mediagw-ingest-bench",
-        ])
-        func radosValue(_ label: String) -> Double? {
-            radosOutput.split(separator: "\n").first { $0.hasPrefix(label) }.flatMap { Double($0.split(separator: ":").last!.trimmingCharacters(in: .whitespaces)) }
-        }
-        guard let radosMiB = radosValue("Bandwidth (MB/sec)"), let radosSeconds = radosValue("Total time run") else {
-            throw BenchError("could not read rados bench output:\n\(radosOutput)")
-        }
-        let radosMB = radosMiB * 1.048576
+        let radosBench = try RadosBenchResult.run(
+            configuration, pool: configuration.pools.photo, seconds: 600, objectSize: mean, concurrency: jobs, maxObjects: files,
+            runName: "mediagw-ingest-bench")
+        let radosMB = radosBench.megabytesPerSecond, radosSeconds = radosBench.seconds
 
         // the benchmark's media go again: tombstoned, jobs dropped, objects purged by the reconciler
         let database = environment["MEDIAGW_DATABASE_URL"] ?? ""

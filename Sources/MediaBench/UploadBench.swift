@@ -52,16 +52,9 @@ struct UploadBench: AsyncParsableCommand {
         let oursMB = ours.requestsPerSecond * Double(size) / 1e6
 
         // 2. rados bench, same object size and concurrency, same pool
-        var rados = ["rados", "-c", configuration.rados.configPath, "--id", configuration.rados.clientID]
-        if let keyring = configuration.rados.keyringPath { rados += ["--keyring", keyring] }
-        let radosOutput = try runProcess(rados + ["-p", configuration.pools.photo, "bench", "\(seconds)", "write", "-b", "\(size)", "-t", "\(clients)", "--run-name", "mediagw-upload-bench"])
-        func radosValue(_ label: String) -> Double? {
-            radosOutput.split(separator: "\n").first { $0.hasPrefix(label) }.flatMap { Double($0.split(separator: ":").last!.trimmingCharacters(in: .whitespaces)) }
-        }
-        guard let radosMiB = radosValue("Bandwidth (MB/sec)"), let radosLatency = radosValue("Average Latency(s)") else {
-            throw BenchError("could not read rados bench output:\n\(radosOutput)")
-        }
-        let radosMB = radosMiB * 1.048576
+        let radosBench = try RadosBenchResult.run(
+            configuration, pool: configuration.pools.photo, seconds: seconds, objectSize: size, concurrency: clients, runName: "mediagw-upload-bench")
+        let radosMB = radosBench.megabytesPerSecond, radosLatency = radosBench.averageLatency
 
         // 3. radosgw S3 PUT (anonymous into a public-read-write bucket), same size and concurrency
         guard let bucket = S3Bucket(name: "mediagw-bench", environment: environment) else { throw BenchError("radosgw is not configured") }

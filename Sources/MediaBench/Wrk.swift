@@ -1,4 +1,5 @@
 import Foundation
+import MediaApp
 
 /// What `wrk --latency` printed.
 struct WrkResult {
@@ -177,5 +178,30 @@ struct S3Bucket {
     func remove() throws {
         let ceph = ProcessInfo.processInfo.environment["CEPH_CONF"] ?? ProcessInfo.processInfo.environment["MEDIAGW_CEPH_CONF"] ?? ""
         _ = try runProcess(["radosgw-admin", "-c", ceph, "-n", "client.admin", "bucket", "rm", "--bucket=\(name)", "--purge-objects"])
+    }
+}
+
+/// What `rados bench ... write` printed.
+struct RadosBenchResult {
+    /// Decimal MB/s (rados prints MiB/s and calls it MB/sec).
+    var megabytesPerSecond: Double
+    var seconds: Double
+    var averageLatency: Double
+
+    /// Runs `rados bench <seconds> write` into a pool with the gateway's Ceph identity and parses its summary.
+    static func run(_ configuration: GatewayConfiguration, pool: String, seconds: Int, objectSize: Int, concurrency: Int,
+                    maxObjects: Int? = nil, runName: String) throws -> RadosBenchResult {
+        var arguments = ["rados", "-c", configuration.rados.configPath, "--id", configuration.rados.clientID]
+        if let keyring = configuration.rados.keyringPath { arguments += ["--keyring", keyring] }
+        arguments += ["-p", pool, "bench", "\(seconds)", "write", "-b", "\(objectSize)", "-t", "\(concurrency)", "--run-name", runName]
+        if let maxObjects { arguments += ["--max-objects", "\(maxObjects)"] }
+        let output = try runProcess(arguments)
+        func value(_ label: String) -> Double? {
+            output.split(separator: "\n").first { $0.hasPrefix(label) }.flatMap { Double($0.split(separator: ":").last!.trimmingCharacters(in: .whitespaces)) }
+        }
+        guard let mib = value("Bandwidth (MB/sec)"), let time = value("Total time run"), let latency = value("Average Latency(s)") else {
+            throw BenchError("could not read rados bench output:\n\(output)")
+        }
+        return RadosBenchResult(megabytesPerSecond: mib * 1.048576, seconds: time, averageLatency: latency)
     }
 }
