@@ -4,7 +4,9 @@ import MediaCore
 import Testing
 
 /// The FFmpeg transcoder on the shared corpus (no services involved).
-@Suite struct FFmpegTranscoderTests {
+/// Serialized: each test blocks its thread in FFmpeg, and the cooperative pool has few threads to share
+/// with the rest of the run.
+@Suite(.serialized) struct FFmpegTranscoderTests {
     static let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../../shared/corpus").standardized
     let transcoder = FFmpegTranscoder()
     let settings = TranscodeSettings()

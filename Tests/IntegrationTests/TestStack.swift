@@ -72,11 +72,22 @@ enum TestStack {
     /// thread of its own: tests run in parallel on the few threads of the cooperative pool, and one of them
     /// blocked in `waitpid` for seconds would stall every other test (deadlines included).
     static func run(_ program: String, _ arguments: [String], environment: [String: String]? = nil) async throws -> (status: Int32, output: String) {
+        let (status, output, _) = try await runTimed(program, arguments, environment: environment)
+        return (status, output)
+    }
+
+    /// `run`, with how long the program ran (from its start to its exit, measured on the waiting thread, so
+    /// that a busy cooperative pool does not add to it).
+    static func runTimed(_ program: String, _ arguments: [String], environment: [String: String]? = nil) async throws
+        -> (status: Int32, output: String, duration: Duration) {
         let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("run-\(UUID().uuidString).out").path
         defer { try? FileManager.default.removeItem(atPath: outputPath) }
+        let started = ContinuousClock.now
         let pid = try spawn(program, arguments, environment: environment, output: outputPath)
-        let status = await exit(of: pid)
-        return (status, (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "")
+        let (status, ended) = await withCheckedContinuation { continuation in
+            Thread { continuation.resume(returning: (wait(pid), ContinuousClock.now)) }.start()
+        }
+        return (status, (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "", ended - started)
     }
 
     /// `run`, blocking the calling thread: only for synchronous contexts (a `defer`).

@@ -4,7 +4,9 @@ import Testing
 import VipsImaging
 
 /// The libvips image processor on real files of the shared corpus (no services involved).
-@Suite struct VipsImageProcessorTests {
+/// Serialized: each test blocks its thread in libvips, and the cooperative pool has few threads to share
+/// with the rest of the run.
+@Suite(.serialized) struct VipsImageProcessorTests {
     static let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../../shared/corpus").standardized
     let processor = try! VipsImageProcessor()
     let settings = PhotoSettings()

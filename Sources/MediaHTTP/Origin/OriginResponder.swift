@@ -78,9 +78,13 @@ public struct OriginResponder<Objects: ObjectStore>: Sendable {
             var iterator = iterator
             var sent: Int64 = 0
             var chunk = first
-            while let buffer = chunk {
+            while var buffer = chunk {
                 sent += Int64(buffer.readableBytes)
-                try await writer.write(buffer)
+                // Written in slices (views of the same bytes, no copy): the writer waits while the socket is
+                // full, so a connection holds one chunk and a slice in flight, not a chunk queued behind another.
+                while let slice = buffer.readSlice(length: min(buffer.readableBytes, originWriteSlice)), slice.readableBytes > 0 {
+                    try await writer.write(slice)
+                }
                 chunk = try await iterator.next()
             }
             guard sent == length else {
@@ -93,6 +97,9 @@ public struct OriginResponder<Objects: ObjectStore>: Sendable {
         }
     }
 }
+
+/// Bytes per write of an origin body to the connection.
+private let originWriteSlice = 64 << 10
 
 /// The header rules of the origin, as pure functions of the request's headers and the object's validators.
 enum OriginHeaders {
