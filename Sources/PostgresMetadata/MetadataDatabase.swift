@@ -112,13 +112,15 @@ public final class MetadataDatabase: Sendable {
     public func migrate(_ migrations: [Migration] = Schema.migrations) async throws -> MigrationReport {
         do {
             return try await client.withConnection { connection in
-                try await connection.query("SELECT pg_advisory_lock(7261001)", logger: logger)
+                // The lock's row is read: a result left unread is cancelled when dropped, and a lock still
+                // being waited for would then be given up while the migration went on without it.
+                try await connection.query("SELECT pg_advisory_lock(7261001)", logger: logger).consume()
                 do {
                     let report = try await self.applyPending(migrations, on: connection)
-                    try await connection.query("SELECT pg_advisory_unlock(7261001)", logger: logger)
+                    try await connection.query("SELECT pg_advisory_unlock(7261001)", logger: logger).consume()
                     return report
                 } catch {
-                    _ = try? await connection.query("SELECT pg_advisory_unlock(7261001)", logger: logger)
+                    try? await connection.query("SELECT pg_advisory_unlock(7261001)", logger: logger).consume()
                     throw error
                 }
             }
@@ -191,5 +193,12 @@ public func withRunningClient<T: Sendable>(_ client: PostgresClient, _ body: @Se
         // let run() start first, so that the first lease does not find the pool idle
         try await Task.sleep(for: .milliseconds(10))
         return try await body()
+    }
+}
+
+extension PostgresRowSequence {
+    /// Reads the rows to the end (and with them the statement's outcome), keeping none.
+    func consume() async throws {
+        for try await _ in self {}
     }
 }

@@ -70,7 +70,7 @@ enum Outbox {
     /// event is numbered after its transaction committed, always above every number given before, and a
     /// reader that has seen `seq` N never finds a smaller one appear later.
     static func sequence(on connection: PostgresConnection, logger: Logger) async throws {
-        try await connection.query("SELECT pg_advisory_xact_lock(7261002)", logger: logger)
+        try await connection.query("SELECT pg_advisory_xact_lock(7261002)", logger: logger).consume()
         var last: Int64 = 0
         for try await value in try await connection.query("SELECT coalesce(max(seq), 0) FROM outbox", logger: logger).decode(Int64.self) {
             last = value

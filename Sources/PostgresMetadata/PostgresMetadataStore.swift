@@ -125,7 +125,7 @@ public struct PostgresMetadataStore: MetadataStore {
                 else { return nil }
                 if current.deletedAt != nil { return current }
                 // lock order everywhere: the set, then its media
-                try await connection.query("SELECT 1 FROM upload_sets WHERE id = \(current.uploadSetID.uuid) FOR UPDATE", logger: logger)
+                try await connection.query("SELECT 1 FROM upload_sets WHERE id = \(current.uploadSetID.uuid) FOR UPDATE", logger: logger).consume()
                 guard let deleted = try await MediaRow.first(try await connection.query(
                     """
                     UPDATE media SET state = 'deleted', deleted_at = \(now)
@@ -227,7 +227,7 @@ public struct PostgresMetadataStore: MetadataStore {
 
     public func ping() async throws {
         try await run("ping") { [client, logger] in
-            try await client.query("SELECT 1", logger: logger)
+            try await client.query("SELECT 1", logger: logger).consume()
         }
     }
 
