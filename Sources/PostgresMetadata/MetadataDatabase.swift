@@ -112,20 +112,36 @@ public final class MetadataDatabase: Sendable {
     public func migrate(_ migrations: [Migration] = Schema.migrations) async throws -> MigrationReport {
         do {
             return try await client.withConnection { connection in
-                // The lock's row is read: a result left unread is cancelled when dropped, and a lock still
-                // being waited for would then be given up while the migration went on without it.
-                try await connection.query("SELECT pg_advisory_lock(7261001)", logger: logger).consume()
+                try await Self.lockForMigration(connection, schema: self.configuration.schema, logger: logger)
                 do {
                     let report = try await self.applyPending(migrations, on: connection)
-                    try await connection.query("SELECT pg_advisory_unlock(7261001)", logger: logger).consume()
+                    try await connection.query("SELECT pg_advisory_unlock(7261, hashtext(\(self.configuration.schema)))", logger: logger).consume()
                     return report
                 } catch {
-                    try? await connection.query("SELECT pg_advisory_unlock(7261001)", logger: logger).consume()
+                    try? await connection.query("SELECT pg_advisory_unlock(7261, hashtext(\(self.configuration.schema)))", logger: logger).consume()
                     throw error
                 }
             }
         } catch {
             throw MetadataStoreError.translating(error, "migrate", database: configuration.redacted)
+        }
+    }
+
+    /// Takes the migration lock of `schema`, waiting for other migrators (another gateway starting) for up
+    /// to two minutes. Polled with `pg_try_advisory_lock`: one blocking wait would be cut by
+    /// `statement_timeout`. Each answer is read: a result dropped unread is cancelled, and the lock with it.
+    static func lockForMigration(_ connection: PostgresConnection, schema: String, logger: Logger) async throws {
+        let deadline = ContinuousClock.now + .seconds(120)
+        while true {
+            var locked = false
+            for try await taken in try await connection.query("SELECT pg_try_advisory_lock(7261, hashtext(\(schema)))", logger: logger).decode(Bool.self) {
+                locked = taken
+            }
+            if locked { return }
+            guard ContinuousClock.now < deadline else {
+                throw MetadataStoreError(.timedOut, "another migrator held the migration lock for two minutes")
+            }
+            try await Task.sleep(for: .milliseconds(100))
         }
     }
 
