@@ -30,6 +30,7 @@ public actor IngestJournal {
 
     public let path: String
     private let handle: FileHandle
+    private let encoder = JSONEncoder()
     /// Stored files by path.
     public private(set) var done: [String: Done] = [:]
     /// Files refused for good, by path.
@@ -82,7 +83,7 @@ public actor IngestJournal {
     /// Writes a record and returns once it is on disk: a set recorded here is found again after a crash.
     /// Records of concurrent files share their flushes (one `fsync` for all that were written before it).
     private func append(_ record: Record) async throws {
-        var line = try JSONEncoder().encode(record)
+        var line = try encoder.encode(record)
         line.append(0x0A)
         handle.write(line)
         await withCheckedContinuation { continuation in

@@ -148,7 +148,7 @@ import Testing
         }
         kill(pid, SIGKILL)
         let killed = await TestStack.exit(of: pid)
-        #expect(killed == 128 + SIGKILL)
+        #expect(killed.status == 128 + SIGKILL)
         let partial = try await Self.stored(owner: owner).media
         #expect(partial > 0 && partial < count, "killed halfway: \(partial) of \(count)")
 

@@ -80,30 +80,33 @@ enum TestStack {
     /// that a busy cooperative pool does not add to it).
     static func runTimed(_ program: String, _ arguments: [String], environment: [String: String]? = nil) async throws
         -> (status: Int32, output: String, duration: Duration) {
-        let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("run-\(UUID().uuidString).out").path
-        defer { try? FileManager.default.removeItem(atPath: outputPath) }
+        let output = OutputFile()
+        defer { output.remove() }
         let started = ContinuousClock.now
-        let pid = try spawn(program, arguments, environment: environment, output: outputPath)
-        let (status, ended) = await withCheckedContinuation { continuation in
-            Thread { continuation.resume(returning: (wait(pid), ContinuousClock.now)) }.start()
-        }
-        return (status, (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "", ended - started)
+        let (status, ended) = await exit(of: try spawn(program, arguments, environment: environment, output: output.path))
+        return (status, output.text, ended - started)
     }
 
     /// `run`, blocking the calling thread: only for synchronous contexts (a `defer`).
     static func runBlocking(_ program: String, _ arguments: [String], environment: [String: String]? = nil) throws -> (status: Int32, output: String) {
-        let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("run-\(UUID().uuidString).out").path
-        defer { try? FileManager.default.removeItem(atPath: outputPath) }
-        let pid = try spawn(program, arguments, environment: environment, output: outputPath)
-        let status = wait(pid)
-        return (status, (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "")
+        let output = OutputFile()
+        defer { output.remove() }
+        let status = wait(try spawn(program, arguments, environment: environment, output: output.path))
+        return (status, output.text)
     }
 
-    /// Waits for a spawned process on a thread of its own and returns its exit status.
-    static func exit(of pid: pid_t) async -> Int32 {
+    /// Waits for a spawned process on a thread of its own; returns its exit status and when it exited.
+    static func exit(of pid: pid_t) async -> (status: Int32, at: ContinuousClock.Instant) {
         await withCheckedContinuation { continuation in
-            Thread { continuation.resume(returning: wait(pid)) }.start()
+            Thread { continuation.resume(returning: (wait(pid), ContinuousClock.now)) }.start()
         }
+    }
+
+    /// A scratch file that receives a child's output.
+    struct OutputFile {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("run-\(UUID().uuidString).out").path
+        var text: String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
+        func remove() { try? FileManager.default.removeItem(atPath: path) }
     }
 
     /// Starts a program with its output (stdout and stderr) into a file and returns its pid.
