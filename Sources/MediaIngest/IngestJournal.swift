@@ -98,9 +98,9 @@ public actor IngestJournal {
         waiting = []
         let descriptor = handle.fileDescriptor
         // off the actor, so that other files' records are written meanwhile (and join the next flush)
-        DispatchQueue.global().async {
-            _ = fsync(descriptor)
-            Task { await self.flushed(batch) }
+        Task {
+            _ = await onOwnThread { fsync(descriptor) }
+            await self.flushed(batch)
         }
     }
 

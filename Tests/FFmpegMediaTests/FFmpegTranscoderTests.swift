@@ -4,8 +4,9 @@ import MediaCore
 import Testing
 
 /// The FFmpeg transcoder on the shared corpus (no services involved).
-/// Serialized: each test blocks its thread in FFmpeg, and the cooperative pool has few threads to share
-/// with the rest of the run.
+/// FFmpeg blocks its caller, so every call runs on a thread of its own (`onOwnThread`): the cooperative pool
+/// stays free for the rest of the run (the gateway of the integration tests lives in this process). Serialized,
+/// so that these tests take one core, not all of them.
 @Suite(.serialized) struct FFmpegTranscoderTests {
     static let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../../shared/corpus").standardized
     let transcoder = FFmpegTranscoder()
@@ -18,6 +19,20 @@ import Testing
 
     func bytes(_ path: String) throws -> [UInt8] { Array(try Data(contentsOf: Self.corpus.appendingPathComponent(path))) }
     var deadline: Date { Date().addingTimeInterval(60) }
+
+    func transcodeVideo(_ path: String, settings: TranscodeSettings? = nil, deadline: Date? = nil) async throws -> VideoResult {
+        let (input, settings, deadline) = (try bytes(path), settings ?? self.settings, deadline ?? self.deadline)
+        return try await onOwnThread { [transcoder, work] in
+            try transcoder.transcodeVideo(input, settings: settings, workDirectory: work, deadline: deadline)
+        }
+    }
+
+    func transcodeAudio(_ path: String) async throws -> AudioResult {
+        let (input, settings, deadline) = (try bytes(path), settings, deadline)
+        return try await onOwnThread { [transcoder, work] in
+            try transcoder.transcodeAudio(input, settings: settings, workDirectory: work, deadline: deadline)
+        }
+    }
 
     /// Offsets of the top-level boxes of an MP4 file.
     func boxes(_ file: [UInt8]) -> [String: Int] {
@@ -38,8 +53,8 @@ import Testing
                          "video/mp4-hevc-aac.mp4", "video/webm-vp8-vorbis.webm", "video/webm-vp9-opus.webm"]
 
     @Test(arguments: videos)
-    func everyValidVideoBecomesFastStartH264MP4WithAPoster(_ path: String) throws {
-        let result = try transcoder.transcodeVideo(try bytes(path), settings: settings, workDirectory: work, deadline: deadline)
+    func everyValidVideoBecomesFastStartH264MP4WithAPoster(_ path: String) async throws {
+        let result = try await transcodeVideo(path)
         defer { try? FileManager.default.removeItem(atPath: result.output.path) }
         let file = Array(try Data(contentsOf: URL(fileURLWithPath: result.output.path)))
         #expect(MediaSniffer.sniff(file)?.mime == "video/mp4", "\(path)")
@@ -53,8 +68,8 @@ import Testing
         #expect(result.probe.videoCodec != nil)
     }
 
-    @Test func aRotatedPhoneVideoComesOutUpright() throws {
-        let result = try transcoder.transcodeVideo(try bytes("video/mov-iphone-rotated-90-gps.mov"), settings: settings, workDirectory: work, deadline: deadline)
+    @Test func aRotatedPhoneVideoComesOutUpright() async throws {
+        let result = try await transcodeVideo("video/mov-iphone-rotated-90-gps.mov")
         defer { try? FileManager.default.removeItem(atPath: result.output.path) }
         #expect(result.probe.rotation == 90)
         #expect(result.probe.width == 568 && result.probe.height == 320)
@@ -64,17 +79,17 @@ import Testing
         #expect(result.probe.durationMilliseconds > 2000)
     }
 
-    @Test func largeVideoIsScaledTo720p() throws {
-        let result = try transcoder.transcodeVideo(try bytes("video/mp4-hevc-1080p.mp4"), settings: settings, workDirectory: work, deadline: deadline)
+    @Test func largeVideoIsScaledTo720p() async throws {
+        let result = try await transcodeVideo("video/mp4-hevc-1080p.mp4")
         defer { try? FileManager.default.removeItem(atPath: result.output.path) }
         #expect(result.output.width == 1280 && result.output.height == 720)
         #expect(result.probe.videoCodec == "hevc")
     }
 
-    @Test func thePosterIsTakenAtAboutOneSecond() throws {
-        let result = try transcoder.transcodeVideo(try bytes("video/mp4-h264-aac-testpattern-8s.mp4"), settings: settings, workDirectory: work, deadline: deadline)
+    @Test func thePosterIsTakenAtAboutOneSecond() async throws {
+        let result = try await transcodeVideo("video/mp4-h264-aac-testpattern-8s.mp4")
         defer { try? FileManager.default.removeItem(atPath: result.output.path) }
-        let first = try transcoder.transcodeVideo(try bytes("video/mp4-h264-aac-testpattern-8s.mp4"), settings: TranscodeSettings(posterAt: .zero), workDirectory: work, deadline: deadline)
+        let first = try await transcodeVideo("video/mp4-h264-aac-testpattern-8s.mp4", settings: TranscodeSettings(posterAt: .zero))
         defer { try? FileManager.default.removeItem(atPath: first.output.path) }
         // the test pattern burns the time code in: the frame at 1 s differs from the first
         #expect(result.poster != first.poster)
@@ -82,9 +97,9 @@ import Testing
     }
 
     @Test(arguments: ["video/malformed-mkv-corrupt-ebml-header.mkv", "video/malformed-mp4-truncated-init.mp4", "video/malformed-webm-invalid-vp9-bitstream.webm"])
-    func malformedVideosFailWithAReason(_ path: String) throws {
+    func malformedVideosFailWithAReason(_ path: String) async throws {
         do {
-            let result = try transcoder.transcodeVideo(try bytes(path), settings: settings, workDirectory: work, deadline: deadline)
+            let result = try await transcodeVideo(path)
             try? FileManager.default.removeItem(atPath: result.output.path)
             Issue.record("\(path) was transcoded")
         } catch let error as ProcessingError {
@@ -99,8 +114,8 @@ import Testing
                         "audio/vorbis-stereo.ogg", "audio/wav-containing-mp3.wav"]
 
     @Test(arguments: audio)
-    func everyValidAudioBecomesAACInM4AWithAWaveform(_ path: String) throws {
-        let result = try transcoder.transcodeAudio(try bytes(path), settings: settings, workDirectory: work, deadline: deadline)
+    func everyValidAudioBecomesAACInM4AWithAWaveform(_ path: String) async throws {
+        let result = try await transcodeAudio(path)
         defer { try? FileManager.default.removeItem(atPath: result.output.path) }
         let file = Array(try Data(contentsOf: URL(fileURLWithPath: result.output.path)))
         #expect(MediaSniffer.sniff(file) != nil, "\(path)")
@@ -112,8 +127,8 @@ import Testing
         #expect(result.probe.durationMilliseconds > 0)
     }
 
-    @Test func coverArtIsKeptApartAndDroppedFromTheAudio() throws {
-        let result = try transcoder.transcodeAudio(try bytes("audio/mp3-id3-cover-art.mp3"), settings: settings, workDirectory: work, deadline: deadline)
+    @Test func coverArtIsKeptApartAndDroppedFromTheAudio() async throws {
+        let result = try await transcodeAudio("audio/mp3-id3-cover-art.mp3")
         defer { try? FileManager.default.removeItem(atPath: result.output.path) }
         let cover = try #require(result.coverArt)
         #expect(MediaSniffer.sniff(cover)?.kind == .photo)
@@ -122,9 +137,9 @@ import Testing
         #expect(result.probe.audioCodec == "mp3" && result.probe.sampleRate == 44100)
     }
 
-    @Test func truncatedAudioFailsWithAReason() throws {
+    @Test func truncatedAudioFailsWithAReason() async throws {
         do {
-            let result = try transcoder.transcodeAudio(try bytes("audio/malformed-aac-adts-truncated.aac"), settings: settings, workDirectory: work, deadline: deadline)
+            let result = try await transcodeAudio("audio/malformed-aac-adts-truncated.aac")
             try? FileManager.default.removeItem(atPath: result.output.path)
             Issue.record("the truncated ADTS stream was transcoded")
         } catch let error as ProcessingError {
@@ -132,14 +147,14 @@ import Testing
         }
     }
 
-    @Test func notAnAudioContainerIsRefused() throws {
+    @Test func notAnAudioContainerIsRefused() async throws {
         for path in ["audio/aiff-alaw.aif", "images/orientation-1.jpg", "audio/malformed-wav-header.wav"] {
-            #expect(throws: ProcessingError.self) { try transcoder.transcodeAudio(try bytes(path), settings: settings, workDirectory: work, deadline: deadline) }
+            await #expect(throws: ProcessingError.self) { try await transcodeAudio(path) }
         }
     }
 
-    @Test func aPassedDeadlineStopsTheWork() throws {
-        #expect { try transcoder.transcodeVideo(try bytes("video/mp4-h264-aac-bbb-10s.mp4"), settings: settings, workDirectory: work, deadline: Date()) } throws: { error in
+    @Test func aPassedDeadlineStopsTheWork() async throws {
+        await #expect { try await transcodeVideo("video/mp4-h264-aac-bbb-10s.mp4", deadline: Date()) } throws: { error in
             guard let error = error as? ProcessingError else { return false }
             return error.code == .timedOut || error.code == .invalidMedia
         }

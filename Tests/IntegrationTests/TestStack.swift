@@ -97,9 +97,7 @@ enum TestStack {
 
     /// Waits for a spawned process on a thread of its own; returns its exit status and when it exited.
     static func exit(of pid: pid_t) async -> (status: Int32, at: ContinuousClock.Instant) {
-        await withCheckedContinuation { continuation in
-            Thread { continuation.resume(returning: (wait(pid), ContinuousClock.now)) }.start()
-        }
+        await onOwnThread { (wait(pid), ContinuousClock.now) }
     }
 
     /// A scratch file that receives a child's output.

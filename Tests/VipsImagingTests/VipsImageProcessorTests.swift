@@ -4,8 +4,9 @@ import Testing
 import VipsImaging
 
 /// The libvips image processor on real files of the shared corpus (no services involved).
-/// Serialized: each test blocks its thread in libvips, and the cooperative pool has few threads to share
-/// with the rest of the run.
+/// libvips blocks its caller, so every call runs on a thread of its own (`onOwnThread`): the cooperative pool
+/// stays free for the rest of the run (the gateway of the integration tests lives in this process). Serialized,
+/// so that these tests take one core, not all of them.
 @Suite(.serialized) struct VipsImageProcessorTests {
     static let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../../shared/corpus").standardized
     let processor = try! VipsImageProcessor()
@@ -13,8 +14,12 @@ import VipsImaging
 
     func bytes(_ path: String) throws -> [UInt8] { Array(try Data(contentsOf: Self.corpus.appendingPathComponent(path))) }
 
-    func derive(_ path: String) throws -> PhotoDerivation {
-        try processor.derive(encoded: try bytes(path), settings: settings, prefix: "")
+    func derive(_ path: String) async throws -> PhotoDerivation {
+        try await derive(encoded: try bytes(path))
+    }
+
+    func derive(encoded: [UInt8]) async throws -> PhotoDerivation {
+        try await onOwnThread { [processor, settings] in try processor.derive(encoded: encoded, settings: settings, prefix: "") }
     }
 
     func contains(_ haystack: [UInt8], _ needle: String) -> Bool {
@@ -23,8 +28,8 @@ import VipsImaging
         return (0...(haystack.count - pattern.count)).contains { Array(haystack[$0..<$0 + pattern.count]) == pattern }
     }
 
-    @Test func aPhotoGetsTheWholeLadderInBothFormatsNeverUpscaled() throws {
-        let result = try derive("images/gps-nikon-coolpix-p6000-1.jpg")  // 640x480
+    @Test func aPhotoGetsTheWholeLadderInBothFormatsNeverUpscaled() async throws {
+        let result = try await derive("images/gps-nikon-coolpix-p6000-1.jpg")  // 640x480
         #expect(result.width == 640 && result.height == 480)
         #expect(result.renditions.map(\.name) == ["w160.webp", "w160.jpg", "w320.webp", "w320.jpg", "w640.webp", "w640.jpg"])
         #expect(result.renditions.map(\.width) == [160, 160, 320, 320, 640, 640])
@@ -35,10 +40,10 @@ import VipsImaging
         }
     }
 
-    @Test func everyRenditionLosesTheCameraMetadataAndGPS() throws {
+    @Test func everyRenditionLosesTheCameraMetadataAndGPS() async throws {
         let source = try bytes("images/gps-nikon-coolpix-p6000-1.jpg")
         #expect(contains(source, "NIKON"))
-        let result = try processor.derive(encoded: source, settings: settings, prefix: "")
+        let result = try await derive(encoded: source)
         for rendition in result.renditions {
             for marker in ["NIKON", "COOLPIX", "GPS", "Exif\0\0MM", "http://ns.adobe.com/xap"] {
                 #expect(!contains(rendition.bytes, marker), "\(rendition.name) still has \(marker.debugDescription)")
@@ -47,8 +52,8 @@ import VipsImaging
     }
 
     @Test(arguments: 1...8)
-    func exifOrientationIsApplied(_ orientation: Int) throws {
-        let result = try derive("images/orientation-\(orientation).jpg")
+    func exifOrientationIsApplied(_ orientation: Int) async throws {
+        let result = try await derive("images/orientation-\(orientation).jpg")
         // every variant displays as the same 1200x1800 portrait
         #expect(result.width == 1200 && result.height == 1800, "orientation \(orientation): \(result.width)x\(result.height)")
         #expect(result.orientation == orientation)
@@ -56,15 +61,15 @@ import VipsImaging
         #expect(top?.width == 1200 && top?.height == 1800)
     }
 
-    @Test func anInvalidOrientationTagIsTreatedAsNone() throws {
-        let result = try derive("images/orientation-0-invalid-tag.jpg")
+    @Test func anInvalidOrientationTagIsTreatedAsNone() async throws {
+        let result = try await derive("images/orientation-0-invalid-tag.jpg")
         #expect(result.orientation == 1)
         #expect(result.width == 1200 && result.height == 1800)
     }
 
-    @Test func anAnimationAlsoGetsAnAnimatedWebPAtTheSmallestSize() throws {
+    @Test func anAnimationAlsoGetsAnAnimatedWebPAtTheSmallestSize() async throws {
         for path in ["images/gif-animated.gif", "images/webp-animated.webp"] {
-            let result = try derive(path)
+            let result = try await derive(path)
             #expect(result.frames == 10, "\(path)")
             let animated = try #require(result.renditions.first { $0.name == "anim.webp" }, "\(path)")
             #expect(animated.width == 160)
@@ -75,8 +80,8 @@ import VipsImaging
     @Test(arguments: ["images/cmyk-adobe.jpg", "images/cmyk-no-icc-profile.jpg", "images/png-16bit-rgb.png", "images/png-palette-trns.png",
                       "images/webp-lossless-alpha.webp", "images/progressive.jpg", "images/heic-small.heic", "images/avif-8bit-yuv420.avif",
                       "images/png-interlaced-adam7-rgba.png", "images/apng-animated.png", "images/edge-jpeg-arithmetic-coding.jpg"])
-    func validPhotosOfEveryFlavourAreRendered(_ path: String) throws {
-        let result = try derive(path)
+    func validPhotosOfEveryFlavourAreRendered(_ path: String) async throws {
+        let result = try await derive(path)
         #expect(!result.renditions.isEmpty)
         #expect(result.blurHash.count == 28, "4x3 components")
         #expect(result.dominantColor.count == 7 && result.dominantColor.hasPrefix("#"))
@@ -84,10 +89,10 @@ import VipsImaging
 
     @Test(arguments: ["bad-images/bomb-jpeg-64250x64250.jpg", "bad-images/bomb-png-65536x65536.png", "bad-images/bomb-gif-40k-frames.gif",
                       "bad-images/bomb-jpeg-20000x14000-real.jpg"])
-    func bombsAreRefusedFromTheHeaderWithoutDecoding(_ path: String) throws {
+    func bombsAreRefusedFromTheHeaderWithoutDecoding(_ path: String) async throws {
         let started = ContinuousClock.now
         do {
-            _ = try derive(path)
+            _ = try await derive(path)
             Issue.record("\(path) was rendered")
         } catch let error as ProcessingError {
             #expect(error.code == .unsupported, "\(path): \(error)")
@@ -104,14 +109,14 @@ import VipsImaging
     }
 
     @Test(arguments: badImages)
-    func everyBadImageFailsWithAReasonInsteadOfBecomingGreyGarbage(_ name: String) throws {
+    func everyBadImageFailsWithAReasonInsteadOfBecomingGreyGarbage(_ name: String) async throws {
         let path = "bad-images/\(name)"
         if Self.validUnderAWrongName.contains(name) {
-            #expect(try !derive(path).renditions.isEmpty)
+            #expect(try await !derive(path).renditions.isEmpty)
             return
         }
         do {
-            let result = try derive(path)
+            let result = try await derive(path)
             Issue.record("\(path) was rendered (\(result.width)x\(result.height)) instead of failing")
         } catch let error as ProcessingError {
             #expect(error.permanent && (error.code == .invalidMedia || error.code == .unsupported), "\(path): \(error)")
@@ -124,8 +129,8 @@ import VipsImaging
         .sorted()
 
     @Test(arguments: validPhotos)
-    func everyValidCorpusPhotoRenders(_ name: String) throws {
-        let result = try derive("images/\(name)")
+    func everyValidCorpusPhotoRenders(_ name: String) async throws {
+        let result = try await derive("images/\(name)")
         #expect(result.renditions.count >= 2, "\(name)")
         #expect(result.width > 0 && result.height > 0)
     }
@@ -136,19 +141,21 @@ import VipsImaging
                                   "images/avif-animated.avifs", "images/avif-irot-rotate90.avif"]
 
     @Test(arguments: undecodableHere)
-    func validFilesThisLibvipsCannotDecodeFailCleanly(_ path: String) throws {
+    func validFilesThisLibvipsCannotDecodeFailCleanly(_ path: String) async throws {
         do {
-            _ = try derive(path)
+            _ = try await derive(path)
             Issue.record("\(path) was rendered")
         } catch let error as ProcessingError {
             #expect(error.permanent, "\(path): \(error)")
         }
     }
 
-    @Test func aVideoFrameGetsTheLadderToo() throws {
+    @Test func aVideoFrameGetsTheLadderToo() async throws {
         var pixels = [UInt8](repeating: 0, count: 640 * 360 * 3)
         for index in stride(from: 0, to: pixels.count, by: 3) { pixels[index] = 200; pixels[index + 2] = 40 }
-        let result = try processor.derive(frame: RGBFrame(width: 640, height: 360, pixels: pixels), settings: settings, prefix: "poster-")
+        let result = try await onOwnThread { [processor, settings, pixels] in
+            try processor.derive(frame: RGBFrame(width: 640, height: 360, pixels: pixels), settings: settings, prefix: "poster-")
+        }
         #expect(result.renditions.map(\.name) == ["poster-w160.webp", "poster-w160.jpg", "poster-w320.webp", "poster-w320.jpg", "poster-w640.webp", "poster-w640.jpg"])
         #expect(result.dominantColor == "#c80028")
     }
