@@ -89,7 +89,7 @@ import Testing
         let objects = try await TestStack.objectStore()
         let derived = try TestStack.pools().derived
         let expectedKeys = renditions.compactMap { $0["name"] as? String }.map { "\(id)/v1/\($0)" }.sorted()
-        try await eventually { try listObjects(pool: derived, prefix: "\(id)/").sorted() == expectedKeys }
+        try await eventually { try await listObjects(pool: derived, prefix: "\(id)/").sorted() == expectedKeys }
         for rendition in renditions {
             let location = ObjectLocation(pool: derived, key: "\(id)/v1/\(rendition["name"] as! String)")
             let bytes = Array(try await objects.read(location, range: nil).collect(upTo: 1 << 20).readableBytesView)
@@ -112,7 +112,8 @@ import Testing
         let mediaID = try #require(MediaID(id))
         let database = try await TestStack.sharedDatabase.value
         try await database.client.query("INSERT INTO jobs (queue, media_id, media_kind) VALUES ('process', \(mediaID.uuid), 'photo')")
-        try await eventually {
+        // the job waits its turn behind the other tests' jobs, two workers for the whole run
+        try await eventually(within: .seconds(180)) {
             try await database.client.query("SELECT count(*) FROM jobs WHERE media_id = \(mediaID.uuid)").decode(Int.self).reduce(0, +) == 0
         }
         let second = try await gateway.settled(id)
@@ -121,7 +122,7 @@ import Testing
         #expect(names(second) == names(first))
         let rows = try await database.client.query("SELECT count(*) FROM renditions WHERE media_id = \(mediaID.uuid)").decode(Int.self).reduce(0, +)
         #expect(rows == names(first).count)
-        try await eventually { try listObjects(pool: TestStack.pools().derived, prefix: "\(id)/").count == rows }
+        try await eventually { try await listObjects(pool: TestStack.pools().derived, prefix: "\(id)/").count == rows }
     }
 
     @Test func deletingAProcessedMediaRemovesItsRenditionsToo() async throws {
@@ -129,9 +130,9 @@ import Testing
         let reply = try await gateway.upload(set, [("a.webp", try Corpus.bytes("images/webp-lossy.webp"))])
         let id = try #require((reply.json["media"] as? [[String: Any]])?.first?["id"] as? String)
         _ = try await gateway.settled(id)
-        try await eventually { try !listObjects(pool: TestStack.pools().derived, prefix: "\(id)/").isEmpty }
+        try await eventually { try await !listObjects(pool: TestStack.pools().derived, prefix: "\(id)/").isEmpty }
         #expect(try await gateway.request(.DELETE, "/internal/v1/media/\(id)").status == 204)
-        #expect(try listObjects(pool: TestStack.pools().derived, prefix: "\(id)/").isEmpty)
-        #expect(try listObjects(pool: TestStack.pools().photo, prefix: "\(set.id)/").isEmpty)
+        #expect(try await listObjects(pool: TestStack.pools().derived, prefix: "\(id)/").isEmpty)
+        #expect(try await listObjects(pool: TestStack.pools().photo, prefix: "\(set.id)/").isEmpty)
     }
 }

@@ -94,7 +94,7 @@ import Testing
             #expect(media.state == .deleted)
             #expect(try await exists(media.location) == false)
         }
-        #expect(try listObjects(pool: pools.photo, prefix: "\(set.id)/").isEmpty)
+        #expect(try await listObjects(pool: pools.photo, prefix: "\(set.id)/").isEmpty)
         let events = try await database.client.query(
             "SELECT count(*) FROM outbox WHERE type = 'media.deleted' AND upload_set_id = \(setID.uuid) AND payload->>'reason' = 'set_expired'"
         ).decode(Int.self).reduce(into: 0) { $0 += $1 }

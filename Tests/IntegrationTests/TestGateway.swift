@@ -180,11 +180,11 @@ enum Corpus {
 }
 
 /// Objects in a pool whose key starts with `prefix` (tests may list pools; the gateway never does).
-func listObjects(pool: String, prefix: String) throws -> [String] {
+func listObjects(pool: String, prefix: String) async throws -> [String] {
     let configuration = try TestStack.configuration()
     var arguments = ["-c", configuration.rados.configPath, "--id", configuration.rados.clientID, "-p", pool, "ls"]
     if let keyring = configuration.rados.keyringPath { arguments += ["--keyring", keyring] }
-    let (status, output) = try TestStack.runBlocking("/usr/bin/rados", arguments)  // quick: `rados ls` of a test pool
+    let (status, output) = try await TestStack.run("/usr/bin/rados", arguments)
     guard status == 0 else { throw ConfigurationError("rados ls failed: \(output)") }
     return output.split(separator: "\n").map(String.init).filter { $0.hasPrefix(prefix) }.sorted()
 }
@@ -210,5 +210,53 @@ extension TestGateway {
             try await Task.sleep(for: .milliseconds(300))
         }
         throw TestFailure("media \(id) was not processed within \(timeout)")
+    }
+}
+
+/// `127.0.0.1:port` as a socket address.
+func loopbackAddress(port: Int) -> sockaddr_in {
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = UInt16(port).bigEndian
+    return address
+}
+
+/// A bare TCP connection to a gateway, for a client that misbehaves as no HTTP client will: a request cut
+/// off mid-body, then the connection closed.
+final class RawConnection: Sendable {
+    let descriptor: Int32
+
+    /// Connects to the host and port of `baseURL` (`http://127.0.0.1:port`).
+    init(_ baseURL: String) throws {
+        guard let port = URLComponents(string: baseURL)?.port else { throw TestFailure("no port in \(baseURL)") }
+        descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = loopbackAddress(port: port)
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else {
+            Foundation.close(descriptor)
+            throw TestFailure("could not connect to \(baseURL): errno \(errno)")
+        }
+    }
+
+    /// Sends all of `bytes` (blocking writes, on a thread of their own).
+    func send(_ bytes: [UInt8]) async throws {
+        let descriptor = descriptor
+        let failure: Int32? = await onOwnThread {
+            var offset = 0
+            while offset < bytes.count {
+                let count = bytes[offset...].withUnsafeBytes { Foundation.send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                guard count > 0 else { return errno }
+                offset += count
+            }
+            return nil
+        }
+        if let failure { throw TestFailure("the connection refused the bytes: errno \(failure)") }
+    }
+
+    func close() {
+        Foundation.close(descriptor)
     }
 }
