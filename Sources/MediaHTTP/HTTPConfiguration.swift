@@ -11,6 +11,7 @@ import MediaCore
 /// | `MEDIAGW_MAX_PART_HEADER_BYTES` | `16KiB` | largest header block of one part |
 /// | `MEDIAGW_IDLE_TIMEOUT` | `60s` | a connection that sends nothing for this long is closed |
 /// | `MEDIAGW_RETRY_AFTER` | `5s` | `Retry-After` of 503 answers |
+/// | `MEDIAGW_ORIGIN_READ_AHEAD` | `32` | chunks the origin's downloads may read ahead of the socket, per process (0: none); each is one `MEDIAGW_CEPH_READ_CHUNK_SIZE` of memory |
 public struct HTTPConfiguration: Sendable, Hashable {
     public var host: String
     public var port: Int
@@ -18,16 +19,19 @@ public struct HTTPConfiguration: Sendable, Hashable {
     public var multipart: MultipartLimits
     public var idleTimeout: Duration
     public var retryAfter: Duration
+    /// Chunks the origin's downloads may hold read ahead of their sockets, across the process.
+    public var originReadAhead: Int
 
     public init(host: String = "127.0.0.1", port: Int = 8080, maxRequestBytes: Int64 = 40 << 20,
                 multipart: MultipartLimits = MultipartLimits(), idleTimeout: Duration = .seconds(60),
-                retryAfter: Duration = .seconds(5)) {
+                retryAfter: Duration = .seconds(5), originReadAhead: Int = 32) {
         self.host = host
         self.port = port
         self.maxRequestBytes = maxRequestBytes
         self.multipart = multipart
         self.idleTimeout = idleTimeout
         self.retryAfter = retryAfter
+        self.originReadAhead = originReadAhead
     }
 
     public init(environment env: EnvironmentReader) throws(ConfigurationError) {
@@ -40,7 +44,8 @@ public struct HTTPConfiguration: Sendable, Hashable {
                 maxParts: try env.int("MEDIAGW_MAX_PARTS", default: defaults.multipart.maxParts),
                 maxHeaderBytes: Int(try env.bytes("MEDIAGW_MAX_PART_HEADER_BYTES", default: Int64(defaults.multipart.maxHeaderBytes)))),
             idleTimeout: try env.duration("MEDIAGW_IDLE_TIMEOUT", default: defaults.idleTimeout),
-            retryAfter: try env.duration("MEDIAGW_RETRY_AFTER", default: defaults.retryAfter))
+            retryAfter: try env.duration("MEDIAGW_RETRY_AFTER", default: defaults.retryAfter),
+            originReadAhead: try env.int("MEDIAGW_ORIGIN_READ_AHEAD", default: defaults.originReadAhead))
     }
 
     public func validate() throws(ConfigurationError) {
@@ -51,5 +56,6 @@ public struct HTTPConfiguration: Sendable, Hashable {
             throw ConfigurationError("MEDIAGW_MAX_PART_HEADER_BYTES must be between 256B and 1MiB")
         }
         guard idleTimeout >= .seconds(1) else { throw ConfigurationError("MEDIAGW_IDLE_TIMEOUT must be at least 1s") }
+        guard (0...4096).contains(originReadAhead) else { throw ConfigurationError("MEDIAGW_ORIGIN_READ_AHEAD must be between 0 and 4096") }
     }
 }

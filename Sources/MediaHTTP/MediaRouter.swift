@@ -36,7 +36,7 @@ public struct MediaAPI<Metadata: MetadataStore, Objects: ObjectStore>: Sendable 
         let routes = RouteTable()
         OperationsController(readiness: readiness, registry: registry, retryAfter: retryAfter).register(on: router, routes: routes)
         InternalController(service: media, origin: origin, tokens: serviceTokens).register(on: router, routes: routes)
-        OriginController(origin: origin, responder: OriginResponder(objects: media.objects), retryAfter: retryAfter)
+        OriginController(origin: origin, responder: OriginResponder(objects: media.objects, readAhead: configuration.originReadAhead), retryAfter: retryAfter)
             .register(on: router, routes: routes)
         UploadController(
             uploads: uploads, limits: configuration.multipart, maxRequestBytes: configuration.maxRequestBytes,

@@ -12,7 +12,7 @@ import MediaCore
 /// | `MEDIAGW_CEPH_OBJECTER_TIMEOUT` | `3s` | `objecter_timeout`; must stay below the op timeout so the client refreshes its OSD map and recovers after an OSD restart |
 /// | `MEDIAGW_CEPH_CHUNK_SIZE` | `1MiB` | size of each RADOS write of a streamed upload |
 /// | `MEDIAGW_CEPH_MAX_READS` | `16` | RADOS reads in flight per process at most (downloads beyond wait their turn): bounds the memory of read buffers whatever the number of clients |
-/// | `MEDIAGW_CEPH_READ_CHUNK_SIZE` | `256KiB` | size of each RADOS read of a streamed download: with one chunk in flight and one being sent per response, the memory of N concurrent downloads is about N × 2 × this |
+/// | `MEDIAGW_CEPH_READ_CHUNK_SIZE` | `256KiB` | size of each RADOS read of a streamed download: the memory of N concurrent downloads is about (N + `MEDIAGW_ORIGIN_READ_AHEAD`) × this |
 public struct RadosConfiguration: Sendable, Hashable {
     public var configPath: String
     public var clientID: String

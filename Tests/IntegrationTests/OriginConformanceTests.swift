@@ -36,9 +36,9 @@ import Testing
         }
 
         /// Runs `body` against a live server on a free port.
-        func withServer(_ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
+        func withServer(readAhead: Int = 32, _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
             let router = Router()
-            let responder = OriginResponder(objects: store)
+            let responder = OriginResponder(objects: store, readAhead: readAhead)
             let object = self.object
             for method in [HTTPRequest.Method.get, .head] {
                 router.on("/object", method: method) { request, context in
@@ -64,6 +64,31 @@ import Testing
         var fields = HTTPFields()
         for (name, value) in headers { fields[name] = value }
         return try await client.execute(uri: "/object", method: method, headers: fields)
+    }
+
+    /// No read-ahead permit, one shared by concurrent downloads, or plenty: every body is whole and in order.
+    @Test(arguments: [0, 1, 32])
+    func bodiesAreByteIdenticalWhateverTheReadAhead(_ readAhead: Int) async throws {
+        let fixture = try await fixture()
+        try await fixture.withServer(readAhead: readAhead) { client in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<4 {
+                    group.addTask {
+                        let response = try await get(client)
+                        #expect(response.status == .ok)
+                        #expect(Array(response.body.readableBytesView) == fixture.content)
+                    }
+                }
+                group.addTask {
+                    let range = 300_000..<2_900_000  // across several chunks
+                    let response = try await get(client, [(.range, "bytes=\(range.lowerBound)-\(range.upperBound - 1)")])
+                    #expect(response.status == .partialContent)
+                    #expect(Array(response.body.readableBytesView) == Array(fixture.content[range]))
+                }
+                try await group.waitForAll()
+            }
+        }
+        await fixture.remove()
     }
 
     @Test func aFullGetReturnsTheObjectWithEveryHeaderACDNNeeds() async throws {

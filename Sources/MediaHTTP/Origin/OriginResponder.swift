@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import MediaCore
+import NIOConcurrencyHelpers
 import NIOCore
 
 /// Answers `GET` and `HEAD` for one stored object, over any ``ObjectStore``: validators (`ETag`,
@@ -12,9 +13,15 @@ import NIOCore
 /// Several ranges in one request are answered with the whole object (200), never `multipart/byteranges`.
 public struct OriginResponder<Objects: ObjectStore>: Sendable {
     public let objects: Objects
+    private let readAhead: ReadAheadBudget
 
-    public init(objects: Objects) {
+    /// - Parameter readAhead: chunks that downloads may hold read ahead of their sockets, across every
+    ///   download of this responder. A download reads its next chunk while it sends one when a permit is
+    ///   free, else after: the socket need not wait for the store, and memory stays bounded however many
+    ///   clients there are.
+    public init(objects: Objects, readAhead: Int = 32) {
         self.objects = objects
+        self.readAhead = ReadAheadBudget(permits: readAhead)
     }
 
     /// The response to `request` (a `GET` or a `HEAD`) for `object`. `HEAD` gets exactly the status and
@@ -74,18 +81,21 @@ public struct OriginResponder<Objects: ObjectStore>: Sendable {
         } catch {
             throw MediaError.from(error, doing: "read the media")
         }
-        return ResponseBody(contentLength: Int(length)) { [iterator] writer in
-            var iterator = iterator
+        return ResponseBody(contentLength: Int(length)) { [iterator, readAhead] writer in
             var sent: Int64 = 0
             var chunk = first
-            while var buffer = chunk {
+            while let buffer = chunk {
                 sent += Int64(buffer.readableBytes)
-                // Written in slices (views of the same bytes, no copy): the writer waits while the socket is
-                // full, so a connection holds one chunk and a slice in flight, not a chunk queued behind another.
-                while let slice = buffer.readSlice(length: min(buffer.readableBytes, originWriteSlice)), slice.readableBytes > 0 {
-                    try await writer.write(slice)
+                if readAhead.tryAcquire() {
+                    defer { readAhead.release() }
+                    // reads are sequential: each is awaited before the next starts
+                    async let following = Self.next(iterator)
+                    try await Self.send(buffer, to: &writer)
+                    chunk = try await following
+                } else {
+                    try await Self.send(buffer, to: &writer)
+                    chunk = try await Self.next(iterator)
                 }
-                chunk = try await iterator.next()
             }
             guard sent == length else {
                 logger.error("object shorter than its metadata", metadata: [
@@ -95,6 +105,44 @@ public struct OriginResponder<Objects: ObjectStore>: Sendable {
             }
             try await writer.finish(nil)
         }
+    }
+}
+
+extension OriginResponder {
+    /// The next chunk of a read (the iterator's state lives in the store's reader, shared by its copies).
+    fileprivate static func next(_ iterator: ObjectChunks.AsyncIterator) async throws -> ByteBuffer? {
+        var iterator = iterator
+        return try await iterator.next()
+    }
+
+    /// Writes `buffer` in slices (views of the same bytes, no copy): the writer waits while the socket is
+    /// full, so a download holds the chunk it sends (and at most one read ahead), never a queue of them.
+    fileprivate static func send(_ buffer: ByteBuffer, to writer: inout some ResponseBodyWriter) async throws {
+        var buffer = buffer
+        while let slice = buffer.readSlice(length: min(buffer.readableBytes, originWriteSlice)), slice.readableBytes > 0 {
+            try await writer.write(slice)
+        }
+    }
+}
+
+/// Permits to read a chunk ahead, shared by every download of a responder; taken only when free.
+final class ReadAheadBudget: Sendable {
+    private let available: NIOLockedValueBox<Int>
+
+    init(permits: Int) {
+        available = NIOLockedValueBox(max(0, permits))
+    }
+
+    func tryAcquire() -> Bool {
+        available.withLockedValue { available in
+            guard available > 0 else { return false }
+            available -= 1
+            return true
+        }
+    }
+
+    func release() {
+        available.withLockedValue { $0 += 1 }
     }
 }
 
