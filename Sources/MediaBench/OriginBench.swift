@@ -13,6 +13,8 @@ struct OriginBench: AsyncParsableCommand {
 
     @Option(help: "Seconds per measurement.")
     var seconds = 10
+    @Option(help: "Rounds of the throughput and memory phases (the servers' order alternates; medians are reported).")
+    var rounds = 3
     @Option(help: "Concurrent connections of the throughput phase.")
     var connections = 32
     @Option(help: "Concurrent clients of the memory phase.")
@@ -68,37 +70,53 @@ struct OriginBench: AsyncParsableCommand {
         defer { nginx.stop() }
         print("origin: \(renditionBytes) B rendition (\(rendition["name"] as! String)), \(videoBytes) B video; \(connections) connections, \(seconds) s each")
 
-        // 2. the same GETs from the three servers, one after the other
-        var rows: [(String, String, WrkResult, Int)] = []
-        for (name, path, size) in objects {
-            for (server, url) in [("gateway", gateway.baseURL + path), ("radosgw", bucket.url(name)), ("nginx disk", nginx.baseURL + "/" + name)] {
-                let result = try WrkResult.run(url: url, connections: connections, seconds: seconds)
-                guard result.non2xx == 0, result.errors == 0 else {
-                    throw BenchError("\(server) \(name): \(result.non2xx) non-2xx answers, \(result.errors) socket errors")
+        // 2. the same GETs from the three servers, one after the other, in rounds whose order alternates
+        let servers = [("gateway", gateway.baseURL), ("radosgw", ""), ("nginx disk", nginx.baseURL)]
+        var results: [String: [WrkResult]] = [:]  // "object server" → one result per round
+        for round in 0..<rounds {
+            for (name, path, _) in objects {
+                for (server, base) in round % 2 == 0 ? servers : servers.reversed() {
+                    let url = server == "radosgw" ? bucket.url(name) : server == "gateway" ? base + path : base + "/" + name
+                    let result = try WrkResult.run(url: url, connections: connections, seconds: seconds)
+                    guard result.non2xx == 0, result.errors == 0 else {
+                        throw BenchError("\(server) \(name): \(result.non2xx) non-2xx answers, \(result.errors) socket errors")
+                    }
+                    results["\(name) \(server)", default: []].append(result)
                 }
-                rows.append((name, server, result, size))
             }
         }
         gateway.stop()
 
-        // 3. peak RSS of a fresh gateway while many clients stream the video
-        gateway = try BenchGateway(binary: binary, environment: gatewayEnvironment)
-        let idleRSS = gateway.peakRSS
-        let memory = try WrkResult.run(url: gateway.baseURL + videoPath, connections: memoryClients, seconds: seconds)
-        let peak = gateway.peakRSS
-        gateway.stop()
+        // 3. peak RSS of a fresh gateway while many clients stream the video, once per round
+        var memory: [(idle: Double, peak: Double, megabytesPerSecond: Double)] = []
+        for _ in 0..<rounds {
+            gateway = try BenchGateway(binary: binary, environment: gatewayEnvironment)
+            let idleRSS = gateway.peakRSS
+            let streamed = try WrkResult.run(url: gateway.baseURL + videoPath, connections: memoryClients, seconds: seconds)
+            memory.append((idleRSS, gateway.peakRSS, streamed.requestsPerSecond * Double(videoBytes) / 1e6))
+            gateway.stop()
+        }
         _ = try? runProcess(["psql", environment["MEDIAGW_DATABASE_URL"] ?? "", "-qc", "UPDATE upload_sets SET expires_at = now() WHERE owner_id = 'bench' AND state = 'draft'"])
         _ = try? runProcess([binary, "reconcile", "--grace", "0s"])
 
-        for (name, server, result, size) in rows {
-            print("\(name) \(server):".padding(toLength: 22, withPad: " ", startingAt: 0)
-                + "\(format(result.requestsPerSecond)) req/s, \(format(result.requestsPerSecond * Double(size) / 1e6)) MB/s, p50 \(format(result.p50Milliseconds)) ms, p99 \(format(result.p99Milliseconds)) ms")
+        print("medians of \(rounds) rounds:")
+        for (name, _, size) in objects {
+            for (server, _) in servers {
+                let runs = results["\(name) \(server)"] ?? []
+                let rate = median(runs.map(\.requestsPerSecond))
+                print("\(name) \(server):".padding(toLength: 22, withPad: " ", startingAt: 0)
+                    + "\(format(rate)) req/s, \(format(rate * Double(size) / 1e6)) MB/s, p50 \(format(median(runs.map(\.p50Milliseconds)))) ms, p99 \(format(median(runs.map(\.p99Milliseconds)))) ms")
+            }
         }
         for (name, _, _) in objects {
-            let rate = { (server: String) in rows.first { $0.0 == name && $0.1 == server }!.2.requestsPerSecond }
-            print("ratios \(name): gateway / radosgw \(format(rate("gateway") / rate("radosgw"), 2)) (target >= 1.5), gateway / nginx from disk \(format(rate("gateway") / rate("nginx disk"), 2))")
+            let rates = { (server: String) in (results["\(name) \(server)"] ?? []).map(\.requestsPerSecond) }
+            let perRound = zip(rates("gateway"), rates("radosgw")).map { format($0 / $1, 2) }.joined(separator: ", ")
+            print("ratios \(name): gateway / radosgw \(format(median(rates("gateway")) / median(rates("radosgw")), 2)) (target >= 1.5; rounds: \(perRound)), "
+                + "gateway / nginx from disk \(format(median(rates("gateway")) / median(rates("nginx disk")), 2))")
         }
-        print("memory: \(memoryClients) clients streaming the video: \(format(memory.requestsPerSecond * Double(videoBytes) / 1e6)) MB/s, \(memory.non2xx) non-2xx; gateway peak RSS \(format(peak)) MiB (idle \(format(idleRSS)) MiB; target <= 200 MB)")
+        let peaks = memory.map { format($0.peak) }.joined(separator: ", ")
+        print("memory: \(memoryClients) clients streaming the video: \(format(median(memory.map(\.megabytesPerSecond)))) MB/s; gateway peak RSS per round \(peaks) MiB "
+            + "(idle \(format(median(memory.map(\.idle)))) MiB; target <= 200 MB)")
     }
 
     /// A 3000x2000 JPEG with fine detail (noise over a test pattern), so that its renditions are not tiny.
