@@ -21,7 +21,6 @@ struct IngestBench: AsyncParsableCommand {
             throw BenchError("run `Deploy/local/stack up` and `eval \"$(Deploy/local/stack env)\"` first")
         }
         let configuration = try GatewayConfiguration()
-        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("mediagw").path
         let scratch = try scratchDirectory()
         defer { try? FileManager.default.removeItem(at: scratch) }
 
@@ -60,7 +59,7 @@ struct IngestBench: AsyncParsableCommand {
         var ingestEnvironment = environment
         ingestEnvironment["MEDIAGW_LOG_LEVEL"] = "error"
         let output = try runProcess(
-            [binary, "ingest", photos.path, "--owner", owner, "-j", "\(jobs)", "--progress", "none",
+            [mediagwBinary, "ingest", photos.path, "--owner", owner, "-j", "\(jobs)", "--progress", "none",
              "--state", scratch.appendingPathComponent("bench.state.jsonl").path],
             environment: ingestEnvironment)
         let seconds = Date().timeIntervalSince(started)
@@ -79,7 +78,7 @@ struct IngestBench: AsyncParsableCommand {
             DELETE FROM jobs WHERE media_id IN (SELECT id FROM media WHERE owner_id = '\(owner)');
             UPDATE media SET state = 'deleted', deleted_at = now() WHERE owner_id = '\(owner)';
             """])
-        _ = try? runProcess([binary, "reconcile", "--grace", "0s"])
+        _ = try? runProcess([mediagwBinary, "reconcile", "--grace", "0s"])
 
         print("mediagw ingest: \(format(Double(files) / seconds)) files/s, \(format(oursMB)) MB/s (\(format(seconds)) s)")
         print("rados bench:    \(format(Double(files) / radosSeconds)) objects/s, \(format(radosMB)) MB/s (\(format(radosSeconds)) s)")

@@ -24,12 +24,11 @@ struct OriginBench: AsyncParsableCommand {
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
-        guard let serviceToken = environment["MEDIAGW_SERVICE_TOKENS"]?.split(separator: ",").first.map(String.init),
+        guard let serviceToken = stackServiceToken(environment),
               let bucket = S3Bucket(name: "mediagw-origin-bench", environment: environment)
         else {
-            throw BenchError("run `Deploy/local/stack up rgw` and `eval \"$(Deploy/local/stack env)\"` first")
+            throw BenchError.needsRadosgw
         }
-        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("mediagw").path
         var gatewayEnvironment = environment
         gatewayEnvironment["MEDIAGW_LIMIT_COMMUNITY_PHOTO"] = "5:16MiB"
         let scratch = try scratchDirectory()
@@ -40,7 +39,7 @@ struct OriginBench: AsyncParsableCommand {
         let photoFile = scratch.appendingPathComponent("source.jpg"), videoFile = scratch.appendingPathComponent("source.mp4")
         try Self.generatePhoto(photoFile)
         try Self.generateVideo(videoFile, size: videoSize)
-        var gateway = try BenchGateway(binary: binary, environment: gatewayEnvironment)
+        var gateway = try BenchGateway(binary: mediagwBinary, environment: gatewayEnvironment)
         let set = try gateway.openSets(1, context: "community", serviceToken: serviceToken)[0]
         let uploaded = try runProcess([
             "curl", "-sSf", "-X", "POST", "\(gateway.baseURL)/v1/upload-sets/\(set.0)/media", "-H", "Authorization: Bearer \(set.1)",
@@ -71,13 +70,17 @@ struct OriginBench: AsyncParsableCommand {
         print("origin: \(renditionBytes) B rendition (\(rendition["name"] as! String)), \(videoBytes) B video; \(connections) connections, \(seconds) s each")
 
         // 2. the same GETs from the three servers, one after the other, in rounds whose order alternates
-        let servers = [("gateway", gateway.baseURL), ("radosgw", ""), ("nginx disk", nginx.baseURL)]
+        // each server's URL of an object, from its name and its origin path
+        let gatewayURL = gateway.baseURL
+        let servers: [(String, (_ name: String, _ path: String) -> String)] = [
+            ("gateway", { _, path in gatewayURL + path }), ("radosgw", { name, _ in bucket.url(name) }),
+            ("nginx disk", { name, _ in nginx.baseURL + "/" + name }),
+        ]
         var results: [String: [WrkResult]] = [:]  // "object server" → one result per round
         for round in 0..<rounds {
             for (name, path, _) in objects {
-                for (server, base) in round % 2 == 0 ? servers : servers.reversed() {
-                    let url = server == "radosgw" ? bucket.url(name) : server == "gateway" ? base + path : base + "/" + name
-                    let result = try WrkResult.run(url: url, connections: connections, seconds: seconds)
+                for (server, url) in round % 2 == 0 ? servers : servers.reversed() {
+                    let result = try WrkResult.run(url: url(name, path), connections: connections, seconds: seconds)
                     guard result.non2xx == 0, result.errors == 0 else {
                         throw BenchError("\(server) \(name): \(result.non2xx) non-2xx answers, \(result.errors) socket errors")
                     }
@@ -90,14 +93,14 @@ struct OriginBench: AsyncParsableCommand {
         // 3. peak RSS of a fresh gateway while many clients stream the video, once per round
         var memory: [(idle: Double, peak: Double, megabytesPerSecond: Double)] = []
         for _ in 0..<rounds {
-            gateway = try BenchGateway(binary: binary, environment: gatewayEnvironment)
+            gateway = try BenchGateway(binary: mediagwBinary, environment: gatewayEnvironment)
             let idleRSS = gateway.peakRSS
             let streamed = try WrkResult.run(url: gateway.baseURL + videoPath, connections: memoryClients, seconds: seconds)
             memory.append((idleRSS, gateway.peakRSS, streamed.requestsPerSecond * Double(videoBytes) / 1e6))
             gateway.stop()
         }
         _ = try? runProcess(["psql", environment["MEDIAGW_DATABASE_URL"] ?? "", "-qc", "UPDATE upload_sets SET expires_at = now() WHERE owner_id = 'bench' AND state = 'draft'"])
-        _ = try? runProcess([binary, "reconcile", "--grace", "0s"])
+        _ = try? runProcess([mediagwBinary, "reconcile", "--grace", "0s"])
 
         print("medians of \(rounds) rounds:")
         for (name, _, size) in objects {

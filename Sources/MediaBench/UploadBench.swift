@@ -24,13 +24,12 @@ struct UploadBench: AsyncParsableCommand {
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
-        guard let serviceToken = environment["MEDIAGW_SERVICE_TOKENS"]?.split(separator: ",").first.map(String.init),
+        guard let serviceToken = stackServiceToken(environment),
               let s3 = environment["STACK_S3_ENDPOINT"]
         else {
-            throw BenchError("run `Deploy/local/stack up rgw` and `eval \"$(Deploy/local/stack env)\"` first")
+            throw BenchError.needsRadosgw
         }
         let configuration = try GatewayConfiguration()
-        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("mediagw").path
         var gatewayEnvironment = environment
         gatewayEnvironment["MEDIAGW_LIMIT_COMMUNITY_PHOTO"] = "1000000:1MiB"
         gatewayEnvironment["MEDIAGW_LIMIT_COMMUNITY_VIDEO"] = "1000000:10MiB"
@@ -43,7 +42,7 @@ struct UploadBench: AsyncParsableCommand {
         let photo = [UInt8]([0xFF, 0xD8, 0xFF, 0xE0]) + (4..<size).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 13) }
         let photoBody = scratch.appendingPathComponent("photo.multipart")
         try Data(multipartBody(photo, filename: "bench.jpg", boundary: boundary)).write(to: photoBody)
-        var gateway = try BenchGateway(binary: binary, environment: gatewayEnvironment)
+        var gateway = try BenchGateway(binary: mediagwBinary, environment: gatewayEnvironment)
         let sets = try gateway.openSets(64, context: "community", serviceToken: serviceToken)
         let uploadScript = try multipartUploadScript(sets: sets, bodyFile: photoBody, boundary: boundary, in: scratch)
         let ours = try WrkResult.run(url: gateway.baseURL, script: uploadScript, connections: clients, seconds: seconds)
@@ -86,7 +85,7 @@ struct UploadBench: AsyncParsableCommand {
             + (32..<memorySize).map { UInt8(truncatingIfNeeded: $0 &* 40_503 >> 7) }
         let videoBody = scratch.appendingPathComponent("video.multipart")
         try Data(multipartBody(video, filename: "bench.mp4", boundary: boundary)).write(to: videoBody)
-        gateway = try BenchGateway(binary: binary, environment: gatewayEnvironment)
+        gateway = try BenchGateway(binary: mediagwBinary, environment: gatewayEnvironment)
         let idleRSS = gateway.peakRSS
         let videoSets = try gateway.openSets(memoryClients, context: "community", serviceToken: serviceToken)
         let videoScript = try multipartUploadScript(sets: videoSets, bodyFile: videoBody, boundary: boundary, in: scratch)
@@ -96,7 +95,7 @@ struct UploadBench: AsyncParsableCommand {
 
         // the benchmark's objects go again: expire its drafts, let the reconciler purge them
         _ = try? runProcess(["psql", environment["MEDIAGW_DATABASE_URL"] ?? "", "-qc", "UPDATE upload_sets SET expires_at = now() WHERE owner_id = 'bench' AND state = 'draft'"])
-        _ = try? runProcess([binary, "reconcile", "--grace", "0s"])
+        _ = try? runProcess([mediagwBinary, "reconcile", "--grace", "0s"])
 
         print("gateway upload:  \(format(oursMB)) MB/s (\(format(ours.requestsPerSecond)) uploads/s), p50 \(format(ours.p50Milliseconds)) ms, p99 \(format(ours.p99Milliseconds)) ms, \(ours.requests) uploads, \(ours.errors) socket errors")
         print("rados bench:     \(format(radosMB)) MB/s, average latency \(format(radosLatency * 1000)) ms")

@@ -41,6 +41,17 @@ struct WrkResult {
 struct BenchError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
+
+    /// What to run first when the stack's radosgw settings are missing.
+    static let needsRadosgw = BenchError("run `Deploy/local/stack up rgw` and `eval \"$(Deploy/local/stack env)\"` first")
+}
+
+/// The release `mediagw` beside this benchmark's executable.
+let mediagwBinary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("mediagw").path
+
+/// The first service token of the stack's environment (`Deploy/local/stack env`).
+func stackServiceToken(_ environment: [String: String]) -> String? {
+    environment["MEDIAGW_SERVICE_TOKENS"]?.split(separator: ",").first.map(String.init)
 }
 
 /// A `mediagw serve` of the release build, for benchmarks.
