@@ -14,7 +14,7 @@ import sys
 import requests
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CORPUS = os.path.join(HERE, "..", "..", "shared", "corpus", "images")
+CORPUS = os.path.join(HERE, "..", "Tests", "Fixtures", "corpus", "images")
 
 
 class MediaGateway:

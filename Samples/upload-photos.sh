@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Creates a post upload set, uploads photos into it with curl -F, and commits it.
 #
-#   Samples/upload-photos.sh [photo ...]      (default: the shared corpus' valid photos, 5 at most)
+#   Samples/upload-photos.sh [photo ...]      (default: five valid photos of the test corpus)
 #
 # Reads MEDIAGW_URL (default http://127.0.0.1:8080) and MEDIAGW_SERVICE_TOKENS (the first token is used);
 # `eval "$(Deploy/local/stack env)"` sets the latter for the local stack. Needs curl and python3 (for JSON).
@@ -13,7 +13,7 @@ json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 
 photos=("$@")
 if [ ${#photos[@]} -eq 0 ]; then
-    photos=("$here"/../../shared/corpus/images/orientation-{1,3,6}.jpg "$here"/../../shared/corpus/images/webp-lossy.webp "$here"/../../shared/corpus/images/png-palette-trns.png)
+    photos=("$here"/../Tests/Fixtures/corpus/images/orientation-{1,3,6}.jpg "$here"/../Tests/Fixtures/corpus/images/webp-lossy.webp "$here"/../Tests/Fixtures/corpus/images/png-palette-trns.png)
 fi
 
 # 1. the posts service opens an upload set for its user's draft (internal API, service token)

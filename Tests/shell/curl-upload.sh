@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 bin=${MEDIAGW_BIN:-.build/debug/mediagw}
-corpus=../shared/corpus
+corpus=Tests/Fixtures/corpus
 port=$((20000 + RANDOM % 10000))
 export MEDIAGW_URL=http://127.0.0.1:$port
 log=$(mktemp)
