@@ -10,6 +10,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "mediagw", targets: ["mediagw"]),
+        .executable(name: "mediagw-processor", targets: ["mediagw-processor"]),
         .executable(name: "mediagw-bench", targets: ["MediaBench"]),
         .library(name: "MediaCore", targets: ["MediaCore"]),
     ],
@@ -27,14 +28,29 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
-        // MARK: Domain: no Hummingbird, PostgresNIO or C module in here.
+        // MARK: Domain: model, limits, ports and use cases; no Hummingbird, PostgresNIO or C module in here.
         .target(
             name: "MediaCore",
             dependencies: [
+                "MediaConcurrency",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Small concurrency tools: blocking work on a thread of its own, deadlines, group commit.
+        .target(name: "MediaConcurrency", swiftSettings: swiftSettings),
+        // In-memory implementations of the ports, fault points and a clock, and the conformance suites every
+        // implementation of a port runs: for tests only.
+        .target(
+            name: "MediaTesting",
+            dependencies: [
+                "MediaCore",
+                "MediaConcurrency",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -57,6 +73,7 @@ let package = Package(
             name: "RadosStore",
             dependencies: [
                 "MediaCore",
+                "MediaConcurrency",
                 "CRados",
                 "CRadosShim",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -71,6 +88,7 @@ let package = Package(
             name: "PostgresMetadata",
             dependencies: [
                 "MediaCore",
+                "MediaConcurrency",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -83,12 +101,23 @@ let package = Package(
 
         .target(
             name: "FFmpegMedia",
-            dependencies: ["MediaCore", "CFFmpeg", "CFFmpegShim"],
+            dependencies: ["MediaCore", "MediaConcurrency", "CFFmpeg", "CFFmpegShim"],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "VipsImaging",
-            dependencies: ["MediaCore", "CVipsShim"],
+            dependencies: ["MediaCore", "MediaConcurrency", "CVipsShim"],
+            swiftSettings: swiftSettings
+        ),
+        // The processor processes, seen from the worker (spawn, pipes, deadlines) and from the processor.
+        .target(
+            name: "ProcessorPool",
+            dependencies: [
+                "MediaCore",
+                "MediaConcurrency",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -105,29 +134,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
-        // MARK: Composition root and executables
-        .target(
-            name: "MediaApp",
-            dependencies: [
-                "MediaCore",
-                "MediaHTTP",
-                "VipsImaging",
-                "FFmpegMedia",
-                "RadosStore",
-                "PostgresMetadata",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ],
-            swiftSettings: swiftSettings
-        ),
         .target(
             name: "MediaIngest",
             dependencies: [
                 "MediaCore",
+                "MediaConcurrency",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -139,41 +150,70 @@ let package = Package(
             name: "MediaClient",
             dependencies: [
                 "MediaCore",
+                "MediaIngest",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
+
+        // MARK: Composition root and executables
+        // The one place that opens the adapters from configuration and wires the use cases; it links neither
+        // libvips nor FFmpeg.
+        .target(
+            name: "MediaApp",
+            dependencies: [
+                "MediaCore",
+                "MediaHTTP",
+                "MediaIngest",
+                "MediaClient",
+                "ProcessorPool",
+                "RadosStore",
+                "PostgresMetadata",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The processor program's wiring: MediaApp's runtime plus libvips and FFmpeg.
+        .target(
+            name: "MediaProcessorApp",
+            dependencies: ["MediaApp", "ProcessorPool", "VipsImaging", "FFmpegMedia"],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "mediagw",
-            dependencies: [
-                "MediaApp",
-                "MediaClient",
-                "MediaCore",
-                "MediaIngest",
-                "PostgresMetadata",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
+            dependencies: ["MediaApp", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "mediagw-processor",
+            dependencies: ["MediaProcessorApp", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "MediaBench",
-            dependencies: [
-                "MediaApp",
-                "MediaCore",
-                "RadosStore",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "NIOCore", package: "swift-nio"),
-            ],
+            dependencies: ["MediaApp", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings
         ),
 
         // MARK: Tests
         .testTarget(
             name: "MediaCoreTests",
-            dependencies: ["MediaCore", "MediaIngest", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: [
+                "MediaCore", "MediaTesting", "MediaIngest", "MediaConcurrency", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MediaAppTests",
+            dependencies: ["MediaApp"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -200,6 +240,8 @@ let package = Package(
                 "MediaCore",
                 "MediaApp",
                 "MediaHTTP",
+                "MediaTesting",
+                "MediaConcurrency",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -50,17 +50,22 @@ final class Input {
     var context: UnsafeMutablePointer<AVFormatContext>?
 
     init(_ bytes: UnsafeRawBufferPointer, formats: String, deadline: Date) throws(ProcessingError) {
+        let pastDeadline = ProcessingError(.timedOut, "processing took longer than allowed")
+        guard Date() < deadline else { throw pastDeadline }
         var context: UnsafeMutablePointer<AVFormatContext>?
         let rc = mgw_open_memory_input(
             bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count, formats, 5 << 20,
             monotonicMicroseconds(of: deadline), &context)
         guard rc >= 0, let context else {
+            // the interrupt callback stops FFmpeg at the deadline: that failure is the deadline's, not the file's
+            guard Date() < deadline else { throw pastDeadline }
             throw ProcessingError(.invalidMedia, "not a readable \(formats.contains("mp3") ? "audio" : "video") file: \(ffmpegError(rc))")
         }
         self.context = context
-        try check(avformat_find_stream_info(context, nil), "reading the streams")
+        let probed = avformat_find_stream_info(context, nil)
         // an interrupted probe leaves streams half described: say it was the deadline
-        guard Date() < deadline else { throw ProcessingError(.timedOut, "processing took longer than allowed") }
+        guard Date() < deadline else { throw pastDeadline }
+        try check(probed, "reading the streams")
     }
 
     deinit { mgw_close_input(&context) }

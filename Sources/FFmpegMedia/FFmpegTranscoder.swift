@@ -1,12 +1,14 @@
 import CFFmpeg
 import CFFmpegShim
+import MediaConcurrency
 import Foundation
 import MediaCore
 
 /// The ``Transcoder`` on the FFmpeg libraries (libavformat, libavcodec, libavfilter, libswscale), called from
 /// Swift: no `ffmpeg` process. Inputs are read from memory through a custom I/O context, by allow-listed
 /// demuxers only; decoding is strict (corrupt data fails the job); video becomes H.264 + AAC in MP4 with
-/// the index at the front, audio AAC-LC in M4A.
+/// the index at the front, audio AAC-LC in M4A. The libraries block their caller: each call runs on a
+/// thread of its own, never on an event loop or the cooperative pool.
 public struct FFmpegTranscoder: Transcoder {
     /// Demuxers that may read an upload: the containers the upload sniffing accepts, nothing else.
     static let videoFormats = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm"
@@ -26,10 +28,14 @@ public struct FFmpegTranscoder: Transcoder {
 
     // MARK: Video
 
-    public func transcodeVideo(_ input: [UInt8], settings: TranscodeSettings, workDirectory: String, deadline: Date) throws(ProcessingError) -> VideoResult {
-        try typed {
-            try input.withUnsafeBytes { bytes in
-                try video(bytes, settings: settings, workDirectory: workDirectory, deadline: deadline)
+    public func transcodeVideo(_ input: [UInt8], settings: TranscodeSettings, workDirectory: String, deadline: Date) async throws(ProcessingError)
+        -> VideoResult
+    {
+        try await onOwnThread { () throws(ProcessingError) in
+            try typed {
+                try input.withUnsafeBytes { bytes in
+                    try video(bytes, settings: settings, workDirectory: workDirectory, deadline: deadline)
+                }
             }
         }
     }
@@ -155,10 +161,14 @@ public struct FFmpegTranscoder: Transcoder {
 
     // MARK: Audio
 
-    public func transcodeAudio(_ input: [UInt8], settings: TranscodeSettings, workDirectory: String, deadline: Date) throws(ProcessingError) -> AudioResult {
-        try typed {
-            try input.withUnsafeBytes { bytes in
-                try audio(bytes, settings: settings, workDirectory: workDirectory, deadline: deadline)
+    public func transcodeAudio(_ input: [UInt8], settings: TranscodeSettings, workDirectory: String, deadline: Date) async throws(ProcessingError)
+        -> AudioResult
+    {
+        try await onOwnThread { () throws(ProcessingError) in
+            try typed {
+                try input.withUnsafeBytes { bytes in
+                    try audio(bytes, settings: settings, workDirectory: workDirectory, deadline: deadline)
+                }
             }
         }
     }

@@ -1,4 +1,5 @@
 import Foundation
+import MediaCore
 
 /// Reads typed settings from environment variables, with one clear error per bad value.
 public struct EnvironmentReader: Sendable {
@@ -75,13 +76,5 @@ public struct EnvironmentReader: Sendable {
         }
         guard let number = Double(raw), number >= 0, number.isFinite else { return nil }
         return .milliseconds(Int64((number * 1000).rounded()))
-    }
-}
-
-extension Duration {
-    /// The duration in seconds, as a floating-point number.
-    public var seconds: Double {
-        let parts = components
-        return Double(parts.seconds) + Double(parts.attoseconds) / 1e18
     }
 }

@@ -7,115 +7,151 @@ import Metrics
 import NIOCore
 import PostgresMetadata
 import Prometheus
+import ProcessorPool
 import RadosStore
 import ServiceLifecycle
 
-/// The composition root: connects the adapters, wires the use cases and the HTTP layer, and returns the
-/// service group that runs them. Every long-lived resource is a service; SIGTERM stops the HTTP server
-/// first (in-flight requests finish), then the reconciler, then the Ceph and PostgreSQL clients.
+/// What `serve` reads: every concern of a gateway.
+public struct ServeConfiguration: Sendable {
+    public var storage: StorageConfiguration
+    public var database: PostgresConfiguration
+    public var uploads: UploadSettings
+    public var secrets: SecretsConfiguration
+    public var origin: OriginSettings
+    public var http: HTTPConfiguration
+    public var reconciler: ReconcilerConfiguration
+    public var processing: ProcessingConfiguration
+    public var lifecycle: LifecycleConfiguration
+
+    public init(environment env: EnvironmentReader) throws(ConfigurationError) {
+        storage = try StorageConfiguration(environment: env)
+        database = try PostgresConfiguration(environment: env)
+        uploads = try UploadSettings(environment: env)
+        secrets = try SecretsConfiguration(environment: env)
+        origin = try OriginSettings(environment: env)
+        http = try HTTPConfiguration(environment: env)
+        reconciler = try ReconcilerConfiguration(environment: env)
+        try reconciler.validate(against: uploads)
+        processing = try ProcessingConfiguration(environment: env)
+        lifecycle = try LifecycleConfiguration(environment: env)
+    }
+}
+
+/// `mediagw serve`: the HTTP API, the processing workers and the periodic reconciler of one gateway, as one
+/// service group. SIGTERM stops the HTTP server first (in-flight requests finish), then the reconciler and
+/// the workers (a job in hand is finished), then the Ceph and PostgreSQL clients.
 public struct GatewayServer: Sendable {
     public let serviceGroup: ServiceGroup
     /// The registered routes, for the OpenAPI parity check.
     public let routes: RouteTable
 
-    /// Connects to both services (one clear error line each if they are not right), applies pending
-    /// migrations, and builds the server. `onListening` gets the bound port.
+    /// Connects to both stores (one clear error line each if they are not right), and builds the server;
+    /// pending migrations are applied before it starts listening. `onListening` gets the bound port.
     public static func build(
-        configuration: GatewayConfiguration, server: ServerConfiguration, processing: ProcessingConfiguration,
-        environment: [String: String] = ProcessInfo.processInfo.environment, logger: Logger,
-        handleSignals: Bool = true,
-        onListening: @escaping @Sendable (Int) async -> Void = { _ in }
+        _ configuration: ServeConfiguration, environment: [String: String] = ProcessInfo.processInfo.environment, logger: Logger,
+        handleSignals: Bool = true, onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) async throws -> GatewayServer {
         let registry = Metrics.registry
-        _ = try await MetadataDatabase.preflight(configuration.postgres, logger: logger)
-        let cluster = try await RadosCluster.connect(configuration.rados, pools: configuration.pools.all, logger: logger)
-        let database = MetadataDatabase(configuration: configuration.postgres, logger: logger)
-        let metadata = PostgresMetadataStore(database: database, logger: logger)
-        let objects = RadosObjectStore(cluster: cluster)
-        let signer = UploadTokenSigner(keys: server.uploadTokenKeys)
-        let serviceTokens = try ServiceTokens(server.serviceTokens)
-        let originCache = OriginLookupCache(ttl: server.origin.lookupCacheTTL, capacity: server.origin.lookupCacheEntries)
-
+        let runtime = try await MediaRuntime.connect(storage: configuration.storage, database: configuration.database, logger: logger)
+        let originCache = OriginLookupCache(ttl: configuration.origin.lookupCacheTTL, capacity: configuration.origin.lookupCacheEntries)
         let api = MediaAPI(
-            uploads: UploadService(metadata: metadata, objects: objects, pools: configuration.pools, settings: server.uploads, tokens: signer, logger: logger),
-            media: MediaService(
-                metadata: metadata, objects: objects, settings: server.uploads, tokens: signer, originCache: originCache, logger: logger),
+            uploads: runtime.uploadService(configuration.uploads),
+            media: runtime.mediaService(configuration.uploads, originCache: originCache),
+            grants: UploadGrants(signer: UploadTokenSigner(keys: configuration.secrets.uploadTokenKeys), tokenLifetime: configuration.uploads.tokenLifetime),
             origin: OriginService(
-                metadata: metadata, settings: server.origin, signer: URLSigner(keys: server.urlSigningKeys), cache: originCache),
-            readiness: ReadinessProbe(metadata: metadata, objects: objects, pools: configuration.pools),
-            serviceTokens: serviceTokens, registry: registry, configuration: server.http)
+                metadata: runtime.metadata, settings: configuration.origin, signer: URLSigner(keys: configuration.secrets.urlSigningKeys),
+                cache: originCache),
+            readiness: runtime.readinessProbe(), serviceTokens: configuration.secrets.serviceTokens, registry: registry,
+            configuration: configuration.http)
         let (router, routes) = api.buildRouter()
+        let http = configuration.http
         var app = Application(
             router: router,
-            server: .http1(configuration: .init(idleTimeout: .milliseconds(Int64(server.http.idleTimeout.seconds * 1000)))),
-            configuration: .init(address: .hostname(server.http.host, port: server.http.port), serverName: "mediagw"),
+            server: .http1(configuration: .init(idleTimeout: .milliseconds(Int64(http.idleTimeout.seconds * 1000)))),
+            configuration: .init(address: .hostname(http.host, port: http.port), serverName: "mediagw"),
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) },
             logger: logger)
         app.beforeServerStarts {
-            let report = try await database.migrate()
+            let report = try await runtime.migrate()
             if !report.applied.isEmpty {
                 logger.info("migrated", metadata: ["schema.version": "\(report.currentVersion)"])
             }
         }
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: database.client),
-            .init(service: cluster),
-        ]
-        if processing.inServe {
-            let (processor, pool) = try Processing.make(
-                configuration: configuration, processing: processing, objects: objects, environment: environment, logger: logger)
-            let runner = JobRunner(metadata: metadata, objects: objects, processing: processor, settings: processing.workers, logger: logger)
-            services.append(.init(service: WorkerService(runner: runner, pool: pool)))
+        var services = runtime.services
+        if configuration.processing.inServe {
+            services.append(.init(service: WorkerService(runtime: runtime, configuration: configuration.processing, environment: environment)))
         }
-        if server.reconcileInterval > .zero {
-            let reconciler = Reconciler(metadata: metadata, objects: objects, pools: configuration.pools, logger: logger)
-            services.append(.init(service: ReconcilerService(reconciler: reconciler, interval: server.reconcileInterval, grace: server.reconcileGrace, logger: logger)))
+        if configuration.reconciler.interval > .zero {
+            services.append(
+                .init(
+                    service: ReconcilerService(
+                        reconciler: runtime.reconciler(), interval: configuration.reconciler.interval, grace: configuration.reconciler.grace,
+                        logger: logger)))
         }
         services.append(.init(service: app))
         var group = ServiceGroupConfiguration(
             services: services, gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [], logger: logger)
-        group.maximumGracefulShutdownDuration = server.shutdownTimeout
+        group.maximumGracefulShutdownDuration = configuration.lifecycle.shutdownTimeout
         return GatewayServer(serviceGroup: ServiceGroup(configuration: group), routes: routes)
+    }
+}
+
+/// What `worker` reads.
+public struct WorkerConfiguration: Sendable {
+    public var storage: StorageConfiguration
+    public var database: PostgresConfiguration
+    public var processing: ProcessingConfiguration
+    public var lifecycle: LifecycleConfiguration
+
+    public init(environment env: EnvironmentReader) throws(ConfigurationError) {
+        storage = try StorageConfiguration(environment: env)
+        database = try PostgresConfiguration(environment: env)
+        processing = try ProcessingConfiguration(environment: env)
+        lifecycle = try LifecycleConfiguration(environment: env)
     }
 }
 
 /// `mediagw worker`: the processing workers without the HTTP server.
 public enum WorkerCommand {
     public static func build(
-        configuration: GatewayConfiguration, processing: ProcessingConfiguration,
-        environment: [String: String] = ProcessInfo.processInfo.environment, logger: Logger
+        _ configuration: WorkerConfiguration, environment: [String: String] = ProcessInfo.processInfo.environment, logger: Logger
     ) async throws -> ServiceGroup {
-        _ = try await MetadataDatabase.preflight(configuration.postgres, logger: logger)
-        let cluster = try await RadosCluster.connect(configuration.rados, pools: configuration.pools.all, logger: logger)
-        let database = MetadataDatabase(configuration: configuration.postgres, logger: logger)
-        let metadata = PostgresMetadataStore(database: database, logger: logger)
-        let objects = RadosObjectStore(cluster: cluster)
-        let (processor, pool) = try Processing.make(
-            configuration: configuration, processing: processing, objects: objects, environment: environment, logger: logger)
-        let runner = JobRunner(metadata: metadata, objects: objects, processing: processor, settings: processing.workers, logger: logger)
-        return ServiceGroup(configuration: .init(
-            services: [
-                .init(service: database.client), .init(service: cluster),
-                .init(service: MigratedWorker(database: database, worker: WorkerService(runner: runner, pool: pool))),
-            ],
-            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        let runtime = try await MediaRuntime.connect(storage: configuration.storage, database: configuration.database, logger: logger)
+        let worker = WorkerService(runtime: runtime, configuration: configuration.processing, environment: environment, migrateFirst: true)
+        var group = ServiceGroupConfiguration(
+            services: runtime.services + [.init(service: worker)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        group.maximumGracefulShutdownDuration = configuration.lifecycle.shutdownTimeout
+        return ServiceGroup(configuration: group)
     }
 }
 
-/// Applies pending migrations, then runs the workers.
-struct MigratedWorker<Metadata: MetadataStore, Objects: ObjectStore>: Service {
-    let database: MetadataDatabase
-    let worker: WorkerService<Metadata, Objects>
+/// The processing workers as a service: each worker hands its jobs to a processor process of its own. On
+/// graceful shutdown they stop claiming, finish the jobs in hand, then stop their processors.
+struct WorkerService: Service {
+    let runtime: MediaRuntime
+    let runner: JobRunner<GatewayStores, ProcessPool>
+    let pool: ProcessPool
+    let migrateFirst: Bool
+
+    init(runtime: MediaRuntime, configuration: ProcessingConfiguration, environment: [String: String], migrateFirst: Bool = false) {
+        self.runtime = runtime
+        pool = ProcessPool(
+            executable: configuration.processorExecutable, environment: environment, size: configuration.workers.concurrency,
+            timeout: configuration.processing.timeout, logger: runtime.logger)
+        runner = JobRunner(storage: runtime.stores, processing: pool, settings: configuration.workers, logger: runtime.logger)
+        self.migrateFirst = migrateFirst
+    }
 
     func run() async throws {
-        try await database.migrate()
-        try await worker.run()
+        if migrateFirst { try await runtime.migrate() }
+        await runner.run(stop: { Task.isShuttingDownGracefully })
+        await pool.shutdown()
     }
 }
 
 /// Runs the reconciler every `interval` until shutdown.
-struct ReconcilerService<Metadata: MetadataStore, Objects: ObjectStore>: Service {
-    let reconciler: Reconciler<Metadata, Objects>
+struct ReconcilerService<Storage: MediaStores>: Service {
+    let reconciler: Reconciler<Storage>
     let interval: Duration
     let grace: Duration
     let logger: Logger

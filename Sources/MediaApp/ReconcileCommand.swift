@@ -1,36 +1,79 @@
+import Foundation
 import Logging
 import MediaCore
+import MediaIngest
 import PostgresMetadata
-import RadosStore
 
-/// One reconciler pass outside the server (`mediagw reconcile`).
+/// What `reconcile` reads.
+public struct ReconcileConfiguration: Sendable {
+    public var storage: StorageConfiguration
+    public var database: PostgresConfiguration
+    public var reconciler: ReconcilerConfiguration
+
+    public init(environment env: EnvironmentReader) throws(ConfigurationError) {
+        storage = try StorageConfiguration(environment: env)
+        database = try PostgresConfiguration(environment: env)
+        reconciler = try ReconcilerConfiguration(environment: env)
+    }
+}
+
+/// One reconciler pass outside the server (`mediagw reconcile`); returns its report.
 public enum ReconcileCommand {
-    public static func run(configuration: GatewayConfiguration, grace: Duration, logger: Logger) async throws -> String {
-        try await withStores(configuration: configuration, logger: logger) { metadata, objects in
-            let reconciler = Reconciler(metadata: metadata, objects: objects, pools: configuration.pools, logger: logger)
-            return try await reconciler.run(grace: grace).description
+    public static func run(_ configuration: ReconcileConfiguration, logger: Logger) async throws -> String {
+        let runtime = try await MediaRuntime.connect(storage: configuration.storage, database: configuration.database, logger: logger)
+        let grace = configuration.reconciler.grace
+        return try await runtime.run { runtime in try await runtime.reconciler().run(grace: grace).description }
+    }
+}
+
+/// What `migrate` reads: PostgreSQL only.
+public struct MigrateConfiguration: Sendable {
+    public var database: PostgresConfiguration
+
+    public init(environment env: EnvironmentReader) throws(ConfigurationError) {
+        database = try PostgresConfiguration(environment: env)
+    }
+}
+
+/// `mediagw migrate`: applies pending schema migrations; returns one line per applied migration, then the
+/// schema version.
+public enum MigrateCommand {
+    public static func run(_ configuration: MigrateConfiguration, logger: Logger) async throws -> [String] {
+        let runtime = try await MediaRuntime.connect(storage: nil, database: configuration.database, logger: logger)
+        return try await runtime.run(migrate: false) { runtime in
+            let report = try await runtime.migrate()
+            return report.applied.map { "applied migration \($0.version): \($0.name)" }
+                + [report.applied.isEmpty ? "schema is up to date at version \(report.currentVersion)" : "schema now at version \(report.currentVersion)"]
         }
     }
 }
 
-/// For one-shot commands: connects to PostgreSQL (preflight, then the client running, migrations applied)
-/// and to Ceph, runs `body` with both stores, and disconnects whatever happens.
-func withStores<T: Sendable>(
-    configuration: GatewayConfiguration, logger: Logger,
-    _ body: @escaping @Sendable (PostgresMetadataStore, RadosObjectStore) async throws -> T
-) async throws -> T {
-    _ = try await MetadataDatabase.preflight(configuration.postgres, logger: logger)
-    let cluster = try await RadosCluster.connect(configuration.rados, pools: configuration.pools.all, logger: logger)
-    let database = MetadataDatabase(configuration: configuration.postgres, logger: logger)
-    do {
-        let result = try await withRunningClient(database.client) {
-            try await database.migrate()
-            return try await body(PostgresMetadataStore(database: database, logger: logger), RadosObjectStore(cluster: cluster))
+/// What direct ingest reads: the stores and the upload rules, no secret.
+public struct DirectIngestConfiguration: Sendable {
+    public var storage: StorageConfiguration
+    public var database: PostgresConfiguration
+    public var uploads: UploadSettings
+
+    public init(environment env: EnvironmentReader) throws(ConfigurationError) {
+        storage = try StorageConfiguration(environment: env)
+        database = try PostgresConfiguration(environment: env)
+        uploads = try UploadSettings(environment: env)
+    }
+}
+
+/// `mediagw ingest` without `--gateway`: the same upload rules as `serve`, straight into Ceph and PostgreSQL.
+public enum DirectIngest {
+    public typealias Target = DirectIngestTarget<GatewayStores>
+
+    /// Connects, applies pending migrations, runs `body` with the target, then disconnects.
+    public static func withTarget<T: Sendable>(
+        _ configuration: DirectIngestConfiguration, logger: Logger, _ body: @escaping @Sendable (Target) async throws -> T
+    ) async throws -> T {
+        let runtime = try await MediaRuntime.connect(storage: configuration.storage, database: configuration.database, logger: logger)
+        return try await runtime.run { runtime in
+            try await body(
+                DirectIngestTarget(
+                    media: runtime.mediaService(configuration.uploads), uploads: runtime.uploadService(configuration.uploads)))
         }
-        await cluster.shutdown()
-        return result
-    } catch {
-        await cluster.shutdown()
-        throw error
     }
 }

@@ -20,7 +20,7 @@ struct IngestBench: AsyncParsableCommand {
         guard environment["MEDIAGW_DATABASE_URL"] != nil else {
             throw BenchError("run `Deploy/local/stack up` and `eval \"$(Deploy/local/stack env)\"` first")
         }
-        let configuration = try GatewayConfiguration()
+        let configuration = try StorageConfiguration(environment: EnvironmentReader())
         let scratch = try scratchDirectory()
         defer { try? FileManager.default.removeItem(at: scratch) }
 

@@ -1,12 +1,8 @@
 import ArgumentParser
 import Foundation
-import Logging
 import MediaApp
-import MediaCore
-import NIOCore
-import RadosStore
 
-/// Writes objects through `RadosObjectStore` (the streaming write uploads use) with N in flight, beside
+/// Writes objects through `RadosBlobStore` (the streaming write uploads use) with N in flight, beside
 /// `rados bench write` with the same object size and concurrency against the same pool, in one run.
 struct RadosWriteBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -30,11 +26,9 @@ struct RadosWriteBench: AsyncParsableCommand {
     var exclusive = true
 
     func run() async throws {
-        let configuration = try GatewayConfiguration()
-        let logger = Logger(label: "bench")
+        let configuration = try StorageConfiguration(environment: EnvironmentReader())
         let pool = self.pool ?? configuration.pools.photo
-        let cluster = try await RadosCluster.connect(configuration.rados, pools: [pool], logger: logger)
-        let store = RadosObjectStore(cluster: cluster)
+        let runtime = try await MediaRuntime.connect(storage: configuration, database: nil, logger: Logger(label: "bench"))
         var references: [Double] = []
         var ours: [Double] = []
         print("rados-write: object size \(size) B, \(concurrency) in flight, pool \(pool), \(rounds) round(s)")
@@ -42,24 +36,24 @@ struct RadosWriteBench: AsyncParsableCommand {
             let referenceRate: Double, objects: Int, rate: Double
             if round % 2 == 1 {
                 (referenceRate, objects) = try radosBench(configuration, pool: pool)
-                rate = try await storeWrite(store, pool: pool, objects: objects)
+                rate = try await storeWrite(runtime, pool: pool, objects: objects)
             } else {
                 // same object count as the previous round, so the byte counts still match
                 objects = Int(Double(seconds) * references.last! * Double(1 << 20) / Double(size))
-                rate = try await storeWrite(store, pool: pool, objects: objects)
+                rate = try await storeWrite(runtime, pool: pool, objects: objects)
                 (referenceRate, _) = try radosBench(configuration, pool: pool)
             }
             references.append(referenceRate)
             ours.append(rate)
             print("round \(round): rados bench \(format(referenceRate)) MiB/s (\(objects) objects), RadosStore \(format(rate)) MiB/s, ratio \(format(rate / referenceRate, 2))")
         }
-        await cluster.shutdown()
+        await runtime.close()
         let ratio = median(ours) / median(references)
         print("result: RadosStore \(format(median(ours))) MiB/s, rados bench \(format(median(references))) MiB/s, ratio \(format(ratio, 2)) (target >= 0.90)")
     }
 
     /// Runs `rados bench write` and returns its bandwidth and the number of objects it wrote.
-    func radosBench(_ configuration: GatewayConfiguration, pool: String) throws -> (Double, Int) {
+    func radosBench(_ configuration: StorageConfiguration, pool: String) throws -> (Double, Int) {
         var base = ["rados", "-c", configuration.rados.configPath, "--id", configuration.rados.clientID]
         if let keyring = configuration.rados.keyringPath { base += ["--keyring", keyring] }
         let output = try runProcess(base + ["-p", pool, "bench", "\(seconds)", "write", "-b", "\(size)", "-t", "\(concurrency)", "--no-cleanup", "--run-name", "mediagw-bench"])
@@ -75,42 +69,9 @@ struct RadosWriteBench: AsyncParsableCommand {
     }
 
     /// Writes `objects` objects through the store with `concurrency` in flight and returns MiB/s.
-    func storeWrite(_ store: RadosObjectStore, pool: String, objects: Int) async throws -> Double {
-        var payload = ByteBuffer()
-        payload.writeBytes((0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31) })
-        let pieces = stride(from: 0, to: size, by: pieceSize).map { payload.getSlice(at: $0, length: min(pieceSize, size - $0))! }
-        let prefix = "mediagw-bench-\(UUID().uuidString.prefix(8))"
-        let started = ContinuousClock.now
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            var next = 0
-            func startOne() {
-                let location = ObjectLocation(pool: pool, key: "\(prefix)-\(next)")
-                next += 1
-                group.addTask { _ = try await store.write(location, from: pieces.async, mode: exclusive ? .createExclusive : .replace) }
-            }
-            for _ in 0..<min(concurrency, objects) { startOne() }
-            while try await group.next() != nil {
-                if next < objects { startOne() }
-            }
-        }
-        let elapsed = (ContinuousClock.now - started).seconds
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for index in 0..<objects {
-                if index >= concurrency { try await group.next() }
-                group.addTask { try await store.remove(ObjectLocation(pool: pool, key: "\(prefix)-\(index)")) }
-            }
-            try await group.waitForAll()
-        }
-        return Double(objects * size) / Double(1 << 20) / elapsed
-    }
-}
-
-extension Array where Element: Sendable {
-    /// The elements as an async sequence (a source for streaming writes).
-    var async: AsyncStream<Element> {
-        AsyncStream { continuation in
-            for element in self { continuation.yield(element) }
-            continuation.finish()
-        }
+    func storeWrite(_ runtime: MediaRuntime, pool: String, objects: Int) async throws -> Double {
+        let elapsed = try await runtime.timeStreamingWrites(
+            pool: pool, objects: objects, size: size, pieceSize: pieceSize, concurrency: concurrency, exclusive: exclusive)
+        return Double(objects * size) / Double(1 << 20) / elapsed.seconds
     }
 }

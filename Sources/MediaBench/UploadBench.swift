@@ -29,7 +29,7 @@ struct UploadBench: AsyncParsableCommand {
         else {
             throw BenchError.needsRadosgw
         }
-        let configuration = try GatewayConfiguration()
+        let configuration = try StorageConfiguration(environment: EnvironmentReader())
         var gatewayEnvironment = environment
         gatewayEnvironment["MEDIAGW_LIMIT_COMMUNITY_PHOTO"] = "1000000:1MiB"
         gatewayEnvironment["MEDIAGW_LIMIT_COMMUNITY_VIDEO"] = "1000000:10MiB"
@@ -81,7 +81,7 @@ struct UploadBench: AsyncParsableCommand {
         try? bucket.remove()
 
         // 4. peak RSS of a fresh gateway while many clients upload 10 MB videos
-        let video = try Array(Data(contentsOf: URL(fileURLWithPath: "../shared/corpus/video/mp4-h264-aac-bbb-10s.mp4")).prefix(32))
+        let video = try Array(Data(contentsOf: URL(fileURLWithPath: "Tests/Fixtures/corpus/video/mp4-h264-aac-bbb-10s.mp4")).prefix(32))
             + (32..<memorySize).map { UInt8(truncatingIfNeeded: $0 &* 40_503 >> 7) }
         let videoBody = scratch.appendingPathComponent("video.multipart")
         try Data(multipartBody(video, filename: "bench.mp4", boundary: boundary)).write(to: videoBody)

@@ -200,7 +200,7 @@ struct RadosBenchResult {
     var averageLatency: Double
 
     /// Runs `rados bench <seconds> write` into a pool with the gateway's Ceph identity and parses its summary.
-    static func run(_ configuration: GatewayConfiguration, pool: String, seconds: Int, objectSize: Int, concurrency: Int,
+    static func run(_ configuration: StorageConfiguration, pool: String, seconds: Int, objectSize: Int, concurrency: Int,
                     maxObjects: Int? = nil, runName: String) throws -> RadosBenchResult {
         var arguments = ["rados", "-c", configuration.rados.configPath, "--id", configuration.rados.clientID]
         if let keyring = configuration.rados.keyringPath { arguments += ["--keyring", keyring] }

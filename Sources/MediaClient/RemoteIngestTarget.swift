@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import MediaCore
+import MediaIngest
 import NIOCore
 import NIOHTTP1
 

@@ -1,16 +1,17 @@
-/// An error of the object-store layer. Adapters translate their technology's failures into these codes;
-/// the messages are for operators and logs, never shown to clients as they are.
-public struct ObjectStoreError: Error, Sendable, CustomStringConvertible {
+/// An error of the blob and pending-ledger layer. Adapters translate their technology's failures into
+/// these codes; the messages are for operators and logs, never shown to clients as they are.
+public struct BlobStoreError: Error, Sendable, CustomStringConvertible {
     public enum Code: Hashable, Sendable {
         case notFound
         case alreadyExists
         case timedOut
         case noSpace
         case permissionDenied
-        /// The cluster cannot be reached or the client is shut down.
+        /// The store cannot be reached or the client is shut down.
         case unavailable
         case invalidArgument
-        case other(errno: Int32)
+        /// Anything else the store reported (the message says what).
+        case other
     }
 
     public var code: Code
@@ -31,7 +32,7 @@ public struct ObjectStoreError: Error, Sendable, CustomStringConvertible {
         }
     }
 
-    public var description: String { "object store: \(message)" }
+    public var description: String { "blob store: \(message)" }
 }
 
 /// An error of the metadata layer.

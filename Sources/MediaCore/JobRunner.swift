@@ -27,22 +27,27 @@ public struct WorkerSettings: Sendable, Hashable {
 }
 
 /// Takes jobs from the queue and processes them: `stored → processing → ready | failed`.
-/// The renditions are written by the processor (Ceph first); their rows, the media's new state and the
-/// event are then committed together, and the pending entries cleared.
-public struct JobRunner<Metadata: MetadataStore, Objects: ObjectStore, Processing: MediaProcessing>: Sendable {
-    public let metadata: Metadata
-    public let objects: Objects
+/// The renditions are written by the processor through the ``StagedWrite`` (Ceph first); their rows, the
+/// media's new state and the event are then committed together, and the ledger entries cleared.
+public struct JobRunner<Storage: MediaStores, Processing: MediaProcessing>: Sendable {
+    public let storage: Storage
     public let processing: Processing
     public let settings: WorkerSettings
-    let pending: PendingIndex<Objects>
+    let staging: StagedWrite<Storage.Blobs, Storage.Ledger>
+    let clock: MediaClock
+    let faults: FaultInjection
     let logger: Logger
 
-    public init(metadata: Metadata, objects: Objects, processing: Processing, settings: WorkerSettings, logger: Logger) {
-        self.metadata = metadata
-        self.objects = objects
+    public init(
+        storage: Storage, processing: Processing, settings: WorkerSettings, clock: MediaClock = .system, faults: FaultInjection = .none,
+        logger: Logger
+    ) {
+        self.storage = storage
         self.processing = processing
         self.settings = settings
-        self.pending = PendingIndex(objects: objects)
+        self.staging = StagedWrite(blobs: storage.blobs, ledger: storage.ledger, faults: faults, logger: logger)
+        self.clock = clock
+        self.faults = faults
         self.logger = logger
     }
 
@@ -69,15 +74,16 @@ public struct JobRunner<Metadata: MetadataStore, Objects: ObjectStore, Processin
     }
 
     /// Claims and handles one job; `false` when there was none.
-    func runOne() async throws -> Bool {
+    public func runOne() async throws -> Bool {
         let jobs: [ProcessingJob]
         do {
-            jobs = try await metadata.claimJobs(limit: 1, lease: settings.lease, now: Date())
+            jobs = try await storage.metadata.claimJobs(limit: 1, lease: settings.lease, now: clock.now())
         } catch {
             logger.warning("could not claim jobs", metadata: ["error": "\(error)"])
             throw error
         }
         guard let job = jobs.first else { return false }
+        await faults.reach(.jobClaimed)
         await handle(job)
         return true
     }
@@ -94,24 +100,33 @@ public struct JobRunner<Metadata: MetadataStore, Objects: ObjectStore, Processin
             let failure = error as? ProcessingError ?? ProcessingError(.internal, "\(error)")
             let retry = !failure.permanent && job.attempts < settings.maxAttempts
             let wait = settings.backoff * (1 << min(job.attempts - 1, 10))
-            logger.notice(retry ? "processing failed; will retry" : "processing failed", metadata: ["error": "\(failure)", "job.attempts": "\(job.attempts)"])
+            logger.notice(
+                retry ? "processing failed; will retry" : "processing failed",
+                metadata: ["error": "\(failure)", "job.attempts": "\(job.attempts)"])
             do {
-                try await metadata.failJob(job, error: failure, retry: retry, retryAfter: wait, now: Date())
+                try await storage.metadata.failJob(job, error: failure, retry: retry, retryAfter: wait, now: clock.now())
             } catch {
                 logger.warning("could not record the failure; the lease will expire and the job run again", metadata: ["error": "\(error)"])
             }
             Self.count(job.kind, retry ? "retry" : "failed", since: started)
             return
         }
+        await faults.reach(.jobProcessed)
         do {
-            let obsolete = try await metadata.completeJob(job, outcome: outcome, now: Date())
-            for location in obsolete {
-                do { try await objects.remove(location) } catch let error as ObjectStoreError where error.code == .notFound {}
+            try await staging.commit(outcome.staged) {
+                let obsolete = try await storage.metadata.completeJob(job, outcome: outcome, now: clock.now())
+                // objects no row refers to any more go before the entries of this run's renditions
+                for location in obsolete {
+                    do {
+                        try await storage.blobs.removeIfPresent(location)
+                    } catch {
+                        logger.warning("could not remove an obsolete rendition", metadata: ["object": "\(location)", "error": "\(error)"])
+                    }
+                }
             }
-            for ticket in outcome.tickets { try await pending.complete(ticket) }
             Self.count(job.kind, "ready", since: started)
         } catch {
-            // the renditions stay in the pending index: the job runs again after its lease, or the reconciler
+            // the renditions keep their ledger entries: the job runs again after its lease, or the reconciler
             // removes them
             logger.warning("could not record the result", metadata: ["error": "\(error)"])
             Self.count(job.kind, "error", since: started)

@@ -1,3 +1,4 @@
+import MediaConcurrency
 /// An error of the media use cases, with a stable machine-readable code and a message that is safe to show
 /// to the client that caused it. The cause (an adapter's typed error) is for logs only.
 public struct MediaError: Error, Sendable, CustomStringConvertible {
@@ -11,11 +12,7 @@ public struct MediaError: Error, Sendable, CustomStringConvertible {
         case invalidRequest = "invalid_request"
         case unsupportedMediaType = "unsupported_media_type"
         case tooLarge = "too_large"
-        case requestTooLarge = "request_too_large"
         case limitExceeded = "limit_exceeded"
-        case malformedMultipart = "malformed_multipart"
-        case tooManyParts = "too_many_parts"
-        case headerTooLarge = "header_too_large"
         case notFound = "not_found"
         case setCommitted = "set_committed"
         case setExpired = "set_expired"
@@ -45,7 +42,7 @@ public struct MediaError: Error, Sendable, CustomStringConvertible {
         switch error {
         case let error as MediaError:
             return error
-        case let error as ObjectStoreError:
+        case let error as BlobStoreError:
             switch error.code {
             case .timedOut, .unavailable, .noSpace:
                 return MediaError(.unavailable, "media storage is unavailable; retry later", cause: error)

@@ -46,7 +46,7 @@ public struct RenditionRecord: Sendable, Hashable, Codable {
     }
 }
 
-/// What processing produced: the renditions (already in the store, each still in the pending index) and
+/// What processing produced: the renditions (already in the store, each still in the pending ledger) and
 /// what was learnt about the original.
 public struct ProcessingOutcome: Sendable, Hashable, Codable {
     public var width: Int?
@@ -54,15 +54,19 @@ public struct ProcessingOutcome: Sendable, Hashable, Codable {
     public var durationMilliseconds: Int64?
     public var metadata: [String: MetadataValue]
     public var renditions: [RenditionRecord]
-    public var tickets: [PendingTicket]
+    /// The renditions' objects, staged: their rows are committed by the job runner.
+    public var staged: [StagedObject]
 
-    public init(width: Int?, height: Int?, durationMilliseconds: Int64?, metadata: [String: MetadataValue], renditions: [RenditionRecord], tickets: [PendingTicket]) {
+    public init(
+        width: Int?, height: Int?, durationMilliseconds: Int64?, metadata: [String: MetadataValue], renditions: [RenditionRecord],
+        staged: [StagedObject]
+    ) {
         self.width = width
         self.height = height
         self.durationMilliseconds = durationMilliseconds
         self.metadata = metadata
         self.renditions = renditions
-        self.tickets = tickets
+        self.staged = staged
     }
 }
 
@@ -94,54 +98,54 @@ public struct ProcessingSettings: Sendable, Hashable, Codable {
     }
 }
 
-/// Produces a media item's renditions, Ceph first: each rendition is registered in the pending index, then
-/// written to the derived pool under `<media id>/<version>/<name>`; the rows come later, from the job runner.
-/// Reprocessing writes the same keys again: it is idempotent.
-public struct MediaProcessor<Objects: ObjectStore, Images: ImageProcessor, Media: Transcoder>: MediaProcessing {
-    public let objects: Objects
+/// Produces a media item's renditions, Ceph first: each rendition is written through the ``StagedWrite``
+/// (pending ledger, then the object) into the derived pool under `<media id>/<version>/<name>`; the rows
+/// come later, from the job runner. Reprocessing writes the same keys again: it is idempotent.
+public struct MediaProcessor<Blobs: BlobStore, Ledger: PendingLedger, Images: ImageProcessor, Media: Transcoder>: MediaProcessing {
     public let images: Images
     public let transcoder: Media
     public let pools: StoragePools
     public let settings: ProcessingSettings
-    let pending: PendingIndex<Objects>
+    let staging: StagedWrite<Blobs, Ledger>
+    let clock: MediaClock
     let logger: Logger
 
-    public init(objects: Objects, images: Images, transcoder: Media, pools: StoragePools, settings: ProcessingSettings, logger: Logger) {
-        self.objects = objects
+    public init(
+        blobs: Blobs, ledger: Ledger, images: Images, transcoder: Media, pools: StoragePools, settings: ProcessingSettings,
+        clock: MediaClock = .system, logger: Logger
+    ) {
         self.images = images
         self.transcoder = transcoder
         self.pools = pools
         self.settings = settings
-        self.pending = PendingIndex(objects: objects)
+        self.staging = StagedWrite(blobs: blobs, ledger: ledger, logger: logger)
+        self.clock = clock
         self.logger = logger
     }
 
     public func process(_ job: ProcessingJob) async throws -> ProcessingOutcome {
-        let deadline = Date().addingTimeInterval(settings.timeout.seconds)
+        let deadline = Date().addingTimeInterval(settings.timeout.seconds)  // the libraries' own clock, not the injected one
         let original: [UInt8]
         do {
-            original = Array(try await objects.read(job.original, range: nil).collect(upTo: Int(job.size) + 1).readableBytesView)
+            original = Array(try await staging.blobs.read(job.original, range: nil).collect(upTo: Int(job.size) + 1).readableBytesView)
         } catch {
             throw ProcessingError(.storage, "reading the original: \(error)")
         }
         var written = Writer(processor: self, job: job)
         do {
-            let outcome: ProcessingOutcome
             switch job.kind {
-            case .photo: outcome = try await photo(original, job: job, writer: &written)
-            case .video: outcome = try await video(original, job: job, deadline: deadline, writer: &written)
-            case .audio: outcome = try await audio(original, job: job, deadline: deadline, writer: &written)
+            case .photo: return try await photo(original, writer: &written)
+            case .video: return try await video(original, deadline: deadline, writer: &written)
+            case .audio: return try await audio(original, job: job, deadline: deadline, writer: &written)
             }
-            return outcome
         } catch {
-            await written.discard()
+            await staging.discard(written.staged)
             throw error as? ProcessingError ?? ProcessingError(.internal, "\(error)")
         }
     }
 
-    private func photo(_ original: [UInt8], job: ProcessingJob, writer: inout Writer) async throws -> ProcessingOutcome {
-        let images = self.images, photo = settings.photo
-        let derivation = try await blocking { () throws(ProcessingError) in try images.derive(encoded: original, settings: photo, prefix: "") }
+    private func photo(_ original: [UInt8], writer: inout Writer) async throws -> ProcessingOutcome {
+        let derivation = try await images.derive(encoded: original, settings: settings.photo, prefix: "")
         for rendition in derivation.renditions { try await writer.store(rendition) }
         return writer.outcome(
             width: derivation.width, height: derivation.height, duration: nil,
@@ -152,15 +156,15 @@ public struct MediaProcessor<Objects: ObjectStore, Images: ImageProcessor, Media
             ])
     }
 
-    private func video(_ original: [UInt8], job: ProcessingJob, deadline: Date, writer: inout Writer) async throws -> ProcessingOutcome {
-        let transcoder = self.transcoder, images = self.images, settings = self.settings
+    private func video(_ original: [UInt8], deadline: Date, writer: inout Writer) async throws -> ProcessingOutcome {
         try FileManager.default.createDirectory(atPath: settings.workDirectory, withIntermediateDirectories: true)
-        let result = try await blocking { () throws(ProcessingError) in try transcoder.transcodeVideo(original, settings: settings.transcode, workDirectory: settings.workDirectory, deadline: deadline) }
+        let result = try await transcoder.transcodeVideo(
+            original, settings: settings.transcode, workDirectory: settings.workDirectory, deadline: deadline)
         defer { try? FileManager.default.removeItem(atPath: result.output.path) }
         try await writer.store(file: result.output, name: "video.mp4")
         var metadata = Self.describe(result.probe)
         if let poster = result.poster {
-            let derivation = try await blocking { () throws(ProcessingError) in try images.derive(frame: poster, settings: settings.photo, prefix: "poster-") }
+            let derivation = try await images.derive(frame: poster, settings: settings.photo, prefix: "poster-")
             for rendition in derivation.renditions { try await writer.store(rendition) }
             metadata["poster"] = .string(derivation.renditions.last { $0.mime == "image/jpeg" }?.name ?? "")
             metadata["blurhash"] = .string(derivation.blurHash)
@@ -172,9 +176,9 @@ public struct MediaProcessor<Objects: ObjectStore, Images: ImageProcessor, Media
     }
 
     private func audio(_ original: [UInt8], job: ProcessingJob, deadline: Date, writer: inout Writer) async throws -> ProcessingOutcome {
-        let transcoder = self.transcoder, images = self.images, settings = self.settings
         try FileManager.default.createDirectory(atPath: settings.workDirectory, withIntermediateDirectories: true)
-        let result = try await blocking { () throws(ProcessingError) in try transcoder.transcodeAudio(original, settings: settings.transcode, workDirectory: settings.workDirectory, deadline: deadline) }
+        let result = try await transcoder.transcodeAudio(
+            original, settings: settings.transcode, workDirectory: settings.workDirectory, deadline: deadline)
         defer { try? FileManager.default.removeItem(atPath: result.output.path) }
         try await writer.store(file: result.output, name: "audio.m4a")
         var metadata = Self.describe(result.probe)
@@ -182,7 +186,7 @@ public struct MediaProcessor<Objects: ObjectStore, Images: ImageProcessor, Media
         if let cover = result.coverArt {
             // a cover that does not render is dropped, not a reason to fail the audio
             do {
-                let derivation = try await blocking { () throws(ProcessingError) in try images.derive(encoded: cover, settings: settings.photo, prefix: "cover-") }
+                let derivation = try await images.derive(encoded: cover, settings: settings.photo, prefix: "cover-")
                 for rendition in derivation.renditions { try await writer.store(rendition) }
                 metadata["cover"] = .string(derivation.renditions.last { $0.mime == "image/jpeg" }?.name ?? "")
             } catch let error as ProcessingError where error.permanent {
@@ -208,12 +212,12 @@ public struct MediaProcessor<Objects: ObjectStore, Images: ImageProcessor, Media
         "\(media)/\(version)/\(name)"
     }
 
-    /// Writes renditions, Ceph first, and remembers them so that a failure can take them back.
+    /// Writes renditions through the staged write and remembers them, for the outcome or for a discard.
     struct Writer {
         let processor: MediaProcessor
         let job: ProcessingJob
         var records: [RenditionRecord] = []
-        var tickets: [PendingTicket] = []
+        var staged: [StagedObject] = []
 
         init(processor: MediaProcessor, job: ProcessingJob) {
             self.processor = processor
@@ -221,58 +225,44 @@ public struct MediaProcessor<Objects: ObjectStore, Images: ImageProcessor, Media
         }
 
         func location(_ name: String) -> ObjectLocation {
-            ObjectLocation(pool: processor.pools.derived, key: MediaProcessor.renditionKey(media: job.mediaID, version: processor.settings.version, name: name))
+            ObjectLocation(
+                pool: processor.pools.derived, key: MediaProcessor.renditionKey(media: job.mediaID, version: processor.settings.version, name: name))
         }
+
+        var entry: PendingEntry { PendingEntry(mediaID: job.mediaID, uploadSetID: nil, registeredAt: processor.clock.now()) }
 
         mutating func store(_ image: EncodedImage) async throws {
             let location = location(image.name)
-            try await register(location)
             let digest = SHA256.hash(data: image.bytes).map { String(format: "%02x", $0) }.joined()
             do {
-                try await processor.objects.writeFull(location, bytes: ByteBuffer(bytes: image.bytes), mode: .replace)
+                staged.append(try await processor.staging.write(location, bytes: ByteBuffer(bytes: image.bytes), mode: .replace, entry: entry))
             } catch {
                 throw ProcessingError(.storage, "writing \(image.name): \(error)")
             }
-            records.append(RenditionRecord(
-                name: image.name, mime: image.mime, width: image.width, height: image.height, size: Int64(image.bytes.count),
-                sha256: digest, location: location))
+            records.append(
+                RenditionRecord(
+                    name: image.name, mime: image.mime, width: image.width, height: image.height, size: Int64(image.bytes.count),
+                    sha256: digest, location: location))
         }
 
         mutating func store(file: TranscodedFile, name: String) async throws {
             let location = location(name)
-            try await register(location)
             let chunks = FileChunks(path: file.path)
+            let object: StagedObject
             do {
-                let size = try await processor.objects.write(location, from: chunks, mode: .replace)
-                records.append(RenditionRecord(
-                    name: name, mime: file.mime, width: file.width, height: file.height, size: size, sha256: chunks.digest(), location: location))
+                object = try await processor.staging.write(location, from: chunks, mode: .replace, entry: entry)
             } catch {
                 throw ProcessingError(.storage, "writing \(name): \(error)")
             }
-        }
-
-        private mutating func register(_ location: ObjectLocation) async throws {
-            do {
-                tickets.append(try await processor.pending.register(location, PendingEntry(mediaID: job.mediaID, uploadSetID: nil, registeredAt: Date())))
-            } catch {
-                throw ProcessingError(.storage, "registering \(location.key): \(error)")
-            }
+            staged.append(object)
+            records.append(
+                RenditionRecord(
+                    name: name, mime: file.mime, width: file.width, height: file.height, size: object.size, sha256: chunks.digest(),
+                    location: location))
         }
 
         func outcome(width: Int?, height: Int?, duration: Int64?, metadata: [String: MetadataValue]) -> ProcessingOutcome {
-            ProcessingOutcome(width: width, height: height, durationMilliseconds: duration, metadata: metadata, renditions: records, tickets: tickets)
-        }
-
-        /// Removes what was written (best effort; the reconciler finishes the job otherwise).
-        func discard() async {
-            for ticket in tickets {
-                do {
-                    do { try await processor.objects.remove(ticket.location) } catch let error as ObjectStoreError where error.code == .notFound {}
-                    try await processor.pending.complete(ticket)
-                } catch {
-                    processor.logger.warning("could not remove a rendition; the reconciler will", metadata: ["object": "\(ticket.location)"])
-                }
-            }
+            ProcessingOutcome(width: width, height: height, durationMilliseconds: duration, metadata: metadata, renditions: records, staged: staged)
         }
     }
 }
@@ -302,21 +292,4 @@ final class FileChunks: AsyncSequence, @unchecked Sendable {
     }
 
     func makeAsyncIterator() -> AsyncIterator { AsyncIterator(owner: self, handle: FileHandle(forReadingAtPath: path)) }
-}
-
-/// Runs CPU-bound, blocking work (libvips, FFmpeg) on a thread of its own, off the cooperative pool and
-/// the event loops.
-func blocking<T: Sendable>(_ work: @escaping @Sendable () throws(ProcessingError) -> T) async throws(ProcessingError) -> T {
-    let result: Result<T, ProcessingError> = await withCheckedContinuation { continuation in
-        let thread = Thread {
-            do throws(ProcessingError) {
-                continuation.resume(returning: .success(try work()))
-            } catch {
-                continuation.resume(returning: .failure(error))
-            }
-        }
-        thread.stackSize = 8 << 20
-        thread.start()
-    }
-    return try result.get()
 }

@@ -1,11 +1,36 @@
 import Foundation
 import Logging
 
-/// A newly opened upload set, with the token its owner's client uploads with.
+/// A newly opened upload set and the limits it is under.
 public struct OpenedUploadSet: Sendable {
     public var set: UploadSet
-    public var uploadToken: String
     public var limits: ContextLimits
+}
+
+/// Issues and checks the upload tokens with which an owner's client uploads into one set.
+public struct UploadGrants: Sendable {
+    public let signer: UploadTokenSigner
+    /// How long a token is valid (never past its set's expiry).
+    public let tokenLifetime: Duration
+    let clock: MediaClock
+
+    public init(signer: UploadTokenSigner, tokenLifetime: Duration, clock: MediaClock = .system) {
+        self.signer = signer
+        self.tokenLifetime = tokenLifetime
+        self.clock = clock
+    }
+
+    /// A token for `set`, and when it stops being accepted.
+    public func issue(for set: UploadSet) -> (token: String, expiresAt: Date) {
+        let grant = UploadGrant(
+            uploadSetID: set.id, ownerID: set.ownerID, expiresAt: min(set.expiresAt, clock.now().addingTimeInterval(tokenLifetime.seconds)))
+        return (signer.sign(grant), grant.expiresAt)
+    }
+
+    /// The grant of a valid token: `unauthorized` for a bad one, `tokenExpired` for an expired one.
+    public func verify(_ token: String) throws(MediaError) -> UploadGrant {
+        try signer.verify(token, now: clock.now())
+    }
 }
 
 /// Identifiers of owners and contexts, which come from other services: opaque, but short and printable.
@@ -21,46 +46,38 @@ public enum ExternalID {
 
 /// The use cases of the internal API that the social modules call: open, read and commit upload sets, read
 /// and delete media, read events. Every error thrown is a ``MediaError``.
-public struct MediaService<Metadata: MetadataStore, Objects: ObjectStore>: Sendable {
-    public let metadata: Metadata
-    public let objects: Objects
+public struct MediaService<Storage: MediaStores>: Sendable {
+    public let storage: Storage
     public let settings: UploadSettings
-    public let tokens: UploadTokenSigner
     /// The origin's lookups, forgotten when media is deleted here.
     public let originCache: OriginLookupCache?
+    let clock: MediaClock
     let logger: Logger
 
     public init(
-        metadata: Metadata, objects: Objects, settings: UploadSettings, tokens: UploadTokenSigner, originCache: OriginLookupCache? = nil,
-        logger: Logger
+        storage: Storage, settings: UploadSettings, originCache: OriginLookupCache? = nil, clock: MediaClock = .system, logger: Logger
     ) {
-        self.metadata = metadata
-        self.objects = objects
+        self.storage = storage
         self.settings = settings
-        self.tokens = tokens
         self.originCache = originCache
+        self.clock = clock
         self.logger = logger
     }
 
-    /// Identifiers of owners and contexts come from other services: opaque, but short and printable.
-    public static func validateExternalID(_ value: String, name: String) throws(MediaError) {
-        try ExternalID.validate(value, name: name)
-    }
+    var metadata: Storage.Metadata { storage.metadata }
 
     /// Opens a draft set. A private set's media are served through signed URLs only, whatever the context.
-    public func openUploadSet(
-        ownerID: String, context: UploadContext, contextID: String, isPrivate: Bool = false, now: Date = Date()
-    ) async throws -> OpenedUploadSet {
-        try Self.validateExternalID(ownerID, name: "owner_id")
-        try Self.validateExternalID(contextID, name: "context_id")
+    public func openUploadSet(ownerID: String, context: UploadContext, contextID: String, isPrivate: Bool = false) async throws
+        -> OpenedUploadSet
+    {
+        try ExternalID.validate(ownerID, name: "owner_id")
+        try ExternalID.validate(contextID, name: "context_id")
+        let now = clock.now()
         let new = NewUploadSet(
             id: .generate(now: now), ownerID: ownerID, context: context, contextID: contextID, isPrivate: isPrivate,
             expiresAt: now.addingTimeInterval(settings.draftLifetime.seconds))
         let set = try await map("open the upload set") { try await metadata.createUploadSet(new) }
-        let grant = UploadGrant(
-            uploadSetID: set.id, ownerID: ownerID,
-            expiresAt: min(set.expiresAt, now.addingTimeInterval(settings.tokenLifetime.seconds)))
-        return OpenedUploadSet(set: set, uploadToken: tokens.sign(grant), limits: settings.limits[context])
+        return OpenedUploadSet(set: set, limits: settings.limits[context])
     }
 
     /// A set and its media (tombstoned ones included, in their `deleted` state).
@@ -72,8 +89,8 @@ public struct MediaService<Metadata: MetadataStore, Objects: ObjectStore>: Senda
         return (set, media)
     }
 
-    public func commitUploadSet(_ id: UploadSetID, now: Date = Date()) async throws -> UploadSet {
-        try await map("commit the upload set") { try await metadata.commitUploadSet(id, now: now) }
+    public func commitUploadSet(_ id: UploadSetID) async throws -> UploadSet {
+        try await map("commit the upload set") { try await metadata.commitUploadSet(id, now: clock.now()) }
     }
 
     public func media(_ id: MediaID) async throws -> Media {
@@ -95,17 +112,20 @@ public struct MediaService<Metadata: MetadataStore, Objects: ObjectStore>: Senda
 
     /// Deletes a media item: the row is tombstoned first (with its event), the objects removed after. If
     /// the objects cannot be removed now, the reconciler purges them later. Idempotent.
-    public func deleteMedia(_ id: MediaID, now: Date = Date()) async throws {
+    public func deleteMedia(_ id: MediaID) async throws {
+        let now = clock.now()
         guard let media = try await map("delete the media", { try await metadata.tombstoneMedia(id, now: now) }) else {
             throw MediaError(.notFound, "no media \(id)")
         }
         originCache?.forget(id)
-        await Purger(metadata: metadata, objects: objects, logger: logger).purge(media, now: now)
+        await Purger(storage: storage, logger: logger).purge(media, now: now)
     }
 
     public func events(after: Int64, limit: Int) async throws -> [OutboxEvent] {
         guard after >= 0 else { throw MediaError(.invalidRequest, "after must not be negative") }
-        guard (1...1000).contains(limit) else { throw MediaError(.invalidRequest, "limit must be between 1 and 1000") }
+        guard (1...EventFeed.maxPageSize).contains(limit) else {
+            throw MediaError(.invalidRequest, "limit must be between 1 and \(EventFeed.maxPageSize)")
+        }
         return try await map("read events") { try await metadata.events(after: after, limit: limit) }
     }
 
@@ -118,23 +138,26 @@ public struct MediaService<Metadata: MetadataStore, Objects: ObjectStore>: Senda
     }
 }
 
+/// The outbox feed's paging rules.
+public enum EventFeed {
+    /// The largest page a reader may ask for.
+    public static let maxPageSize = 1000
+}
+
 /// Removes the objects of tombstoned media and records that they are gone.
-struct Purger<Metadata: MetadataStore, Objects: ObjectStore>: Sendable {
-    let metadata: Metadata
-    let objects: Objects
+struct Purger<Storage: MediaStores>: Sendable {
+    let storage: Storage
     let logger: Logger
 
     /// Returns whether the media item is fully purged: its original and its renditions.
     @discardableResult
     func purge(_ media: Media, now: Date) async -> Bool {
         do {
-            let locations = [media.location] + (try await metadata.renditions(of: media.id)).map(\.location)
+            let locations = [media.location] + (try await storage.metadata.renditions(of: media.id)).map(\.location)
             for location in locations {
-                do {
-                    try await objects.remove(location)
-                } catch let error as ObjectStoreError where error.code == .notFound {}
+                try await storage.blobs.removeIfPresent(location)
             }
-            try await metadata.markPurged(media.id, now: now)
+            try await storage.metadata.markPurged(media.id, now: now)
             return true
         } catch {
             logger.warning("purge deferred to the reconciler", metadata: ["media.id": "\(media.id)", "error": "\(error)"])

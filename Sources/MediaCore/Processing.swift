@@ -137,13 +137,14 @@ public struct PhotoDerivation: Sendable, Hashable {
     }
 }
 
-/// Photo renditions: decode once, derive the ladder. CPU-bound and blocking: call it off the event loops.
+/// Photo renditions: decode once, derive the ladder. The work is CPU-bound: implementations run it off the
+/// event loops and the cooperative pool.
 public protocol ImageProcessor: Sendable {
     /// The ladder of an encoded photo (renditions named `<prefix>w<width>.webp|jpg`, plus `<prefix>anim.webp`
     /// for an animation). Refuses, before decoding, images over the pixel or frame caps or with zero sizes.
-    func derive(encoded bytes: [UInt8], settings: PhotoSettings, prefix: String) throws(ProcessingError) -> PhotoDerivation
+    func derive(encoded bytes: [UInt8], settings: PhotoSettings, prefix: String) async throws(ProcessingError) -> PhotoDerivation
     /// The ladder of raw pixels (a video's poster frame).
-    func derive(frame: RGBFrame, settings: PhotoSettings, prefix: String) throws(ProcessingError) -> PhotoDerivation
+    func derive(frame: RGBFrame, settings: PhotoSettings, prefix: String) async throws(ProcessingError) -> PhotoDerivation
     /// Which optional loaders this build has (`heif`, `avif`, ...).
     var loaders: [String: Bool] { get }
 }
@@ -245,12 +246,15 @@ public struct AudioResult: Sendable {
     }
 }
 
-/// Probing and transcoding of video and audio. Blocking and CPU-bound; reads its input from memory only.
+/// Probing and transcoding of video and audio. CPU-bound (implementations run it off the event loops and the
+/// cooperative pool); reads its input from memory only.
 public protocol Transcoder: Sendable {
     /// Probes, transcodes to H.264/AAC MP4 (fast start, at most the settings' size) and takes a poster frame.
-    func transcodeVideo(_ input: [UInt8], settings: TranscodeSettings, workDirectory: String, deadline: Date) throws(ProcessingError) -> VideoResult
+    func transcodeVideo(_ input: [UInt8], settings: TranscodeSettings, workDirectory: String, deadline: Date) async throws(ProcessingError)
+        -> VideoResult
     /// Probes, transcodes to AAC-LC M4A (fast start), computes the waveform and extracts cover art.
-    func transcodeAudio(_ input: [UInt8], settings: TranscodeSettings, workDirectory: String, deadline: Date) throws(ProcessingError) -> AudioResult
+    func transcodeAudio(_ input: [UInt8], settings: TranscodeSettings, workDirectory: String, deadline: Date) async throws(ProcessingError)
+        -> AudioResult
     /// Library versions, for `mediagw check`.
     var versions: [String: String] { get }
 }

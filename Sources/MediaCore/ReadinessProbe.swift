@@ -1,8 +1,9 @@
+import MediaConcurrency
 import Foundation
 
 /// Whether the dependencies answer now: a stat of a well-known missing object in every pool (an OSD must
 /// answer "not found") and a database round trip, each under a short deadline.
-public struct ReadinessProbe<Metadata: MetadataStore, Objects: ObjectStore>: Sendable {
+public struct ReadinessProbe<Storage: MediaStores>: Sendable {
     public struct Report: Sendable {
         public var ceph: String?
         public var postgres: String?
@@ -10,14 +11,12 @@ public struct ReadinessProbe<Metadata: MetadataStore, Objects: ObjectStore>: Sen
         public var ready: Bool { ceph == nil && postgres == nil }
     }
 
-    let metadata: Metadata
-    let objects: Objects
+    let storage: Storage
     let pools: StoragePools
     let timeout: Duration
 
-    public init(metadata: Metadata, objects: Objects, pools: StoragePools, timeout: Duration = .seconds(2)) {
-        self.metadata = metadata
-        self.objects = objects
+    public init(storage: Storage, pools: StoragePools, timeout: Duration = .seconds(2)) {
+        self.storage = storage
         self.pools = pools
         self.timeout = timeout
     }
@@ -30,14 +29,12 @@ public struct ReadinessProbe<Metadata: MetadataStore, Objects: ObjectStore>: Sen
     }
 
     private func probeCeph() async -> String? {
-        let objects = self.objects
+        let blobs = storage.blobs
         let pools = self.pools
         do {
             try await withDeadline(timeout) {
                 for pool in pools.all {
-                    do {
-                        _ = try await objects.stat(ObjectLocation(pool: pool, key: "_readyz"))
-                    } catch let error as ObjectStoreError where error.code == .notFound {}
+                    _ = try await blobs.exists(ObjectLocation(pool: pool, key: "_readyz"))
                 }
             }
             return nil
@@ -49,7 +46,7 @@ public struct ReadinessProbe<Metadata: MetadataStore, Objects: ObjectStore>: Sen
     }
 
     private func probePostgres() async -> String? {
-        let metadata = self.metadata
+        let metadata = storage.metadata
         do {
             try await withDeadline(timeout) { try await metadata.ping() }
             return nil

@@ -4,31 +4,69 @@ import Hummingbird
 import Logging
 import MediaCore
 
-/// The HTTP face of a ``MediaError``: a status, and a JSON body `{"error": {"code", "message"}}`.
-/// Only this layer maps errors to statuses; the message is the error's public one, never its cause.
+/// A refusal of the HTTP layer itself, before or around the use cases: what only means something in HTTP
+/// (a body that is not well-formed multipart, a request over its caps).
+public struct RequestError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// Stable codes; the raw values are the `error.code` strings of the API.
+    public enum Code: String, Sendable, Hashable, CaseIterable {
+        case malformedMultipart = "malformed_multipart"
+        case requestTooLarge = "request_too_large"
+        case tooManyParts = "too_many_parts"
+        case headerTooLarge = "header_too_large"
+    }
+
+    public var code: Code
+    public var message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "\(code.rawValue): \(message)" }
+}
+
+/// The HTTP face of an error: a status, and a JSON body `{"error": {"code", "message"}}` with a stable code
+/// and a public message. Only this layer maps errors to statuses; the message never carries a cause.
 public struct APIError: HTTPResponseError, Sendable {
-    public var error: MediaError
+    public var code: String
+    public var message: String
+    public var status: HTTPResponse.Status
     /// Seconds after which a retry may succeed (503s).
     public var retryAfter: Int?
     /// `Cache-Control` of the answer, when caches must be told (the CDN origin's errors).
     public var cacheControl: String?
+    /// Other headers the answer needs (`Allow` of a 405).
+    public var extraHeaders: HTTPFields = [:]
 
     public init(_ error: MediaError, retryAfter: Int? = nil, cacheControl: String? = nil) {
-        self.error = error
+        self.code = error.code.rawValue
+        self.message = error.message
+        self.status = Self.status(for: error.code)
         self.retryAfter = retryAfter
         self.cacheControl = cacheControl
     }
 
-    public var status: HTTPResponse.Status { Self.status(for: error.code) }
+    public init(_ error: RequestError) {
+        self.code = error.code.rawValue
+        self.message = error.message
+        self.status = Self.status(for: error.code)
+    }
+
+    init(status: HTTPResponse.Status, code: String, message: String, headers: HTTPFields = [:]) {
+        self.code = code
+        self.message = message
+        self.status = status
+        self.extraHeaders = headers
+    }
 
     public static func status(for code: MediaError.Code) -> HTTPResponse.Status {
         switch code {
         case .unauthorized, .tokenExpired: .unauthorized
         case .forbidden, .urlExpired: .forbidden
-        case .invalidRequest, .malformedMultipart: .badRequest
+        case .invalidRequest: .badRequest
         case .unsupportedMediaType: .unsupportedMediaType
-        case .tooLarge, .requestTooLarge, .tooManyParts: .contentTooLarge
-        case .headerTooLarge: .init(code: 431, reasonPhrase: "Request Header Fields Too Large")
+        case .tooLarge: .contentTooLarge
         case .limitExceeded, .setCommitted: .conflict
         case .setExpired: .gone
         case .notFound: .notFound
@@ -37,14 +75,25 @@ public struct APIError: HTTPResponseError, Sendable {
         }
     }
 
+    public static func status(for code: RequestError.Code) -> HTTPResponse.Status {
+        switch code {
+        case .malformedMultipart: .badRequest
+        case .requestTooLarge, .tooManyParts: .contentTooLarge
+        case .headerTooLarge: .init(code: 431, reasonPhrase: "Request Header Fields Too Large")
+        }
+    }
+
+    /// Whether the error belongs to the server or a dependency (logged as such), not to the request.
+    var isServerSide: Bool { status.code >= 500 }
+
     public func response(from request: Request, context: some RequestContext) throws -> Response {
-        JSONResponse.make(status: status, ErrorBody(error), headers: headers)
+        JSONResponse.make(status: status, ErrorBody(code: code, message: message), headers: headers)
     }
 
     var headers: HTTPFields {
-        var headers = HTTPFields()
+        var headers = extraHeaders
         if status == .serviceUnavailable { headers[.retryAfter] = "\(retryAfter ?? 5)" }
-        if error.code == .unauthorized || error.code == .tokenExpired { headers[.wwwAuthenticate] = "Bearer" }
+        if status == .unauthorized { headers[.wwwAuthenticate] = "Bearer" }
         if let cacheControl { headers[.cacheControl] = cacheControl }
         return headers
     }
@@ -59,8 +108,8 @@ struct ErrorBody: Encodable, Sendable {
 
     var error: Detail
 
-    init(_ error: MediaError) {
-        self.error = Detail(code: error.code.rawValue, message: error.message)
+    init(code: String, message: String) {
+        self.error = Detail(code: code, message: message)
     }
 }
 
@@ -79,20 +128,21 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         do {
             return try await next(request, context)
         } catch let error as APIError {
-            log(error.error, context: context)
             return try error.response(from: request, context: context)
         } catch let error as MediaError {
             log(error, context: context)
             return try APIError(error, retryAfter: retryAfter).response(from: request, context: context)
+        } catch let error as RequestError {
+            return try APIError(error).response(from: request, context: context)
         } catch let error as HTTPError {
-            let code: MediaError.Code = switch error.status {
-            case .notFound: .notFound
-            case .contentTooLarge: .requestTooLarge
-            case .unauthorized: .unauthorized
-            default: .invalidRequest
+            let code = switch error.status {
+            case .notFound: MediaError.Code.notFound.rawValue
+            case .contentTooLarge: RequestError.Code.requestTooLarge.rawValue
+            case .unauthorized: MediaError.Code.unauthorized.rawValue
+            default: MediaError.Code.invalidRequest.rawValue
             }
             let message = error.status == .notFound ? "no such route" : (error.body ?? error.status.reasonPhrase)
-            var response = JSONResponse.make(status: error.status, ErrorBody(MediaError(code, message)))
+            var response = JSONResponse.make(status: error.status, ErrorBody(code: code, message: message))
             for field in error.headers { response.headers.append(field) }
             return response
         } catch {

@@ -34,20 +34,6 @@ public struct HTTPConfiguration: Sendable, Hashable {
         self.originReadAhead = originReadAhead
     }
 
-    public init(environment env: EnvironmentReader) throws(ConfigurationError) {
-        let defaults = HTTPConfiguration()
-        self.init(
-            host: env.string("MEDIAGW_HOST", default: defaults.host),
-            port: try env.int("MEDIAGW_PORT", default: defaults.port),
-            maxRequestBytes: try env.bytes("MEDIAGW_MAX_REQUEST_BYTES", default: defaults.maxRequestBytes),
-            multipart: MultipartLimits(
-                maxParts: try env.int("MEDIAGW_MAX_PARTS", default: defaults.multipart.maxParts),
-                maxHeaderBytes: Int(try env.bytes("MEDIAGW_MAX_PART_HEADER_BYTES", default: Int64(defaults.multipart.maxHeaderBytes)))),
-            idleTimeout: try env.duration("MEDIAGW_IDLE_TIMEOUT", default: defaults.idleTimeout),
-            retryAfter: try env.duration("MEDIAGW_RETRY_AFTER", default: defaults.retryAfter),
-            originReadAhead: try env.int("MEDIAGW_ORIGIN_READ_AHEAD", default: defaults.originReadAhead))
-    }
-
     public func validate() throws(ConfigurationError) {
         guard (0...65535).contains(port) else { throw ConfigurationError("MEDIAGW_PORT must be between 0 and 65535") }
         guard maxRequestBytes >= 1 << 20 else { throw ConfigurationError("MEDIAGW_MAX_REQUEST_BYTES must be at least 1MiB") }

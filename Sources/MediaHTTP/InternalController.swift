@@ -5,9 +5,10 @@ import MediaCore
 
 /// The internal API of the social modules (posts, profiles, communities, messages): upload sets, media,
 /// events. Every route requires the service token.
-struct InternalController<Metadata: MetadataStore, Objects: ObjectStore>: Sendable {
-    let service: MediaService<Metadata, Objects>
-    let origin: OriginService<Metadata>
+struct InternalController<Storage: MediaStores>: Sendable {
+    let service: MediaService<Storage>
+    let grants: UploadGrants
+    let origin: OriginService<Storage.Metadata>
     let tokens: ServiceTokens
 
     func register(on router: Router<MediaRequestContext>, routes: RouteTable) {
@@ -41,10 +42,10 @@ struct InternalController<Metadata: MetadataStore, Objects: ObjectStore>: Sendab
         }
         let opened = try await service.openUploadSet(
             ownerID: body.ownerID, context: uploadContext, contextID: body.contextID, isPrivate: body.isPrivate ?? false)
-        let tokenExpiry = try service.tokens.verify(opened.uploadToken).expiresAt
+        let token = grants.issue(for: opened.set)
         return JSONResponse.make(status: .created, CreatedUploadSetJSON(
-            id: opened.set.id.description, uploadToken: opened.uploadToken, expiresAt: opened.set.expiresAt,
-            tokenExpiresAt: tokenExpiry, uploadURL: "/v1/upload-sets/\(opened.set.id)/media", limits: LimitsJSON(opened.limits)),
+            id: opened.set.id.description, uploadToken: token.token, expiresAt: opened.set.expiresAt,
+            tokenExpiresAt: token.expiresAt, uploadURL: "/v1/upload-sets/\(opened.set.id)/media", limits: LimitsJSON(opened.limits)),
             headers: [.location: "/internal/v1/upload-sets/\(opened.set.id)"])
     }
 

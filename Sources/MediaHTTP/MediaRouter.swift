@@ -4,22 +4,24 @@ import MediaCore
 import Prometheus
 
 /// Everything the HTTP layer serves, over any implementation of the ports.
-public struct MediaAPI<Metadata: MetadataStore, Objects: ObjectStore>: Sendable {
-    public let uploads: UploadService<Metadata, Objects>
-    public let media: MediaService<Metadata, Objects>
-    public let origin: OriginService<Metadata>
-    public let readiness: ReadinessProbe<Metadata, Objects>
+public struct MediaAPI<Storage: MediaStores>: Sendable {
+    public let uploads: UploadService<Storage>
+    public let media: MediaService<Storage>
+    public let grants: UploadGrants
+    public let origin: OriginService<Storage.Metadata>
+    public let readiness: ReadinessProbe<Storage>
     public let serviceTokens: ServiceTokens
     public let registry: PrometheusCollectorRegistry
     public let configuration: HTTPConfiguration
 
     public init(
-        uploads: UploadService<Metadata, Objects>, media: MediaService<Metadata, Objects>, origin: OriginService<Metadata>,
-        readiness: ReadinessProbe<Metadata, Objects>, serviceTokens: ServiceTokens,
-        registry: PrometheusCollectorRegistry, configuration: HTTPConfiguration
+        uploads: UploadService<Storage>, media: MediaService<Storage>, grants: UploadGrants, origin: OriginService<Storage.Metadata>,
+        readiness: ReadinessProbe<Storage>, serviceTokens: ServiceTokens, registry: PrometheusCollectorRegistry,
+        configuration: HTTPConfiguration
     ) {
         self.uploads = uploads
         self.media = media
+        self.grants = grants
         self.origin = origin
         self.readiness = readiness
         self.serviceTokens = serviceTokens
@@ -35,11 +37,13 @@ public struct MediaAPI<Metadata: MetadataStore, Objects: ObjectStore>: Sendable 
         router.add(middleware: ErrorMiddleware(retryAfter: retryAfter))
         let routes = RouteTable()
         OperationsController(readiness: readiness, registry: registry, retryAfter: retryAfter).register(on: router, routes: routes)
-        InternalController(service: media, origin: origin, tokens: serviceTokens).register(on: router, routes: routes)
-        OriginController(origin: origin, responder: OriginResponder(objects: media.objects, readAhead: configuration.originReadAhead), retryAfter: retryAfter)
-            .register(on: router, routes: routes)
+        InternalController(service: media, grants: grants, origin: origin, tokens: serviceTokens).register(on: router, routes: routes)
+        OriginController(
+            origin: origin, responder: OriginResponder(blobs: media.storage.blobs, readAhead: configuration.originReadAhead), retryAfter: retryAfter
+        )
+        .register(on: router, routes: routes)
         UploadController(
-            uploads: uploads, limits: configuration.multipart, maxRequestBytes: configuration.maxRequestBytes,
+            uploads: uploads, grants: grants, limits: configuration.multipart, maxRequestBytes: configuration.maxRequestBytes,
             retryAfter: retryAfter
         ).register(on: router, routes: routes)
         return (router, routes)

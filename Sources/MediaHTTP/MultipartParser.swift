@@ -42,7 +42,7 @@ public struct MultipartLimits: Sendable, Hashable {
 ///
 /// Body bytes are found by searching each chunk for the delimiter (`CRLF--boundary`) with `memmem` and are
 /// handed out as slices of the chunk; at most `delimiter.count - 1` bytes are held back between chunks.
-/// Headers are capped; the number of parts is capped. Errors are ``MediaError``s
+/// Headers are capped; the number of parts is capped. Errors are ``RequestError``s
 /// (`malformedMultipart`, `tooManyParts`, `headerTooLarge`).
 public struct MultipartParser: Sendable {
     private enum State: Sendable {
@@ -63,9 +63,9 @@ public struct MultipartParser: Sendable {
     private var preambleBytes = 0
 
     /// - Parameter boundary: the `boundary` parameter of the request's Content-Type.
-    public init(boundary: String, limits: MultipartLimits = MultipartLimits()) throws(MediaError) {
+    public init(boundary: String, limits: MultipartLimits = MultipartLimits()) throws(RequestError) {
         guard Self.isValidBoundary(boundary) else {
-            throw MediaError(.malformedMultipart, "the multipart boundary is missing or invalid")
+            throw RequestError(.malformedMultipart, "the multipart boundary is missing or invalid")
         }
         delimiter = Array("\r\n--\(boundary)".utf8)
         self.limits = limits
@@ -87,7 +87,7 @@ public struct MultipartParser: Sendable {
     }
 
     /// Parses one more chunk of the body and appends what it found to `events`.
-    public mutating func feed(_ chunk: ByteBuffer, into events: inout [MultipartEvent]) throws(MediaError) {
+    public mutating func feed(_ chunk: ByteBuffer, into events: inout [MultipartEvent]) throws(RequestError) {
         var input = chunk
         while input.readableBytes > 0 {
             switch state {
@@ -106,15 +106,15 @@ public struct MultipartParser: Sendable {
     }
 
     /// The input ended. Throws if it ended before the closing delimiter.
-    public func finish() throws(MediaError) {
+    public func finish() throws(RequestError) {
         guard isComplete else {
-            throw MediaError(.malformedMultipart, "the multipart body ended before its closing boundary")
+            throw RequestError(.malformedMultipart, "the multipart body ended before its closing boundary")
         }
     }
 
     // MARK: States
 
-    private mutating func preamble(_ input: inout ByteBuffer) throws(MediaError) {
+    private mutating func preamble(_ input: inout ByteBuffer) throws(RequestError) {
         // look for the first delimiter in what was held plus the new bytes, consuming exactly up to its end
         let peek = input.getBytes(at: input.readerIndex, length: min(input.readableBytes, limits.maxHeaderBytes))!
         let combined = carry + peek
@@ -127,12 +127,12 @@ public struct MultipartParser: Sendable {
         input.moveReaderIndex(forwardBy: peek.count)
         preambleBytes += peek.count
         guard preambleBytes <= limits.maxHeaderBytes else {
-            throw MediaError(.malformedMultipart, "no multipart boundary found at the start of the body")
+            throw RequestError(.malformedMultipart, "no multipart boundary found at the start of the body")
         }
         carry = Array(combined.suffix(delimiter.count - 1))
     }
 
-    private mutating func afterDelimiter(_ input: inout ByteBuffer, _ events: inout [MultipartEvent]) throws(MediaError) {
+    private mutating func afterDelimiter(_ input: inout ByteBuffer, _ events: inout [MultipartEvent]) throws(RequestError) {
         // after a delimiter: "--" closes the body; otherwise optional blanks, then CRLF and a part's headers
         while let byte = input.readInteger(as: UInt8.self) {
             carry.append(byte)
@@ -150,19 +150,19 @@ public struct MultipartParser: Sendable {
                 return
             }
             guard rest.isEmpty || rest == [0x0D], carry.count <= 64 else {
-                throw MediaError(.malformedMultipart, "a multipart boundary is followed by neither CRLF nor --")
+                throw RequestError(.malformedMultipart, "a multipart boundary is followed by neither CRLF nor --")
             }
         }
     }
 
-    private mutating func headers(_ input: inout ByteBuffer, _ events: inout [MultipartEvent]) throws(MediaError) {
+    private mutating func headers(_ input: inout ByteBuffer, _ events: inout [MultipartEvent]) throws(RequestError) {
         let separator: [UInt8] = [0x0D, 0x0A, 0x0D, 0x0A]
         let room = limits.maxHeaderBytes + 4 - carry.count
         let peek = input.getBytes(at: input.readerIndex, length: min(input.readableBytes, max(room, 1)))!
         let combined = carry + peek
         guard let end = Self.search(combined, separator, from: max(0, carry.count - 3)) else {
             guard combined.count <= limits.maxHeaderBytes + 4 else {
-                throw MediaError(.headerTooLarge, "a part's headers are larger than \(limits.maxHeaderBytes) bytes")
+                throw RequestError(.headerTooLarge, "a part's headers are larger than \(limits.maxHeaderBytes) bytes")
             }
             input.moveReaderIndex(forwardBy: peek.count)
             carry = combined
@@ -171,7 +171,7 @@ public struct MultipartParser: Sendable {
         input.moveReaderIndex(forwardBy: end + separator.count - carry.count)
         parts += 1
         guard parts <= limits.maxParts else {
-            throw MediaError(.tooManyParts, "a request may carry at most \(limits.maxParts) parts")
+            throw RequestError(.tooManyParts, "a request may carry at most \(limits.maxParts) parts")
         }
         // the block starts with the CRLF that ended the delimiter line
         let block = end > 2 ? Array(combined[2..<end]) : []
@@ -253,14 +253,14 @@ public struct MultipartParser: Sendable {
         return nil
     }
 
-    static func parseHeaders(_ block: [UInt8]) throws(MediaError) -> MultipartPartHeaders {
+    static func parseHeaders(_ block: [UInt8]) throws(RequestError) -> MultipartPartHeaders {
         var headers = MultipartPartHeaders()
         guard let text = String(validatingUTF8: block.map { CChar(bitPattern: $0) } + [0]) else {
-            throw MediaError(.malformedMultipart, "a part's headers are not valid UTF-8")
+            throw RequestError(.malformedMultipart, "a part's headers are not valid UTF-8")
         }
         for line in text.components(separatedBy: "\r\n") where !line.isEmpty {
             guard let colon = line.firstIndex(of: ":") else {
-                throw MediaError(.malformedMultipart, "a part has a header line without a colon")
+                throw RequestError(.malformedMultipart, "a part has a header line without a colon")
             }
             let name = line[..<colon].trimmingCharacters(in: .whitespaces).lowercased()
             let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
@@ -268,7 +268,7 @@ public struct MultipartParser: Sendable {
             case "content-disposition":
                 let parameters = parseParameters(value)
                 guard parameters.type == "form-data" else {
-                    throw MediaError(.malformedMultipart, "a part's Content-Disposition is not form-data")
+                    throw RequestError(.malformedMultipart, "a part's Content-Disposition is not form-data")
                 }
                 headers.name = parameters.values["name"]
                 headers.filename = parameters.values["filename*"].flatMap(decodeExtendedValue) ?? parameters.values["filename"]

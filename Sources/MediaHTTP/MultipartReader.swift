@@ -14,7 +14,7 @@ public final class MultipartReader<Body: AsyncSequence> where Body.Element == By
     public private(set) var bytesRead: Int64 = 0
     let maxBytes: Int64
 
-    public init(body: Body, boundary: String, limits: MultipartLimits, maxBytes: Int64) throws(MediaError) {
+    public init(body: Body, boundary: String, limits: MultipartLimits, maxBytes: Int64) throws(RequestError) {
         self.source = body.makeAsyncIterator()
         self.parser = try MultipartParser(boundary: boundary, limits: limits)
         self.maxBytes = maxBytes
@@ -36,7 +36,7 @@ public final class MultipartReader<Body: AsyncSequence> where Body.Element == By
             }
             bytesRead += Int64(chunk.readableBytes)
             guard bytesRead <= maxBytes else {
-                throw MediaError(.requestTooLarge, "the request is larger than \(maxBytes) bytes")
+                throw RequestError(.requestTooLarge, "the request is larger than \(maxBytes) bytes")
             }
             try parser.feed(chunk, into: &pending)
         }
@@ -87,6 +87,6 @@ public final class MultipartReader<Body: AsyncSequence> where Body.Element == By
             }
         }
         inPart = false
-        throw MediaError(.malformedMultipart, "the multipart body ended in the middle of a part")
+        throw RequestError(.malformedMultipart, "the multipart body ended in the middle of a part")
     }
 }

@@ -5,8 +5,8 @@ import MediaCore
 import Prometheus
 
 /// Health, readiness, metrics and the API description.
-struct OperationsController<Metadata: MetadataStore, Objects: ObjectStore>: Sendable {
-    let readiness: ReadinessProbe<Metadata, Objects>
+struct OperationsController<Storage: MediaStores>: Sendable {
+    let readiness: ReadinessProbe<Storage>
     let registry: PrometheusCollectorRegistry
     let retryAfter: Int
 

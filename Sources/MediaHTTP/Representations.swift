@@ -198,8 +198,8 @@ struct PartResultJSON: Encodable {
             sha256: media.sha256, mime: media.mime, state: media.state.rawValue, error: nil)
     }
 
-    static func refused(_ part: Int, _ filename: String?, _ error: MediaError) -> PartResultJSON {
-        PartResultJSON(part: part, filename: filename, error: .init(code: error.code.rawValue, message: error.message))
+    static func refused(_ part: Int, _ filename: String?, _ error: APIError) -> PartResultJSON {
+        PartResultJSON(part: part, filename: filename, error: .init(code: error.code, message: error.message))
     }
 }
 

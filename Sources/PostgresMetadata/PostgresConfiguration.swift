@@ -68,15 +68,6 @@ public struct PostgresConfiguration: Sendable, Hashable {
             password: components.password?.removingPercentEncoding, database: database, tls: tls)
     }
 
-    /// Reads the settings documented on the type from the environment.
-    public init(environment env: EnvironmentReader) throws(ConfigurationError) {
-        try self.init(url: env.string("MEDIAGW_DATABASE_URL", default: "postgres://mediagw@127.0.0.1:5432/mediagw"))
-        maxConnections = try env.int("MEDIAGW_DATABASE_MAX_CONNECTIONS", default: maxConnections)
-        connectTimeout = try env.duration("MEDIAGW_DATABASE_CONNECT_TIMEOUT", default: connectTimeout)
-        statementTimeout = try env.duration("MEDIAGW_DATABASE_STATEMENT_TIMEOUT", default: statementTimeout)
-        schema = env.string("MEDIAGW_DATABASE_SCHEMA", default: schema)
-    }
-
     public func validate() throws(ConfigurationError) {
         guard (1...65535).contains(port) else { throw ConfigurationError("PostgreSQL port \(port) is out of range") }
         guard (1...1000).contains(maxConnections) else {

@@ -1,3 +1,4 @@
+import MediaConcurrency
 import MediaCore
 import PostgresNIO
 

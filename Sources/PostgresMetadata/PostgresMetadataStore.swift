@@ -1,3 +1,4 @@
+import MediaConcurrency
 import Foundation
 import Logging
 import MediaCore

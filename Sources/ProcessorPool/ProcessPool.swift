@@ -1,23 +1,31 @@
+import MediaConcurrency
 import Foundation
 import Logging
 import MediaCore
 import NIOConcurrencyHelpers
 
-/// Processes jobs in separate `mediagw process-child` processes, one job at a time each: a crash or a
-/// runaway decoder takes down one process and fails one job attempt, never the worker. Each process has
-/// a data memory limit, and a job past its timeout gets its process killed.
+/// Processes jobs in separate processor processes (`mediagw-processor child`), one job at a time each: a
+/// crash or a runaway decoder takes down one process and fails one job attempt, never the worker. Each
+/// process has a data memory limit, and a job past its timeout gets its process killed. The process that
+/// runs the pool never loads the media libraries.
 public actor ProcessPool: MediaProcessing {
     private let executable: String
+    private let arguments: [String]
     private let environment: [String: String]
     private let size: Int
     private let timeout: Duration
     private let logger: Logger
-    private var idle: [ProcessorChild] = []
+    private var idle: [ProcessorProcess] = []
     private var live = 0
     private var waiters: [CheckedContinuation<Void, Never>] = []
 
-    public init(executable: String, environment: [String: String], size: Int, timeout: Duration, logger: Logger) {
+    /// - Parameters:
+    ///   - executable: the processor program; `arguments` make it serve jobs on its standard input.
+    ///   - size: processor processes at most (one per worker).
+    ///   - timeout: the longest a job may take; its process is killed after it.
+    public init(executable: String, arguments: [String] = ["child"], environment: [String: String], size: Int, timeout: Duration, logger: Logger) {
         self.executable = executable
+        self.arguments = arguments
         self.environment = environment
         self.size = size
         self.timeout = timeout
@@ -51,7 +59,7 @@ public actor ProcessPool: MediaProcessing {
         idle.removeAll()
     }
 
-    private func checkout() async throws -> ProcessorChild {
+    private func checkout() async throws -> ProcessorProcess {
         while true {
             if let child = idle.popLast() {
                 if child.isAlive { return child }
@@ -61,7 +69,7 @@ public actor ProcessPool: MediaProcessing {
             if live < size {
                 live += 1
                 do {
-                    return try ProcessorChild(executable: executable, environment: environment, logger: logger)
+                    return try ProcessorProcess(executable: executable, arguments: arguments, environment: environment, logger: logger)
                 } catch {
                     live -= 1
                     throw ProcessingError(.internal, "cannot start a processor: \(error)", permanent: false)
@@ -71,7 +79,7 @@ public actor ProcessPool: MediaProcessing {
         }
     }
 
-    private func checkin(_ child: ProcessorChild) {
+    private func checkin(_ child: ProcessorProcess) {
         idle.append(child)
         wake()
     }
@@ -86,8 +94,8 @@ public actor ProcessPool: MediaProcessing {
     }
 }
 
-/// One `mediagw process-child` process, spoken to with JSON lines over its standard input and output.
-final class ProcessorChild: @unchecked Sendable {
+/// One processor process, spoken to with JSON lines over its standard input and output.
+final class ProcessorProcess: @unchecked Sendable {
     private let process: Process
     private let requests: FileHandle
     private let responses: FileHandle
@@ -101,11 +109,11 @@ final class ProcessorChild: @unchecked Sendable {
         var closed = false
     }
 
-    init(executable: String, environment: [String: String], logger: Logger) throws {
+    init(executable: String, arguments: [String], environment: [String: String], logger: Logger) throws {
         self.logger = logger
         process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = ["process-child"]
+        process.arguments = arguments
         var environment = environment
         environment["MALLOC_ARENA_MAX"] = "2"
         process.environment = environment
@@ -191,11 +199,36 @@ final class ProcessorChild: @unchecked Sendable {
     }
 }
 
+/// One job, as a line of the processor's standard input.
 struct ChildRequest: Codable {
     var job: ProcessingJob
 }
 
+/// Its outcome, as a line of the processor's standard output.
 struct ChildResponse: Codable {
     var outcome: ProcessingOutcome?
     var error: ProcessingError?
+}
+
+/// The processor side: reads jobs as JSON lines on standard input, processes each, and answers with a JSON
+/// line on standard output, until standard input closes. Anything else goes to standard error.
+public enum ProcessorChildLoop {
+    public static func serve(_ processor: some MediaProcessing) async {
+        while let line = readLine(strippingNewline: true) {
+            let response: ChildResponse
+            do {
+                let request = try JSONDecoder().decode(ChildRequest.self, from: Data(line.utf8))
+                response = ChildResponse(outcome: try await processor.process(request.job), error: nil)
+            } catch let error as ProcessingError {
+                response = ChildResponse(outcome: nil, error: error)
+            } catch {
+                response = ChildResponse(outcome: nil, error: ProcessingError(.internal, "\(error)"))
+            }
+            var data =
+                (try? JSONEncoder().encode(response))
+                ?? Data(#"{"error":{"code":"internal","message":"unencodable answer","permanent":false}}"#.utf8)
+            data.append(0x0A)
+            FileHandle.standardOutput.write(data)
+        }
+    }
 }

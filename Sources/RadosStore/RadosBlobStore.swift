@@ -6,8 +6,9 @@ import MediaCore
 import Metrics
 import NIOCore
 
-/// The ``ObjectStore`` on RADOS: objects are RADOS objects, attributes are xattrs, index entries are omap.
-public struct RadosObjectStore: ObjectStore {
+/// The ``BlobStore`` on RADOS: each object is a RADOS object in its pool (in the configured namespace).
+/// The omap primitives here serve the ``RadosPendingLedger``.
+public struct RadosBlobStore: BlobStore {
     public let cluster: RadosCluster
     private let allocator = ByteBufferAllocator()
 
@@ -96,25 +97,17 @@ public struct RadosObjectStore: ObjectStore {
         }
         guard rc >= 0 else {
             completion.abandon()
-            throw ObjectStoreError.rados(rc, "write", location)
+            throw BlobStoreError.rados(rc, "write", location)
         }
         return SubmittedWrite(
             completion: completion, pieces: pieces, location: location, started: .now,
             metric: offset == 0 ? "write_first" : "write")
     }
 
-    public func writeFull(_ location: ObjectLocation, bytes: ByteBuffer, mode: ObjectWriteMode) async throws {
-        try Self.validate(location)
-        try await cluster.withOperation {
-            let io = try await cluster.ioContext(for: location.pool)
-            try await submitWrite(io, location, [bytes], at: 0, mode: mode).finish()
-        }
-    }
-
     // MARK: Reading
 
-    public func read(_ location: ObjectLocation, range: Range<Int64>?) -> ObjectChunks {
-        ObjectChunks { [self] in
+    public func read(_ location: ObjectLocation, range: Range<Int64>?) -> BlobChunks {
+        BlobChunks { [self] in
             let cursor = ReadCursor(start: range?.lowerBound ?? 0, end: range?.upperBound)
             return { try await self.readChunk(location, cursor) }
         }
@@ -153,59 +146,10 @@ public struct RadosObjectStore: ObjectStore {
         }
     }
 
-    // MARK: Extended attributes
+    // MARK: Key/value entries of an object (omap), for the pending ledger
 
-    public func setAttribute(_ name: String, value: [UInt8], of location: ObjectLocation) async throws {
-        try Self.validate(attribute: name)
-        let bytes = RadosBytes(copying: value)
-        _ = try await perform("setxattr", location) { io, oid, completion in
-            name.withCString { rados_aio_setxattr(io, oid, completion, $0, bytes.chars, value.count) }
-        }
-    }
-
-    public func attribute(_ name: String, of location: ObjectLocation) async throws -> [UInt8]? {
-        try Self.validate(attribute: name)
-        let buffer = RadosBytes(capacity: 64 << 10)
-        do {
-            let count = try await perform("getxattr", location) { io, oid, completion in
-                name.withCString { rados_aio_getxattr(io, oid, completion, $0, buffer.chars, buffer.capacity) }
-            }
-            return Array(UnsafeRawBufferPointer(start: buffer.pointer, count: Int(count)))
-        } catch let error as ObjectStoreError where error.code == .other(errno: ENODATA) {
-            return nil
-        }
-    }
-
-    public func attributes(of location: ObjectLocation) async throws -> [String: [UInt8]] {
-        let iterator = RadosOutput<rados_xattrs_iter_t?>(nil)
-        _ = try await perform("getxattrs", location) { io, oid, completion in
-            rados_aio_getxattrs(io, oid, completion, iterator.pointer)
-        }
-        guard let iter = iterator.value else { return [:] }
-        defer { rados_getxattrs_end(iter) }
-        var result: [String: [UInt8]] = [:]
-        while true {
-            var name: UnsafePointer<CChar>?
-            var value: UnsafePointer<CChar>?
-            var length = 0
-            let rc = rados_getxattrs_next(iter, &name, &value, &length)
-            guard rc == 0 else { throw ObjectStoreError.rados(rc, "list xattrs of", location) }
-            guard let name else { break }
-            result[String(cString: name)] = value.map { Array(UnsafeRawBufferPointer(start: $0, count: length)) } ?? []
-        }
-        return result
-    }
-
-    public func removeAttribute(_ name: String, of location: ObjectLocation) async throws {
-        try Self.validate(attribute: name)
-        _ = try await perform("rmxattr", location) { io, oid, completion in
-            name.withCString { rados_aio_rmxattr(io, oid, completion, $0) }
-        }
-    }
-
-    // MARK: Index entries (omap)
-
-    public func setIndexEntries(_ entries: [IndexEntry], of location: ObjectLocation) async throws {
+    /// Sets entries, creating the object if needed.
+    func setEntries(_ entries: [OmapEntry], of location: ObjectLocation) async throws {
         guard !entries.isEmpty else { return }
         let keys = CByteArrays(entries.map { Array($0.key.utf8) })
         let values = CByteArrays(entries.map(\.value))
@@ -216,8 +160,10 @@ public struct RadosObjectStore: ObjectStore {
         }
     }
 
-    public func indexEntries(of location: ObjectLocation, startAfter: String?, prefix: String?, limit: Int) async throws -> IndexPage {
-        guard limit > 0 else { return IndexPage(entries: [], hasMore: false) }
+    /// Entries in key order, after `startAfter` and starting with `prefix`, at most `limit` of them; whether
+    /// more follow. An object that does not exist has none.
+    func entries(of location: ObjectLocation, startAfter: String?, prefix: String?, limit: Int) async throws -> (entries: [OmapEntry], hasMore: Bool) {
+        guard limit > 0 else { return ([], false) }
         let operation = ReadOperation()
         let iterator = RadosOutput<rados_omap_iter_t?>(nil)
         let more = RadosOutput<UInt8>(0)
@@ -231,15 +177,16 @@ public struct RadosObjectStore: ObjectStore {
             _ = try await perform("omap_get", location) { io, oid, completion in
                 rados_aio_read_op_operate(operation.handle, io, completion, oid, 0)
             }
-        } catch let error as ObjectStoreError where error.code == .notFound {
-            return IndexPage(entries: [], hasMore: false)
+        } catch let error as BlobStoreError where error.code == .notFound {
+            return ([], false)
         }
-        guard result.value >= 0 else { throw ObjectStoreError.rados(result.value, "read omap of", location) }
+        guard result.value >= 0 else { throw BlobStoreError.rados(result.value, "read omap of", location) }
         let entries = try Self.drain(iterator.value, location)
-        return IndexPage(entries: entries, hasMore: more.value != 0)
+        return (entries, more.value != 0)
     }
 
-    public func indexEntries(of location: ObjectLocation, keys: [String]) async throws -> [IndexEntry] {
+    /// The entries of the given keys that exist.
+    func entries(of location: ObjectLocation, keys: [String]) async throws -> [OmapEntry] {
         guard !keys.isEmpty else { return [] }
         let names = CByteArrays(keys.map { Array($0.utf8) })
         let operation = ReadOperation()
@@ -250,14 +197,15 @@ public struct RadosObjectStore: ObjectStore {
             _ = try await perform("omap_get_keys", location) { io, oid, completion in
                 rados_aio_read_op_operate(operation.handle, io, completion, oid, 0)
             }
-        } catch let error as ObjectStoreError where error.code == .notFound {
+        } catch let error as BlobStoreError where error.code == .notFound {
             return []
         }
-        guard result.value >= 0 else { throw ObjectStoreError.rados(result.value, "read omap keys of", location) }
+        guard result.value >= 0 else { throw BlobStoreError.rados(result.value, "read omap keys of", location) }
         return try Self.drain(iterator.value, location)
     }
 
-    public func removeIndexEntries(_ keys: [String], of location: ObjectLocation) async throws {
+    /// Removes entries; keys that do not exist are ignored, and so is an object that does not.
+    func removeEntries(_ keys: [String], of location: ObjectLocation) async throws {
         guard !keys.isEmpty else { return }
         let names = CByteArrays(keys.map { Array($0.utf8) })
         let operation = WriteOperation()
@@ -266,26 +214,26 @@ public struct RadosObjectStore: ObjectStore {
             _ = try await perform("omap_rm", location) { io, oid, completion in
                 rados_aio_write_op_operate(operation.handle, io, completion, oid, nil, 0)
             }
-        } catch let error as ObjectStoreError where error.code == .notFound {
+        } catch let error as BlobStoreError where error.code == .notFound {
             return  // no object, no entries
         }
     }
 
-    private static func drain(_ iterator: rados_omap_iter_t?, _ location: ObjectLocation) throws -> [IndexEntry] {
+    private static func drain(_ iterator: rados_omap_iter_t?, _ location: ObjectLocation) throws -> [OmapEntry] {
         guard let iterator else { return [] }
         defer { rados_omap_get_end(iterator) }
-        var entries: [IndexEntry] = []
+        var entries: [OmapEntry] = []
         while true {
             var key: UnsafeMutablePointer<CChar>?
             var value: UnsafeMutablePointer<CChar>?
             var keyLength = 0
             var valueLength = 0
             let rc = rados_omap_get_next2(iterator, &key, &value, &keyLength, &valueLength)
-            guard rc == 0 else { throw ObjectStoreError.rados(rc, "iterate omap of", location) }
+            guard rc == 0 else { throw BlobStoreError.rados(rc, "iterate omap of", location) }
             guard let key else { break }
             let keyBytes = UnsafeRawBufferPointer(start: key, count: keyLength)
             let valueBytes = value.map { Array(UnsafeRawBufferPointer(start: $0, count: valueLength)) } ?? []
-            entries.append(IndexEntry(key: String(decoding: keyBytes, as: UTF8.self), value: valueBytes))
+            entries.append(OmapEntry(key: String(decoding: keyBytes, as: UTF8.self), value: valueBytes))
         }
         return entries
     }
@@ -293,7 +241,7 @@ public struct RadosObjectStore: ObjectStore {
     // MARK: Plumbing
 
     /// Submits one AIO operation and suspends until librados completes it. Returns the non-negative
-    /// return value; a negative one is thrown as an ``ObjectStoreError``.
+    /// return value; a negative one is thrown as an ``BlobStoreError``.
     private func perform(
         _ operation: String, _ location: ObjectLocation,
         _ submit: (rados_ioctx_t, UnsafePointer<CChar>, rados_completion_t) -> Int32
@@ -306,26 +254,27 @@ public struct RadosObjectStore: ObjectStore {
             let submitted = location.key.withCString { submit(io.handle, $0, completion.handle!) }
             guard submitted >= 0 else {
                 completion.abandon()
-                throw ObjectStoreError.rados(submitted, operation, location)
+                throw BlobStoreError.rados(submitted, operation, location)
             }
             let rc = await completion.wait()
             RadosMetrics.record(operation, since: started, rc: rc)
-            guard rc >= 0 else { throw ObjectStoreError.rados(rc, operation, location) }
+            guard rc >= 0 else { throw BlobStoreError.rados(rc, operation, location) }
             return rc
         }
     }
 
     static func validate(_ location: ObjectLocation) throws {
         guard !location.key.isEmpty, location.key.utf8.count <= 1024, !location.key.utf8.contains(0) else {
-            throw ObjectStoreError(.invalidArgument, "invalid object key \(location.key.prefix(64).debugDescription)")
+            throw BlobStoreError(.invalidArgument, "invalid object key \(location.key.prefix(64).debugDescription)")
         }
     }
 
-    static func validate(attribute name: String) throws {
-        guard !name.isEmpty, name.utf8.count <= 255, !name.utf8.contains(0) else {
-            throw ObjectStoreError(.invalidArgument, "invalid attribute name \(name.prefix(64).debugDescription)")
-        }
-    }
+}
+
+/// One key/value entry of an object's omap.
+struct OmapEntry: Sendable, Hashable {
+    var key: String
+    var value: [UInt8]
 }
 
 /// A chunk write that has been handed to librados; the memory it references stays alive until it completes.
@@ -340,7 +289,7 @@ private struct SubmittedWrite {
         let rc = await completion.wait()
         withExtendedLifetime(pieces) {}
         RadosMetrics.record(metric, since: started, rc: rc)
-        guard rc >= 0 else { throw ObjectStoreError.rados(rc, "write", location) }
+        guard rc >= 0 else { throw BlobStoreError.rados(rc, "write", location) }
     }
 }
 
@@ -359,7 +308,7 @@ private final class ReadCursor: @unchecked Sendable {
     func next(chunkSize: Int) throws -> (Int64, Int)? {
         try lock.withLock {
             guard offset >= 0, (end ?? offset) >= offset else {
-                throw ObjectStoreError(.invalidArgument, "invalid range \(offset)..<\(end ?? -1)")
+                throw BlobStoreError(.invalidArgument, "invalid range \(offset)..<\(end ?? -1)")
             }
             guard !finished else { return nil }
             let remaining = end.map { $0 - offset } ?? Int64(chunkSize)

@@ -28,7 +28,7 @@ public final class RadosCluster: @unchecked Sendable, Service {
     }
 
     /// Connects to the cluster and opens an I/O context for each of `pools`. Fails with an
-    /// ``ObjectStoreError`` whose message is one line saying what is wrong (missing ceph.conf or keyring,
+    /// ``BlobStoreError`` whose message is one line saying what is wrong (missing ceph.conf or keyring,
     /// unreachable monitors, refused key, missing pool).
     public static func connect(
         _ configuration: RadosConfiguration, pools: [String], logger: Logger
@@ -36,7 +36,7 @@ public final class RadosCluster: @unchecked Sendable, Service {
         do {
             try configuration.validate()
         } catch {
-            throw ObjectStoreError(.invalidArgument, error.message)
+            throw BlobStoreError(.invalidArgument, error.message)
         }
         let cluster = try await NIOThreadPool.singleton.runIfActive {
             try RadosCluster.connectBlocking(configuration, logger: logger)
@@ -54,23 +54,23 @@ public final class RadosCluster: @unchecked Sendable, Service {
     private static func connectBlocking(_ configuration: RadosConfiguration, logger: Logger) throws -> RadosCluster {
         let files = FileManager.default
         guard files.isReadableFile(atPath: configuration.configPath) else {
-            throw ObjectStoreError(.invalidArgument, "Ceph configuration \(configuration.configPath) does not exist or is not readable")
+            throw BlobStoreError(.invalidArgument, "Ceph configuration \(configuration.configPath) does not exist or is not readable")
         }
         if let keyring = configuration.keyringPath, !files.isReadableFile(atPath: keyring) {
-            throw ObjectStoreError(.invalidArgument, "Ceph keyring \(keyring) does not exist or is not readable")
+            throw BlobStoreError(.invalidArgument, "Ceph keyring \(keyring) does not exist or is not readable")
         }
         var handle: rados_t?
         var rc = rados_create2(&handle, "ceph", "client.\(configuration.clientID)", 0)
         guard rc == 0, let handle else {
-            throw ObjectStoreError.rados(rc, "create Ceph client", "client.\(configuration.clientID)")
+            throw BlobStoreError.rados(rc, "create Ceph client", "client.\(configuration.clientID)")
         }
-        func fail(_ error: ObjectStoreError) -> ObjectStoreError {
+        func fail(_ error: BlobStoreError) -> BlobStoreError {
             rados_shutdown(handle)
             return error
         }
         rc = rados_conf_read_file(handle, configuration.configPath)
         guard rc == 0 else {
-            throw fail(ObjectStoreError(.invalidArgument, "Ceph configuration \(configuration.configPath) cannot be parsed (errno \(-rc))"))
+            throw fail(BlobStoreError(.invalidArgument, "Ceph configuration \(configuration.configPath) cannot be parsed (errno \(-rc))"))
         }
         var settings: [(String, String)] = [
             // librados takes these timeouts in whole seconds
@@ -87,7 +87,7 @@ public final class RadosCluster: @unchecked Sendable, Service {
         for (name, value) in settings {
             rc = rados_conf_set(handle, name, value)
             guard rc == 0 else {
-                throw fail(ObjectStoreError(.invalidArgument, "librados refused \(name)=\(value) (errno \(-rc))"))
+                throw fail(BlobStoreError(.invalidArgument, "librados refused \(name)=\(value) (errno \(-rc))"))
             }
         }
         rc = rados_connect(handle)
@@ -96,14 +96,14 @@ public final class RadosCluster: @unchecked Sendable, Service {
             let keyring = configuration.keyringPath ?? "the keyring named in \(configuration.configPath)"
             switch -rc {
             case ETIMEDOUT:
-                throw fail(ObjectStoreError(.timedOut, "no Ceph monitor answered within \(configuration.mountTimeout) (mon_host in \(configuration.configPath))"))
+                throw fail(BlobStoreError(.timedOut, "no Ceph monitor answered within \(configuration.mountTimeout) (mon_host in \(configuration.configPath))"))
             case EACCES, EPERM, EIO:
                 // cephx answers a wrong key with EIO, an unknown client with EACCES
-                throw fail(ObjectStoreError(.permissionDenied, "Ceph monitors refused to authenticate \(client) with the key in \(keyring)"))
+                throw fail(BlobStoreError(.permissionDenied, "Ceph monitors refused to authenticate \(client) with the key in \(keyring)"))
             case ENOENT:
-                throw fail(ObjectStoreError(.invalidArgument, "no key for \(client) in \(keyring)"))
+                throw fail(BlobStoreError(.invalidArgument, "no key for \(client) in \(keyring)"))
             default:
-                throw fail(ObjectStoreError.rados(rc, "connect to Ceph as", client))
+                throw fail(BlobStoreError.rados(rc, "connect to Ceph as", client))
             }
         }
         return RadosCluster(handle: handle, configuration: configuration, logger: logger)
@@ -128,16 +128,18 @@ public final class RadosCluster: @unchecked Sendable, Service {
     func ioContext(for pool: String) async throws -> IOContext {
         if let existing = ioContexts.withLockedValue({ $0[pool] }) { return existing }
         guard !pool.isEmpty, !pool.utf8.contains(0) else {
-            throw ObjectStoreError(.invalidArgument, "invalid pool name \(pool.debugDescription)")
+            throw BlobStoreError(.invalidArgument, "invalid pool name \(pool.debugDescription)")
         }
         let created: IOContext = try await withOperation {
             try await NIOThreadPool.singleton.runIfActive { [self] in
                 var io: rados_ioctx_t?
                 let rc = rados_ioctx_create(self.handle, pool, &io)
                 guard rc == 0, let io else {
-                    if rc == -ENOENT { throw ObjectStoreError(.notFound, "Ceph pool \(pool) does not exist") }
-                    throw ObjectStoreError.rados(rc, "open pool", pool)
+                    if rc == -ENOENT { throw BlobStoreError(.notFound, "Ceph pool \(pool) does not exist") }
+                    throw BlobStoreError.rados(rc, "open pool", pool)
                 }
+                // every object of this client lives in the configured namespace of each pool
+                rados_ioctx_set_namespace(io, self.configuration.namespace)
                 return IOContext(handle: io, pool: pool)
             }
         }
@@ -153,7 +155,7 @@ public final class RadosCluster: @unchecked Sendable, Service {
 
     /// Runs `body` as one operation on the cluster; shutdown waits for it and refuses new ones.
     func withOperation<T>(_ body: () async throws -> T) async throws -> T {
-        guard gate.enter() else { throw ObjectStoreError(.unavailable, "the Ceph client is shut down") }
+        guard gate.enter() else { throw BlobStoreError(.unavailable, "the Ceph client is shut down") }
         defer { gate.leave() }
         return try await body()
     }

@@ -19,14 +19,14 @@ final class RadosCompletion: @unchecked Sendable {
 
     /// Creates a completion. The callback owns one reference to it until librados fires; if the operation is
     /// never submitted, call ``abandon()`` to give that reference back.
-    static func make() throws(ObjectStoreError) -> RadosCompletion {
+    static func make() throws(BlobStoreError) -> RadosCompletion {
         let completion = RadosCompletion()
         let opaque = Unmanaged.passRetained(completion).toOpaque()
         var handle: rados_completion_t?
         let rc = rados_aio_create_completion2(opaque, radosCompletionCallback, &handle)
         guard rc == 0, let handle else {
             Unmanaged<RadosCompletion>.fromOpaque(opaque).release()
-            throw ObjectStoreError.rados(rc, "create completion", "librados")
+            throw BlobStoreError.rados(rc, "create completion", "librados")
         }
         completion.handle = handle
         return completion
@@ -94,24 +94,4 @@ final class RadosOutput<Value>: @unchecked Sendable {
         pointer.deinitialize(count: 1)
         pointer.deallocate()
     }
-}
-
-/// Bytes handed to or filled by librados; freed only after the operation completed.
-final class RadosBytes: @unchecked Sendable {
-    let pointer: UnsafeMutableRawPointer
-    let capacity: Int
-
-    init(capacity: Int) {
-        self.capacity = capacity
-        pointer = .allocate(byteCount: max(capacity, 1), alignment: 16)
-    }
-
-    convenience init(copying bytes: [UInt8]) {
-        self.init(capacity: bytes.count)
-        bytes.withUnsafeBytes { if let base = $0.baseAddress { pointer.copyMemory(from: base, byteCount: bytes.count) } }
-    }
-
-    var chars: UnsafeMutablePointer<CChar> { pointer.assumingMemoryBound(to: CChar.self) }
-
-    deinit { pointer.deallocate() }
 }

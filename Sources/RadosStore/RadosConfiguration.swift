@@ -13,6 +13,7 @@ import MediaCore
 /// | `MEDIAGW_CEPH_CHUNK_SIZE` | `1MiB` | size of each RADOS write of a streamed upload |
 /// | `MEDIAGW_CEPH_MAX_READS` | `16` | RADOS reads in flight per process at most (downloads beyond wait their turn): bounds the memory of read buffers whatever the number of clients |
 /// | `MEDIAGW_CEPH_READ_CHUNK_SIZE` | `256KiB` | size of each RADOS read of a streamed download: the memory of N concurrent downloads is about (N + `MEDIAGW_ORIGIN_READ_AHEAD`) × this |
+/// | `MEDIAGW_CEPH_NAMESPACE` | empty | RADOS namespace of every object in every pool (one deployment, or one test suite, per namespace) |
 public struct RadosConfiguration: Sendable, Hashable {
     public var configPath: String
     public var clientID: String
@@ -23,12 +24,14 @@ public struct RadosConfiguration: Sendable, Hashable {
     public var chunkSize: Int
     public var readChunkSize: Int
     public var maxReadsInFlight: Int
+    /// The RADOS namespace of every object (empty: the default namespace).
+    public var namespace: String
 
     public init(
         configPath: String = "/etc/ceph/ceph.conf", clientID: String = "mediagw", keyringPath: String? = nil,
         mountTimeout: Duration = .seconds(10), operationTimeout: Duration = .seconds(10),
         objecterTimeout: Duration = .seconds(3), chunkSize: Int = 1 << 20,
-        readChunkSize: Int = 256 << 10, maxReadsInFlight: Int = 16
+        readChunkSize: Int = 256 << 10, maxReadsInFlight: Int = 16, namespace: String = ""
     ) {
         self.configPath = configPath
         self.clientID = clientID
@@ -39,22 +42,7 @@ public struct RadosConfiguration: Sendable, Hashable {
         self.chunkSize = chunkSize
         self.readChunkSize = readChunkSize
         self.maxReadsInFlight = maxReadsInFlight
-    }
-
-    /// Reads the settings documented on the type from the environment.
-    public init(environment env: EnvironmentReader) throws(ConfigurationError) {
-        let defaults = RadosConfiguration()
-        self.init(
-            configPath: env.string("MEDIAGW_CEPH_CONF", default: defaults.configPath),
-            clientID: env.string("MEDIAGW_CEPH_CLIENT", default: defaults.clientID),
-            keyringPath: env.string("MEDIAGW_CEPH_KEYRING"),
-            mountTimeout: try env.duration("MEDIAGW_CEPH_MOUNT_TIMEOUT", default: defaults.mountTimeout),
-            operationTimeout: try env.duration("MEDIAGW_CEPH_OP_TIMEOUT", default: defaults.operationTimeout),
-            objecterTimeout: try env.duration("MEDIAGW_CEPH_OBJECTER_TIMEOUT", default: defaults.objecterTimeout),
-            chunkSize: Int(try env.bytes("MEDIAGW_CEPH_CHUNK_SIZE", default: Int64(defaults.chunkSize))),
-            readChunkSize: Int(try env.bytes("MEDIAGW_CEPH_READ_CHUNK_SIZE", default: Int64(defaults.readChunkSize))),
-            maxReadsInFlight: try env.int("MEDIAGW_CEPH_MAX_READS", default: defaults.maxReadsInFlight)
-        )
+        self.namespace = namespace
     }
 
     public func validate() throws(ConfigurationError) {
@@ -77,6 +65,9 @@ public struct RadosConfiguration: Sendable, Hashable {
         }
         guard (1...4096).contains(maxReadsInFlight) else {
             throw ConfigurationError("MEDIAGW_CEPH_MAX_READS must be between 1 and 4096")
+        }
+        guard namespace.utf8.count <= 64, namespace.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "/") }) else {
+            throw ConfigurationError("MEDIAGW_CEPH_NAMESPACE must be at most 64 printable ASCII characters without spaces or /")
         }
     }
 }

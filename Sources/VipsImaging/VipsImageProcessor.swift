@@ -1,11 +1,13 @@
 import CVipsShim
+import MediaConcurrency
 import Foundation
 import MediaCore
 import Synchronization
 
 /// The ``ImageProcessor`` on libvips: header checks before any decode, one decode per photo (shrink-on-load
 /// to the largest rendition, EXIF orientation applied, converted to sRGB, rendered into memory once), the
-/// ladder derived from that, every rendition stripped of all metadata, WebP and JPEG.
+/// ladder derived from that, every rendition stripped of all metadata, WebP and JPEG. libvips blocks its
+/// caller: each call runs on a thread of its own, never on an event loop or the cooperative pool.
 public struct VipsImageProcessor: ImageProcessor {
     private static let started = Mutex(false)
 
@@ -47,12 +49,12 @@ public struct VipsImageProcessor: ImageProcessor {
         return Image(out)
     }
 
-    public func derive(encoded bytes: [UInt8], settings: PhotoSettings, prefix: String) throws(ProcessingError) -> PhotoDerivation {
-        try Self.typed { try deriveEncoded(bytes, settings: settings, prefix: prefix) }
+    public func derive(encoded bytes: [UInt8], settings: PhotoSettings, prefix: String) async throws(ProcessingError) -> PhotoDerivation {
+        try await onOwnThread { () throws(ProcessingError) in try Self.typed { try deriveEncoded(bytes, settings: settings, prefix: prefix) } }
     }
 
-    public func derive(frame: RGBFrame, settings: PhotoSettings, prefix: String) throws(ProcessingError) -> PhotoDerivation {
-        try Self.typed { try deriveFrame(frame, settings: settings, prefix: prefix) }
+    public func derive(frame: RGBFrame, settings: PhotoSettings, prefix: String) async throws(ProcessingError) -> PhotoDerivation {
+        try await onOwnThread { () throws(ProcessingError) in try Self.typed { try deriveFrame(frame, settings: settings, prefix: prefix) } }
     }
 
     /// Runs `body`, whose errors are all ``ProcessingError``s, as a typed-throwing call.

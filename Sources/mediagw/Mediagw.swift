@@ -1,8 +1,6 @@
 import ArgumentParser
 import Foundation
-import Logging
 import MediaApp
-import MediaCore
 
 @main
 struct Mediagw: AsyncParsableCommand {
@@ -10,7 +8,7 @@ struct Mediagw: AsyncParsableCommand {
         commandName: "mediagw",
         abstract: "Media pipeline and object-store gateway: photos, audio and video on Ceph and PostgreSQL.",
         discussion: "Settings come from MEDIAGW_* environment variables (see README); the options below override them.",
-        subcommands: [Serve.self, Worker.self, Check.self, Migrate.self, Reconcile.self, Ingest.self, ProcessChild.self]
+        subcommands: [Serve.self, Worker.self, Check.self, Migrate.self, Reconcile.self, Ingest.self]
     )
 }
 
@@ -27,29 +25,27 @@ struct ConnectionOptions: ParsableArguments {
     @Option(name: .long, help: "trace, debug, info, notice, warning, error (MEDIAGW_LOG_LEVEL)")
     var logLevel: String?
 
-    /// The environment with the options applied on top.
-    var environment: EnvironmentReader {
+    /// The environment with the options (and `extra`) applied on top.
+    func environment(_ extra: [String: String?] = [:]) -> EnvironmentReader {
         var values = ProcessInfo.processInfo.environment
-        values["MEDIAGW_CEPH_CONF"] = cephConf ?? values["MEDIAGW_CEPH_CONF"]
-        values["MEDIAGW_CEPH_CLIENT"] = cephClient ?? values["MEDIAGW_CEPH_CLIENT"]
-        values["MEDIAGW_CEPH_KEYRING"] = cephKeyring ?? values["MEDIAGW_CEPH_KEYRING"]
-        values["MEDIAGW_DATABASE_URL"] = databaseURL ?? values["MEDIAGW_DATABASE_URL"]
-        values["MEDIAGW_LOG_LEVEL"] = logLevel ?? values["MEDIAGW_LOG_LEVEL"]
+        let overrides: [String: String?] = [
+            "MEDIAGW_CEPH_CONF": cephConf, "MEDIAGW_CEPH_CLIENT": cephClient, "MEDIAGW_CEPH_KEYRING": cephKeyring,
+            "MEDIAGW_DATABASE_URL": databaseURL, "MEDIAGW_LOG_LEVEL": logLevel,
+        ].merging(extra) { $1 }
+        for case let (name, value?) in overrides { values[name] = value }
         return EnvironmentReader(values)
     }
 
-    /// Loads and validates the configuration and sets up logging; a bad setting ends the process with
-    /// one line and exit code 2.
-    func load(defaultLogLevel: Logger.Level = .info) throws -> (GatewayConfiguration, Logger) {
+    /// Reads one command's configuration and sets up logging; a bad setting ends the process with one line
+    /// and exit code 2.
+    func load<C>(
+        _ extra: [String: String?] = [:], defaultLogLevel: Logger.Level = .info, _ read: (EnvironmentReader) throws(ConfigurationError) -> C
+    ) throws -> (C, Logger, EnvironmentReader) {
+        let environment = environment(extra)
         do {
-            let configuration = try GatewayConfiguration(environment: environment)
-            let level = environment.string("MEDIAGW_LOG_LEVEL") == nil ? defaultLogLevel : configuration.logLevel
-            LoggingSystem.bootstrap { label in
-                var handler = StreamLogHandler.standardError(label: label)
-                handler.logLevel = level
-                return handler
-            }
-            return (configuration, Logger(label: "mediagw"))
+            let logging = try LoggingConfiguration(environment: environment, default: defaultLogLevel)
+            let configuration = try read(environment)
+            return (configuration, MediaLogging.bootstrap(level: logging.level), environment)
         } catch {
             throw Failure("configuration: \(error.message)", exitCode: 2)
         }
@@ -68,6 +64,19 @@ struct Failure: Error, CustomStringConvertible {
 }
 
 extension AsyncParsableCommand {
+    /// Runs `body`; a ``Failure`` is printed as `mediagw: error: ...` and ends the process with its code.
+    func failing(_ body: () async throws -> Void) async {
+        do {
+            try await body()
+        } catch let failure as Failure {
+            Self.exit(with: failure)
+        } catch let failure as IngestCommand.Failure {
+            Self.exit(with: Failure(failure.description, exitCode: failure.exitCode))
+        } catch {
+            Self.exit(with: Failure(SystemCheck.oneLine(error)))
+        }
+    }
+
     /// Prints `failure` as `mediagw: error: ...` and exits with its code.
     static func exit(with failure: Failure) -> Never {
         FileHandle.standardError.write(Data("mediagw: error: \(failure.description)\n".utf8))

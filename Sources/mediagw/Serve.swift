@@ -1,12 +1,11 @@
 import ArgumentParser
 import Foundation
 import MediaApp
-import MediaCore
 
 /// `mediagw serve`: run the HTTP API until SIGTERM/SIGINT.
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the gateway: internal API, public upload route, health, metrics (stops cleanly on SIGTERM)."
+        abstract: "Run the gateway: internal API, public upload route, CDN origin, processing workers, health, metrics (stops cleanly on SIGTERM)."
     )
 
     @OptionGroup var options: ConnectionOptions
@@ -16,36 +15,14 @@ struct Serve: AsyncParsableCommand {
     var port: Int?
 
     func run() async throws {
-        do {
-            let (configuration, logger) = try options.load()
-            var environment = options.environment.values
-            environment["MEDIAGW_HOST"] = host ?? environment["MEDIAGW_HOST"]
-            environment["MEDIAGW_PORT"] = port.map(String.init) ?? environment["MEDIAGW_PORT"]
-            let server: ServerConfiguration
-            let processing: ProcessingConfiguration
-            do {
-                server = try ServerConfiguration(environment: EnvironmentReader(environment))
-                processing = try ProcessingConfiguration(environment: EnvironmentReader(environment))
-            } catch {
-                throw Failure("configuration: \(error.message)", exitCode: 2)
+        await failing {
+            let (configuration, logger, environment) = try options.load(["MEDIAGW_HOST": host, "MEDIAGW_PORT": port.map(String.init)]) {
+                env throws(ConfigurationError) in try ServeConfiguration(environment: env)
             }
-            let gateway: GatewayServer
-            do {
-                gateway = try await GatewayServer.build(
-                    configuration: configuration, server: server, processing: processing, environment: environment, logger: logger
-                ) { port in
-                    logger.notice("mediagw listening", metadata: ["http.host": "\(server.http.host)", "http.port": "\(port)"])
-                }
-            } catch {
-                throw Failure(SystemCheck.oneLine(error))
+            let gateway = try await GatewayServer.build(configuration, environment: environment.values, logger: logger) { port in
+                logger.notice("mediagw listening", metadata: ["http.host": "\(configuration.http.host)", "http.port": "\(port)"])
             }
-            do {
-                try await gateway.serviceGroup.run()
-            } catch {
-                throw Failure(SystemCheck.oneLine(error))
-            }
-        } catch let failure as Failure {
-            Self.exit(with: failure)
+            try await gateway.serviceGroup.run()
         }
     }
 }
@@ -61,24 +38,73 @@ struct Reconcile: AsyncParsableCommand {
     var grace: String?
 
     func run() async throws {
-        do {
-            let (configuration, logger) = try options.load(defaultLogLevel: .warning)
-            let graceValue: Duration
-            do {
-                var environment = options.environment.values
-                environment["MEDIAGW_RECONCILE_GRACE"] = grace ?? environment["MEDIAGW_RECONCILE_GRACE"]
-                graceValue = try EnvironmentReader(environment).duration("MEDIAGW_RECONCILE_GRACE", default: .seconds(3600))
-            } catch {
-                throw Failure("configuration: \(error.message)", exitCode: 2)
+        await failing {
+            let (configuration, logger, _) = try options.load(["MEDIAGW_RECONCILE_GRACE": grace], defaultLogLevel: .warning) {
+                env throws(ConfigurationError) in try ReconcileConfiguration(environment: env)
             }
-            do {
-                let report = try await ReconcileCommand.run(configuration: configuration, grace: graceValue, logger: logger)
-                print(report)
-            } catch {
-                throw Failure(SystemCheck.oneLine(error))
+            print(try await ReconcileCommand.run(configuration, logger: logger))
+        }
+    }
+}
+
+/// `mediagw migrate`: apply the schema migrations that are not applied yet.
+struct Migrate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Apply pending PostgreSQL schema migrations (idempotent; the server also runs them at start)."
+    )
+
+    @OptionGroup var options: ConnectionOptions
+
+    func run() async throws {
+        await failing {
+            let (configuration, logger, _) = try options.load(defaultLogLevel: .warning) {
+                env throws(ConfigurationError) in try MigrateConfiguration(environment: env)
             }
-        } catch let failure as Failure {
-            Self.exit(with: failure)
+            for line in try await MigrateCommand.run(configuration, logger: logger) { print(line) }
+        }
+    }
+}
+
+/// `mediagw check`: connect to Ceph and PostgreSQL and print what was found.
+struct Check: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Connect to Ceph and PostgreSQL, ask the processor about the media libraries, and print what was found; exit 1 if anything is wrong."
+    )
+
+    @OptionGroup var options: ConnectionOptions
+
+    func run() async throws {
+        await failing {
+            let (configuration, logger, _) = try options.load(defaultLogLevel: .warning) {
+                env throws(ConfigurationError) in try CheckConfiguration(environment: env)
+            }
+            let findings = await SystemCheck(configuration: configuration, logger: logger).run()
+            for finding in findings { print(finding.line) }
+            if findings.contains(where: { !$0.ok }) {
+                throw Failure("\(findings.filter { !$0.ok }.count) check(s) failed")
+            }
+        }
+    }
+}
+
+/// `mediagw worker`: process media (renditions, transcodes) until SIGTERM, without serving HTTP.
+struct Worker: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run processing workers only: photo renditions, video and audio transcodes (stops cleanly on SIGTERM)."
+    )
+
+    @OptionGroup var options: ConnectionOptions
+    @Option(name: .shortAndLong, help: "Jobs at once (MEDIAGW_WORKERS; default: cores).")
+    var jobs: Int?
+
+    func run() async throws {
+        await failing {
+            let (configuration, logger, environment) = try options.load(["MEDIAGW_WORKERS": jobs.map(String.init)]) {
+                env throws(ConfigurationError) in try WorkerConfiguration(environment: env)
+            }
+            let group = try await WorkerCommand.build(configuration, environment: environment.values, logger: logger)
+            logger.notice("mediagw worker running", metadata: ["workers": "\(configuration.processing.workers.concurrency)"])
+            try await group.run()
         }
     }
 }

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import MediaTesting
 import MediaCore
 import NIOCore
 import NIOHTTP1
@@ -69,7 +70,7 @@ import Testing
 
     @Test func theEdgeCachesRevalidatesSlicesAndOutlivesItsOrigin() async throws {
         // public media expire after 3 s here, so that revalidation and stale serving happen within the test
-        let gateway = try await TestGateway.start(["MEDIAGW_ORIGIN_MAX_AGE": "3s"])
+        let gateway = try await TestGateway.start(try await Isolation.suite("CDNEdge"), ["MEDIAGW_ORIGIN_MAX_AGE": "3s"])
         let edge = try await Edge.start(origin: String(gateway.baseURL.dropFirst("http://".count)))
         defer { edge.stop() }
 
@@ -138,7 +139,7 @@ import Testing
     }
 
     @Test func privateMediaAndMissesAreNotKeptByTheEdge() async throws {
-        let gateway = try await TestGateway.start()
+        let gateway = try await TestGateway.start(try await Isolation.suite("CDNEdge"))
         let edge = try await Edge.start(origin: String(gateway.baseURL.dropFirst("http://".count)))
         defer { edge.stop() }
         let set = try await gateway.openSet(context: "message")

@@ -1,4 +1,5 @@
 import Foundation
+import MediaTesting
 import PostgresMetadata
 import Testing
 
@@ -12,7 +13,7 @@ import Testing
     }
 
     @Test func migrateThenCheckReportsBothServicesAndEveryPool() async throws {
-        _ = try TestStack.configuration()
+        try TestStack.requireStack()
         let migrate = try await TestStack.run(TestStack.mediagwPath, ["migrate"])
         #expect(migrate.status == 0, "\(migrate.output)")
         #expect(migrate.output.contains("schema"))

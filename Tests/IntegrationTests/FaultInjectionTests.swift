@@ -1,6 +1,8 @@
 import AsyncHTTPClient
 import Foundation
+import MediaTesting
 import Logging
+import MediaApp
 import MediaCore
 import NIOCore
 import PostgresMetadata
@@ -15,77 +17,78 @@ enum FaultInjection {}
 
 extension FaultInjection {
     @Suite struct StackFaults {
+        /// Runs `body` on fresh connections to `slice`'s part of the stack, closed when it returns.
+        func withStores<T: Sendable>(
+            _ slice: Isolation, storage: (inout StorageConfiguration) -> Void = { _ in }, _ body: @escaping @Sendable (MediaRuntime) async throws -> T
+        ) async throws -> T {
+            let reader = EnvironmentReader(slice.environment)
+            var configuration = try StorageConfiguration(environment: reader)
+            storage(&configuration)
+            let runtime = try await MediaRuntime.connect(
+                storage: configuration, database: try PostgresConfiguration(environment: reader), logger: TestStack.logger)
+            return try await runtime.run(body)
+        }
+
         @Test func anObjectAndARowSurviveARestartOfTheWholeStack() async throws {
-            let configuration = try TestStack.configuration()
-            let object = ObjectLocation(pool: configuration.pools.photo, key: uniqueKey())
+            let slice = try await Isolation.suite("StackRestart")
+            let object = ObjectLocation(pool: slice.pools.photo, key: uniqueKey())
             let content = patternBytes(count: 3 << 20, seed: 99)
             let mediaID = MediaID.generate()
 
             // write both, with connections that are closed before the stack goes down
-            let cluster = try await RadosCluster.connect(configuration.rados, pools: [object.pool], logger: TestStack.logger)
-            try await RadosObjectStore(cluster: cluster).writeFull(object, bytes: ByteBuffer(bytes: content), mode: .createExclusive)
-            await cluster.shutdown()
-            let database = MetadataDatabase(configuration: configuration.postgres, logger: TestStack.logger)
-            try await withRunningClient(database.client) {
-                try await database.migrate()
-                let store = PostgresMetadataStore(database: database, logger: TestStack.logger)
-                let set = try await store.createUploadSet(NewUploadSet(ownerID: "restart", context: .post, contextID: "p", expiresAt: Date().addingTimeInterval(3600)))
-                _ = try await store.recordUpload(NewMedia(
-                    id: mediaID, kind: .photo, ownerID: "restart", uploadSetID: set.id, size: Int64(content.count),
-                    sha256: "00", mime: "image/jpeg", location: object), maxCount: 5, now: Date())
+            try await withStores(slice) { runtime in
+                try await runtime.blobs.write(object, bytes: ByteBuffer(bytes: content), mode: .createExclusive)
+                let set = try await runtime.metadata.createUploadSet(
+                    NewUploadSet(ownerID: "restart", context: .post, contextID: "p", expiresAt: Date().addingTimeInterval(3600)))
+                _ = try await runtime.metadata.recordUpload(
+                    NewMedia(
+                        id: mediaID, kind: .photo, ownerID: "restart", uploadSetID: set.id, size: Int64(content.count), sha256: "00",
+                        mime: "image/jpeg", location: object), maxCount: 5, now: Date())
             }
 
             #expect(try await TestStack.stack("down") == 0)
             #expect(try await TestStack.stack("up") == 0)
 
-            let again = try await RadosCluster.connect(configuration.rados, pools: [object.pool], logger: TestStack.logger)
-            let store = RadosObjectStore(cluster: again)
-            let back = try await store.read(object, range: nil).collect(upTo: 4 << 20)
-            #expect(Array(back.readableBytesView) == content)
-            try await store.remove(object)
-            await again.shutdown()
-            let reopened = MetadataDatabase(configuration: configuration.postgres, logger: TestStack.logger)
-            let media = try await withRunningClient(reopened.client) {
-                try await PostgresMetadataStore(database: reopened, logger: TestStack.logger).media(mediaID)
+            let (back, media) = try await withStores(slice) { runtime in
+                let back = try await runtime.blobs.read(object, range: nil).collect(upTo: 4 << 20)
+                try await runtime.blobs.remove(object)
+                return (Array(back.readableBytesView), try await runtime.metadata.media(mediaID))
             }
+            #expect(back == content)
             #expect(media?.location == object)
         }
 
         @Test func radosOperationsTimeOutWhileTheOSDIsDownAndRecoverWhenItReturns() async throws {
-            var configuration = try TestStack.configuration()
-            configuration.rados.operationTimeout = .seconds(4)
-            configuration.rados.objecterTimeout = .seconds(2)
-            let pool = configuration.pools.photo
-            let cluster = try await RadosCluster.connect(configuration.rados, pools: [pool], logger: TestStack.logger)
-            let store = RadosObjectStore(cluster: cluster)
-            let object = ObjectLocation(pool: pool, key: uniqueKey())
-            try await store.writeFull(object, bytes: ByteBuffer(string: "before"), mode: .createExclusive)
+            let slice = try await Isolation.suite("OSDDown")
+            try await withStores(slice, storage: { $0.rados.operationTimeout = .seconds(4); $0.rados.objecterTimeout = .seconds(2) }) { runtime in
+                let store = runtime.blobs
+                let object = ObjectLocation(pool: runtime.storagePools.photo, key: uniqueKey())
+                try await store.write(object, bytes: ByteBuffer(string: "before"), mode: .createExclusive)
 
-            #expect(try await TestStack.stack("kill", "osd") == 0)
-            let started = ContinuousClock.now
-            await expectCode(.timedOut) { _ = try await store.stat(object) }
-            #expect(ContinuousClock.now - started < .seconds(15), "the op timeout bounds the wait")
+                #expect(try await TestStack.stack("kill", "osd") == 0)
+                let started = ContinuousClock.now
+                await expectBlobError(.timedOut) { _ = try await store.stat(object) }
+                #expect(ContinuousClock.now - started < .seconds(15), "the op timeout bounds the wait")
 
-            #expect(try await TestStack.stack("up") == 0)
-            // the same client recovers by itself: no reconnect
-            var recovered = false
-            let deadline = ContinuousClock.now + .seconds(60)
-            while !recovered && ContinuousClock.now < deadline {
-                recovered = (try? await store.stat(object))?.size == 6
-                if !recovered { try await Task.sleep(for: .milliseconds(500)) }
+                #expect(try await TestStack.stack("up") == 0)
+                // the same client recovers by itself: no reconnect
+                var recovered = false
+                let deadline = ContinuousClock.now + .seconds(60)
+                while !recovered && ContinuousClock.now < deadline {
+                    recovered = (try? await store.stat(object))?.size == 6
+                    if !recovered { try await Task.sleep(for: .milliseconds(500)) }
+                }
+                #expect(recovered)
+                try await store.write(object, bytes: ByteBuffer(string: "after"), mode: .replace)
+                #expect(try await store.read(object, range: nil).collect(upTo: 10) == ByteBuffer(string: "after"))
+                try await store.remove(object)
             }
-            #expect(recovered)
-            try await store.writeFull(object, bytes: ByteBuffer(string: "after"), mode: .replace)
-            #expect(try await store.read(object, range: nil).collect(upTo: 10) == ByteBuffer(string: "after"))
-            try await store.remove(object)
-            await cluster.shutdown()
         }
 
         @Test func aStoppedPostgreSQLGivesUnavailableAndTheClientRecovers() async throws {
-            let configuration = try TestStack.configuration()
-            let database = MetadataDatabase(configuration: configuration.postgres, logger: TestStack.logger)
-            try await withRunningClient(database.client) {
-                let store = PostgresMetadataStore(database: database, logger: TestStack.logger)
+            let slice = try await Isolation.suite("PostgresDown")
+            try await withStores(slice) { runtime in
+                let store = runtime.metadata
                 let set = try await store.createUploadSet(NewUploadSet(ownerID: "pg-down", context: .post, contextID: "p", expiresAt: Date().addingTimeInterval(3600)))
 
                 #expect(try await TestStack.stack("kill", "pg") == 0)
@@ -108,7 +111,6 @@ extension FaultInjection {
             }
         }
     }
-
 }
 
 /// The upload gateway under faults: a killed process, SIGTERM, dependencies that go away.
@@ -131,12 +133,13 @@ extension FaultInjection {
         }
 
         /// The rows of a set, straight from the database.
-        func rows(of setID: String) async throws -> [Media] {
-            try await TestStack.metadataStore().media(inSet: try #require(UploadSetID(setID)))
+        func rows(of setID: String, in slice: Isolation) async throws -> [Media] {
+            try await slice.metadata.media(inSet: try #require(UploadSetID(setID)))
         }
 
         @Test func killingTheGatewayMidUploadLeavesNothingTheReconcilerCannotSettle() async throws {
-            let gateway = try await GatewayProcess.start()
+            let slice = try await Isolation.suite("GatewayKilled")
+            let gateway = try await GatewayProcess.start(slice)
             let pools = try TestStack.pools()
             var sets: [TestGateway.OpenedSet] = []
             var streams: [(Task<HTTPClientResponse, any Error>, AsyncStream<ByteBuffer>.Continuation)] = []
@@ -156,7 +159,7 @@ extension FaultInjection {
                 streams.append((task, continuation))
             }
             try await eventually {
-                for set in sets.suffix(4) where try await listObjects(pool: pools.video, prefix: "\(set.id)/").isEmpty { return false }
+                for set in sets.suffix(4) where try await slice.listObjects(pool: pools.video, prefix: "\(set.id)/").isEmpty { return false }
                 return true
             }
             gateway.signal(SIGKILL)
@@ -167,29 +170,30 @@ extension FaultInjection {
             }
             // the crash left objects without rows
             var orphaned: [String] = []
-            for set in sets.suffix(4) { orphaned += try await listObjects(pool: pools.video, prefix: "\(set.id)/") }
+            for set in sets.suffix(4) { orphaned += try await slice.listObjects(pool: pools.video, prefix: "\(set.id)/") }
             #expect(orphaned.count == 4)
 
-            let (status, output) = try await TestStack.run(TestStack.mediagwPath, ["reconcile", "--grace", "0s"])
+            let (status, output) = try await TestStack.run(TestStack.mediagwPath, ["reconcile", "--grace", "0s"], environment: slice.environment)
             #expect(status == 0, "\(output)")
             #expect(output.contains("removed"), "\(output)")
 
             for set in sets {
-                let rows = try await rows(of: set.id)
-                let objects = try await listObjects(pool: pools.photo, prefix: "\(set.id)/") + listObjects(pool: pools.video, prefix: "\(set.id)/")
+                let rows = try await rows(of: set.id, in: slice)
+                let objects = try await slice.listObjects(pool: pools.photo, prefix: "\(set.id)/") + slice.listObjects(pool: pools.video, prefix: "\(set.id)/")
                 // zero rows without objects, zero objects without rows
                 #expect(Set(rows.map(\.location.key)) == Set(objects), "set \(set.id)")
             }
             for set in sets.prefix(3) {
-                #expect(try await listObjects(pool: pools.photo, prefix: "\(set.id)/").count == 1, "set \(set.id)")
+                #expect(try await slice.listObjects(pool: pools.photo, prefix: "\(set.id)/").count == 1, "set \(set.id)")
             }
         }
 
         @Test func sigtermLetsAnInFlightUploadFinish() async throws {
-            let gateway = try await GatewayProcess.start(["MEDIAGW_SHUTDOWN_TIMEOUT": "60s"])
+            let slice = try await Isolation.suite("Sigterm")
+            let gateway = try await GatewayProcess.start(slice, ["MEDIAGW_SHUTDOWN_TIMEOUT": "60s"])
             let set = try await gateway.openSet()
             let (task, continuation, boundary) = startStreamingUpload(gateway.baseURL, set, head: try fakeMP4(2 << 20), filename: "v.mp4")
-            try await eventually { try await !listObjects(pool: TestStack.pools().video, prefix: "\(set.id)/").isEmpty }
+            try await eventually { try await !slice.listObjects(pool: TestStack.pools().video, prefix: "\(set.id)/").isEmpty }
             gateway.signal(SIGTERM)
             try await Task.sleep(for: .milliseconds(500))
             #expect(gateway.process.isRunning, "the server waits for the upload in flight")
@@ -199,12 +203,13 @@ extension FaultInjection {
             let response = try await task.value
             #expect(response.status.code == 201)
             #expect(await gateway.waitForExit(timeout: .seconds(30)) == 0, "\(gateway.log)")
-            let rows = try await rows(of: set.id)
+            let rows = try await rows(of: set.id, in: slice)
             #expect(rows.count == 1 && rows.first?.size == Int64(3 << 20))
         }
 
         @Test func uploadsGet503WhileCephOrPostgreSQLIsDownAndRecoverAfter() async throws {
-            let gateway = try await TestGateway.start(["MEDIAGW_CEPH_OP_TIMEOUT": "4s", "MEDIAGW_CEPH_OBJECTER_TIMEOUT": "2s"])
+            let gateway = try await TestGateway.start(
+                try await Isolation.suite("DependenciesDown"), ["MEDIAGW_CEPH_OP_TIMEOUT": "4s", "MEDIAGW_CEPH_OBJECTER_TIMEOUT": "2s"])
             let photo = try TestStack.pools().photo
 
             // Ceph: the OSD dies
@@ -232,7 +237,7 @@ extension FaultInjection {
             #expect(noDatabase.status == 503, "\(noDatabase.text)")
             #expect(noDatabase.headers["Retry-After"].first != nil)
             #expect(try await gateway.request(.GET, "/internal/v1/upload-sets/\(pgSet.id)").status == 503)
-            #expect(try await listObjects(pool: photo, prefix: "\(pgSet.id)/").isEmpty)
+            #expect(try await gateway.listObjects(pool: photo, prefix: "\(pgSet.id)/").isEmpty)
             #expect(try await TestStack.stack("up") == 0)
             recovered = 0
             for _ in 0..<60 where recovered != 201 {
@@ -255,30 +260,31 @@ extension FaultInjection {
 
         @Test func aWorkerKilledMidJobLeavesTheJobToAnotherAfterTheLease() async throws {
             let settings = ["MEDIAGW_WORKERS": "1", "MEDIAGW_JOB_TIMEOUT": "30s", "MEDIAGW_JOB_LEASE": "35s"]
-            let first = try await GatewayProcess.start(settings)
+            let slice = try await Isolation.suite("WorkerKilled")
+            let first = try await GatewayProcess.start(slice, settings)
             let set = try await first.openSet()
             let id = try await first.upload(set, "clip.mp4", try Corpus.bytes(Self.video))
-            _ = try await waitForMedia(id) { $0.state == .processing }
+            _ = try await slice.waitForMedia(id) { $0.state == .processing }
             first.signal(SIGKILL)
             _ = await first.waitForExit(timeout: .seconds(10))
             for child in first.processorPIDs { kill(child, SIGKILL) }
 
             let started = ContinuousClock.now
-            let second = try await GatewayProcess.start(settings)
-            let media = try await waitForMedia(id, within: .seconds(120)) { $0.state == .ready || $0.state == .failed }
+            let second = try await GatewayProcess.start(slice, settings)
+            let media = try await slice.waitForMedia(id, within: .seconds(120)) { $0.state == .ready || $0.state == .failed }
             #expect(media.state == .ready, "\(media.failureReason ?? "")")
             #expect(ContinuousClock.now - started > .seconds(20), "taken again only once the lease expired")
-            let database = try await TestStack.sharedDatabase.value
+            let database = slice.metadata.database
             #expect(try await database.client.query("SELECT count(*) FROM jobs WHERE media_id = \(media.id.uuid)").decode(Int.self).reduce(0, +) == 0)
             second.signal(SIGTERM)
             #expect(await second.waitForExit(timeout: .seconds(60)) == 0)
         }
 
         @Test func aCrashingProcessorFailsOneAttemptNotTheWorker() async throws {
-            let gateway = try await GatewayProcess.start(["MEDIAGW_WORKERS": "1", "MEDIAGW_JOB_BACKOFF": "1s"])
+            let gateway = try await GatewayProcess.start(try await Isolation.suite("ProcessorCrash"), ["MEDIAGW_WORKERS": "1", "MEDIAGW_JOB_BACKOFF": "1s"])
             let set = try await gateway.openSet()
             let id = try await gateway.upload(set, "clip.mp4", try Corpus.bytes(Self.video))
-            _ = try await waitForMedia(id) { $0.state == .processing }
+            _ = try await gateway.isolation.waitForMedia(id) { $0.state == .processing }
             var killed = false
             for _ in 0..<50 where !killed {
                 if let child = gateway.processorPIDs.first {
@@ -289,10 +295,10 @@ extension FaultInjection {
                 }
             }
             #expect(killed)
-            let media = try await waitForMedia(id) { $0.state == .ready || $0.state == .failed }
+            let media = try await gateway.isolation.waitForMedia(id) { $0.state == .ready || $0.state == .failed }
             #expect(media.state == .ready, "the next attempt, in a new processor, succeeds: \(media.failureReason ?? "")")
             #expect(gateway.process.isRunning, "the worker survived")
-            let database = try await TestStack.sharedDatabase.value
+            let database = gateway.isolation.metadata.database
             let events = try await database.client.query("SELECT type FROM outbox WHERE media_id = \(media.id.uuid) ORDER BY pos")
                 .decode(String.self).reduce(into: [String]()) { $0.append($1) }
             #expect(events == ["media.stored", "media.ready"])
@@ -301,28 +307,30 @@ extension FaultInjection {
         }
 
         @Test func aJobPastItsTimeoutFailsAndTheWorkerGoesOn() async throws {
-            let gateway = try await GatewayProcess.start(["MEDIAGW_WORKERS": "1", "MEDIAGW_JOB_TIMEOUT": "300ms", "MEDIAGW_JOB_LEASE": "30s", "MEDIAGW_JOB_ATTEMPTS": "1"])
+            let gateway = try await GatewayProcess.start(
+                try await Isolation.suite("JobTimeout"),
+                ["MEDIAGW_WORKERS": "1", "MEDIAGW_JOB_TIMEOUT": "300ms", "MEDIAGW_JOB_LEASE": "30s", "MEDIAGW_JOB_ATTEMPTS": "1"])
             let set = try await gateway.openSet()
             let slow = try await gateway.upload(set, "clip.mp4", try Corpus.bytes(Self.video))
-            let failed = try await waitForMedia(slow) { $0.state == .failed || $0.state == .ready }
+            let failed = try await gateway.isolation.waitForMedia(slow) { $0.state == .failed || $0.state == .ready }
             #expect(failed.state == .failed)
             #expect(failed.failureReason?.hasPrefix("timed_out: ") == true, "\(failed.failureReason ?? "")")
             let photo = try await gateway.upload(set, "a.png", try Corpus.bytes("images/png-palette-trns.png"))
-            #expect(try await waitForMedia(photo) { $0.state == .ready || $0.state == .failed }.state == .ready)
+            #expect(try await gateway.isolation.waitForMedia(photo) { $0.state == .ready || $0.state == .failed }.state == .ready)
             gateway.signal(SIGTERM)
             #expect(await gateway.waitForExit(timeout: .seconds(60)) == 0)
         }
 
         @Test func afterEveryHostileFileTheWorkerIsRunningAndItsMemoryBounded() async throws {
-            let gateway = try await GatewayProcess.start(["MEDIAGW_WORKERS": "2"])
+            let gateway = try await GatewayProcess.start(try await Isolation.suite("HostileFiles"), ["MEDIAGW_WORKERS": "2"])
             var ids: [String] = []
-            let hostile = Corpus.files.filter { ($0.hasPrefix("bad-images/") || $0.contains("/malformed-")) && UploadAPITests.expectedOutcome($0).status == 201 }
+            let hostile = try Corpus.files().filter { ($0.hasPrefix("bad-images/") || $0.contains("/malformed-")) && UploadAPITests.expectedOutcome($0).status == 201 }
             for path in hostile {
                 let set = try await gateway.openSet(context: "community")
                 ids.append(try await gateway.upload(set, URL(fileURLWithPath: path).lastPathComponent, try Corpus.bytes(path)))
             }
             for (path, id) in zip(hostile, ids) {
-                let media = try await waitForMedia(id) { $0.state == .ready || $0.state == .failed }
+                let media = try await gateway.isolation.waitForMedia(id) { $0.state == .ready || $0.state == .failed }
                 let expected = ProcessingTests.expectedState(path)
                 #expect(media.state.rawValue == expected, "\(path): \(media.failureReason ?? "")")
                 if expected == "failed" { #expect(media.failureReason?.isEmpty == false) }

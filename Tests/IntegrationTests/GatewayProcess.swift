@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import MediaTesting
 import MediaCore
 import NIOCore
 import Testing
@@ -9,23 +10,26 @@ final class GatewayProcess: @unchecked Sendable {
     let process: Process
     let port: Int
     let logPath: URL
+    let isolation: Isolation
 
     var baseURL: String { "http://127.0.0.1:\(port)" }
 
-    private init(process: Process, port: Int, logPath: URL) {
+    private init(process: Process, port: Int, logPath: URL, isolation: Isolation) {
         self.process = process
         self.port = port
         self.logPath = logPath
+        self.isolation = isolation
     }
 
-    static func start(_ overrides: [String: String] = [:]) async throws -> GatewayProcess {
+    /// Starts `mediagw serve` on `isolation`'s slice of the stack.
+    static func start(_ isolation: Isolation, _ overrides: [String: String] = [:]) async throws -> GatewayProcess {
         let log = FileManager.default.temporaryDirectory.appendingPathComponent("mediagw-\(UUID()).log")
         FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: TestStack.mediagwPath)
         process.arguments = ["serve"]
-        process.environment = TestGateway.environment(overrides)
+        process.environment = TestGateway.environment(isolation, overrides)
         process.standardOutput = handle
         process.standardError = handle
         try process.run()
@@ -34,7 +38,7 @@ final class GatewayProcess: @unchecked Sendable {
             let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
             if let range = text.range(of: #"http\.port=(\d+)"#, options: .regularExpression),
                let port = Int(text[range].split(separator: "=").last ?? "") {
-                return GatewayProcess(process: process, port: port, logPath: log)
+                return GatewayProcess(process: process, port: port, logPath: log, isolation: isolation)
             }
             guard process.isRunning else { break }
             try await Task.sleep(for: .milliseconds(100))
@@ -102,19 +106,4 @@ extension GatewayProcess {
         let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
         return (Double(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) / 1024
     }
-}
-
-/// The state of a media row, straight from the database.
-func mediaRow(_ id: String) async throws -> Media? {
-    try await TestStack.metadataStore().media(try #require(MediaID(id)))
-}
-
-/// Polls a media row until `condition` holds, for at most `timeout`.
-func waitForMedia(_ id: String, within timeout: Duration = .seconds(120), _ condition: @Sendable (Media) -> Bool) async throws -> Media {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if let media = try await mediaRow(id), condition(media) { return media }
-        try await Task.sleep(for: .milliseconds(200))
-    }
-    throw TestFailure("media \(id) did not reach the expected state within \(timeout)")
 }

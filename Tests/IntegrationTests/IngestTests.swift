@@ -1,4 +1,5 @@
 import Foundation
+import MediaTesting
 import MediaCore
 import PostgresNIO
 import Testing
@@ -21,7 +22,7 @@ import Testing
 
     static func ingest(_ arguments: [String], state: URL) async throws -> Run {
         let (status, output) = try await TestStack.run(
-            TestStack.mediagwPath, ["ingest", "--progress", "lines", "--state", state.path] + arguments, environment: TestGateway.environment())
+            TestStack.mediagwPath, ["ingest", "--progress", "lines", "--state", state.path] + arguments, environment: TestGateway.environment(try await Isolation.suite("Ingest")))
         return Run(status: status, output: output, report: try report(for: state))
     }
 
@@ -42,7 +43,7 @@ import Testing
 
     /// Live media of an owner: (count, distinct content hashes, committed sets among theirs).
     static func stored(owner: String) async throws -> (media: Int, distinct: Int, uncommittedWithMedia: Int) {
-        let database = try await TestStack.sharedDatabase.value
+        let database = try await Isolation.suite("Ingest").metadata.database
         var media = 0, distinct = 0, uncommitted = 0
         for try await (count, hashes) in try await database.client.query(
             "SELECT count(*), count(DISTINCT sha256) FROM media WHERE owner_id = \(owner) AND state <> 'deleted'"
@@ -56,13 +57,6 @@ import Testing
             uncommitted = count
         }
         return (media, distinct, uncommitted)
-    }
-
-    /// The processing jobs of an owner's media go: nothing here waits for them, and other tests' workers
-    /// need not work through them.
-    static func discardJobs(owner: String) async throws {
-        let database = try await TestStack.sharedDatabase.value
-        try await database.client.query("DELETE FROM jobs WHERE media_id IN (SELECT id FROM media WHERE owner_id = \(owner))")
     }
 
     /// What the gateway's rules say of a corpus file in a community post: nil (accepted) or the refusal code.
@@ -111,11 +105,10 @@ import Testing
         let again = try await Self.ingest([Corpus.root.path, "--owner", owner, "-j", "4"], state: state)
         #expect(again.output.contains("ingested 0, skipped as already done \(run.report.values.filter { $0["outcome"] as? String == "ingested" }.count),"), "\(again.output)")
         #expect(try await Self.stored(owner: owner).media == run.report.values.filter { $0["outcome"] as? String == "ingested" }.count)
-        try await Self.discardJobs(owner: owner)
     }
 
     @Test func theCorpusIsIngestedThroughARunningGateway() async throws {
-        let gateway = try await TestGateway.start(["MEDIAGW_WORKERS_IN_SERVE": "false"])
+        let gateway = try await TestGateway.start(try await Isolation.suite("Ingest"), ["MEDIAGW_WORKERS_IN_SERVE": "false"])
         let scratch = try Self.scratch()
         defer { try? FileManager.default.removeItem(at: scratch) }
         let owner = "ingest-remote-\(UUID().uuidString.prefix(8))"
@@ -124,7 +117,6 @@ import Testing
             state: scratch.appendingPathComponent("corpus.state.jsonl"))
         await gateway.stop()
         try await Self.checkCorpusReport(run, owner: owner)
-        try await Self.discardJobs(owner: owner)
     }
 
     @Test func aKilledRunResumesWithoutDuplicates() async throws {
@@ -141,7 +133,7 @@ import Testing
         let arguments = ["ingest", "--progress", "none", "--state", state.path, source.path, "--owner", owner, "-j", "2"]
 
         // killed with SIGKILL once part of the files are in
-        let pid = try TestStack.spawn(TestStack.mediagwPath, arguments, environment: TestGateway.environment(), output: scratch.appendingPathComponent("first.out").path)
+        let pid = try TestStack.spawn(TestStack.mediagwPath, arguments, environment: TestGateway.environment(try await Isolation.suite("Ingest")), output: scratch.appendingPathComponent("first.out").path)
         try await eventually {
             let text = (try? String(contentsOf: state, encoding: .utf8)) ?? ""
             return text.components(separatedBy: "\"type\":\"done\"").count - 1 >= 20
@@ -161,7 +153,6 @@ import Testing
         let stored = try await Self.stored(owner: owner)
         #expect(stored.media == count && stored.distinct == count, "no duplicates: \(stored)")
         #expect(stored.uncommittedWithMedia == 0)
-        try await Self.discardJobs(owner: owner)
     }
 
     @Test func aManifestWithMissingFilesAndBadRowsIsReportedNotFatal() async throws {
@@ -193,7 +184,7 @@ import Testing
         #expect(try await Self.stored(owner: owner).media == 2)
 
         // both photos of post-1 went into one set, committed
-        let database = try await TestStack.sharedDatabase.value
+        let database = try await Isolation.suite("Ingest").metadata.database
         var sets = 0
         for try await count in try await database.client.query(
             "SELECT count(*) FROM upload_sets WHERE owner_id = \(owner) AND context_id = 'post-1' AND state = 'committed'").decode(Int.self) {
@@ -210,7 +201,6 @@ import Testing
         let second = try await Self.ingest(["--manifest", jsonl.path], state: scratch.appendingPathComponent("rows2.state.jsonl"))
         #expect(second.status == 1 && second.output.contains("ingested 1,"), "\(second.output)")
         #expect(second.report.values.contains { $0["code"] as? String == "invalid_manifest_row" && $0["line"] as? Int == 2 })
-        try await Self.discardJobs(owner: owner)
     }
 
     @Test func usageErrorsExitWithTwoAndOneLine() async throws {

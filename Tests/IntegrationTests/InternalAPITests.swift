@@ -1,4 +1,5 @@
 import Foundation
+import MediaTesting
 import MediaApp
 import MediaCore
 import Testing
@@ -8,7 +9,7 @@ import Testing
     let gateway: TestGateway
 
     init() async throws {
-        gateway = try await TestGateway.shared.value
+        gateway = try await TestGateway.suite("InternalAPI")
     }
 
     @Test func everyInternalRouteRefusesAMissingOrWrongServiceToken() async throws {
@@ -100,7 +101,7 @@ import Testing
             #expect(read.json[key] != nil, "\(key)")
         }
         let original = ObjectLocation(pool: try TestStack.pools().photo, key: "\(set.id)/\(id)")
-        let objects = try await TestStack.objectStore()
+        let objects = gateway.isolation.blobs
         #expect(try await objects.stat(original).size == 3000)
 
         #expect(try await gateway.request(.DELETE, "/internal/v1/media/\(id)").status == 204)
@@ -108,7 +109,7 @@ import Testing
         let gone = try await gateway.request(.GET, "/internal/v1/media/\(id)")
         #expect(gone.json["state"] as? String == "deleted")
         #expect(gone.json["deleted_at"] is String)
-        await expectCode(.notFound) { _ = try await objects.stat(original) }
+        await expectBlobError(.notFound) { _ = try await objects.stat(original) }
         // a deleted item frees its place in the set
         #expect(try await gateway.request(.GET, "/internal/v1/upload-sets/\(set.id)").status == 200)
     }
@@ -159,7 +160,7 @@ import Testing
     let gateway: TestGateway
 
     init() async throws {
-        gateway = try await TestGateway.shared.value
+        gateway = try await TestGateway.suite("Operations")
     }
 
     @Test func healthAndReadiness() async throws {
@@ -175,7 +176,7 @@ import Testing
         #expect(reply.json["openapi"] as? String == "3.1.0")
         let paths = reply.json["paths"] as? [String: [String: Any]] ?? [:]
         let documented = paths.flatMap { path, operations in operations.keys.map { "\($0.uppercased()) \(path)" } }.sorted()
-        let registered = try await TestGateway.routes()
+        let registered = gateway.routeTable
         #expect(documented == registered)
         #expect(registered.count == 15)
     }

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Crypto
 import Foundation
+import MediaTesting
 import MediaCore
 import NIOCore
 import NIOHTTP1
@@ -13,7 +14,7 @@ import Testing
     let gateway: TestGateway
 
     init() async throws {
-        gateway = try await TestGateway.shared.value
+        gateway = try await TestGateway.suite("OriginAPI")
     }
 
     /// A corpus photo uploaded into a new set and processed; its media JSON.
@@ -189,7 +190,7 @@ import Testing
         let media = try await readyPhoto(context: "message")
         let path = String((media["original_url"] as? String ?? "").prefix { $0 != "?" })
         let newSecret = Array(repeating: UInt8(42), count: 32)
-        let rotated = try await TestGateway.start([
+        let rotated = try await TestGateway.start(gateway.isolation, [
             "MEDIAGW_URL_SIGNING_KEYS": "u2:\(Data(newSecret).base64EncodedString()),u1:\(Data(TestGateway.urlKeySecret).base64EncodedString())",
             "MEDIAGW_WORKERS_IN_SERVE": "false",
         ])
@@ -229,12 +230,12 @@ import Testing
         let oldURL = try #require((media["renditions"] as? [[String: Any]])?.first { $0["name"] as? String == "w160.jpg" }?["url"] as? String)
         #expect(try await get(oldURL).status == 200)
         // what a reprocess under MEDIAGW_RENDITION_VERSION=v2 records: objects under v2 keys, rows pointing at them, v1 gone
-        let store = try await TestStack.objectStore()
-        let database = try await TestStack.sharedDatabase.value
-        for rendition in try await TestStack.metadataStore().renditions(of: id) {
+        let store = gateway.isolation.blobs
+        let database = gateway.isolation.metadata.database
+        for rendition in try await gateway.isolation.metadata.renditions(of: id) {
             let bytes = try await store.read(rendition.location, range: nil).collect(upTo: 8 << 20)
             let newKey = rendition.location.key.replacingOccurrences(of: "/v1/", with: "/v2/")
-            try await store.writeFull(ObjectLocation(pool: rendition.location.pool, key: newKey), bytes: bytes, mode: .replace)
+            try await store.write(ObjectLocation(pool: rendition.location.pool, key: newKey), bytes: bytes, mode: .replace)
             try await database.client.query("UPDATE renditions SET object_key = \(newKey) WHERE media_id = \(id.uuid) AND name = \(rendition.name)")
             try await store.remove(rendition.location)
         }

@@ -1,20 +1,22 @@
 import Crypto
 import Foundation
+import MediaTesting
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import Logging
 import MediaCore
 import MediaHTTP
+import RadosStore
 import NIOCore
 import Testing
 
 /// The conformance suite of the origin's GET path: every validator, conditional and range rule, checked
-/// over real HTTP against ``OriginResponder`` serving an object of an ``ObjectStore``. It runs against
+/// over real HTTP against ``OriginResponder`` serving an object of a ``BlobStore``. It runs against
 /// RADOS on the real stack; another store runs the same suite by providing its own `Fixture`.
 @Suite struct OriginConformanceTests {
     /// An object in a store, and the server that serves it at `/object` with the origin's responder.
-    struct Fixture<Objects: ObjectStore>: Sendable {
+    struct Fixture<Objects: BlobStore>: Sendable {
         let store: Objects
         let object: OriginObject
         let content: [UInt8]
@@ -23,7 +25,7 @@ import Testing
         static func make(store: Objects, pool: String, content: [UInt8], cache: OriginCachePolicy, variesByAccept: Bool = false) async throws -> Fixture {
             let location = ObjectLocation(pool: pool, key: uniqueKey("origin-conformance"))
             if content.isEmpty {
-                try await store.writeFull(location, bytes: ByteBuffer(), mode: .createExclusive)
+                try await store.write(location, bytes: ByteBuffer(), mode: .createExclusive)
             } else {
                 _ = try await store.write(location, from: AsyncStream { $0.yield(ByteBuffer(bytes: content)); $0.finish() }, mode: .createExclusive)
             }
@@ -38,7 +40,7 @@ import Testing
         /// Runs `body` against a live server on a free port.
         func withServer(readAhead: Int = 32, _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
             let router = Router()
-            let responder = OriginResponder(objects: store, readAhead: readAhead)
+            let responder = OriginResponder(blobs: store, readAhead: readAhead)
             let object = self.object
             for method in [HTTPRequest.Method.get, .head] {
                 router.on("/object", method: method) { request, context in
@@ -53,9 +55,9 @@ import Testing
 
     static let size = 3 * (1 << 20) + 123  // more than three RADOS read chunks
 
-    func fixture(cache: OriginCachePolicy = .publicImmutable(maxAge: 31_536_000), variesByAccept: Bool = false) async throws -> Fixture<some ObjectStore> {
+    func fixture(cache: OriginCachePolicy = .publicImmutable(maxAge: 31_536_000), variesByAccept: Bool = false) async throws -> Fixture<RadosBlobStore> {
         try await Fixture.make(
-            store: try await TestStack.objectStore(), pool: try TestStack.pools().video,
+            store: try await Isolation.suite("OriginConformance").blobs, pool: try TestStack.pools().video,
             content: patternBytes(count: Self.size, seed: 55), cache: cache, variesByAccept: variesByAccept)
     }
 
@@ -283,7 +285,7 @@ import Testing
     }
 
     @Test func anEmptyObjectIsServedAndHasNoSatisfiableRange() async throws {
-        let store = try await TestStack.objectStore()
+        let store = try await Isolation.suite("OriginConformance").blobs
         let fixture = try await Fixture.make(store: store, pool: try TestStack.pools().video, content: [], cache: .publicImmutable(maxAge: 60))
         try await fixture.withServer { client in
             let whole = try await get(client)

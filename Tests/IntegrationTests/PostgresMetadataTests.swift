@@ -1,4 +1,5 @@
 import Foundation
+import MediaTesting
 import Logging
 import MediaCore
 import PostgresMetadata
@@ -8,7 +9,7 @@ import Testing
 @Suite struct MigrationTests {
     /// A database configuration whose tables live in a fresh, empty schema.
     func freshSchema() throws -> PostgresConfiguration {
-        var configuration = try TestStack.configuration().postgres
+        var configuration = try TestStack.database()
         configuration.schema = "test_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(12)
         return configuration
     }
@@ -81,70 +82,6 @@ import Testing
                 return try await group.reduce(into: []) { $0.append($1) }
             }
             #expect(reports.flatMap(\.applied).count == Schema.migrations.count)
-        }
-    }
-}
-
-@Suite struct MetadataStoreTests {
-    let store: PostgresMetadataStore
-
-    init() async throws {
-        store = try await TestStack.metadataStore()
-    }
-
-    func newSet(context: UploadContext = .post) -> NewUploadSet {
-        NewUploadSet(ownerID: "user-\(UUID().uuidString.prefix(8))", context: context, contextID: "ctx-1", expiresAt: Date().addingTimeInterval(3600))
-    }
-
-    @Test func anUploadSetIsCreatedAsADraftAndReadBack() async throws {
-        let new = newSet(context: .community)
-        let created = try await store.createUploadSet(new)
-        #expect(created.id == new.id)
-        #expect(created.state == .draft)
-        #expect(created.context == .community)
-        #expect(abs(created.expiresAt.timeIntervalSince(new.expiresAt)) < 0.001)
-        #expect(try await store.uploadSet(new.id) == created)
-        #expect(try await store.uploadSet(.generate()) == nil)
-    }
-
-    @Test func mediaRowsLandInTheirKindsPartitionWithAStoredEvent() async throws {
-        let set = try await store.createUploadSet(newSet())
-        for kind in MediaKind.allCases {
-            let id = MediaID.generate()
-            let new = NewMedia(
-                id: id, kind: kind, ownerID: set.ownerID, uploadSetID: set.id, size: 1234,
-                sha256: String(repeating: "ab", count: 32), mime: "application/x-test",
-                location: ObjectLocation(pool: "media.\(kind)", key: "orig/\(id)"))
-            let media = try await store.recordUpload(new, maxCount: 10, now: Date())
-            #expect(media.state == .stored)
-            #expect(media.kind == kind && media.size == 1234 && media.location == new.location)
-            // a worker may already have claimed it: everything but the state is what was recorded
-            var read = try #require(try await store.media(id))
-            read.state = media.state
-            read.failureReason = nil
-            #expect(read == media)
-
-            let client = store.database.client
-            let partition = try await client.query("SELECT tableoid::regclass::text FROM media WHERE id = \(id.uuid)")
-                .decode(String.self).reduce(into: [String]()) { $0.append($1) }
-            #expect(partition == ["media_\(kind)"])
-            // (a worker of a gateway running beside this test may already have failed this fake media too)
-            let events = try await client.query(
-                "SELECT type, payload->>'kind' FROM outbox WHERE media_id = \(id.uuid) AND type = 'media.stored'"
-            ).decode((String, String).self).reduce(into: [String]()) { $0.append("\($1.0) \($1.1)") }
-            #expect(events == ["media.stored \(kind)"])
-        }
-        #expect(try await store.media(.generate()) == nil)
-    }
-
-    @Test func mediaForAnUnknownSetIsRefused() async throws {
-        let new = NewMedia(
-            id: .generate(), kind: .photo, ownerID: "o", uploadSetID: .generate(), size: 1, sha256: "00", mime: "image/png",
-            location: ObjectLocation(pool: "media.photo", key: "orig/x-\(UUID())"))
-        await #expect {
-            _ = try await store.recordUpload(new, maxCount: 10, now: Date())
-        } throws: { error in
-            (error as? MetadataStoreError)?.code == .notFound
         }
     }
 }

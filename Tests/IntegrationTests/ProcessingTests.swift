@@ -1,4 +1,5 @@
 import Foundation
+import MediaTesting
 import MediaCore
 import NIOCore
 import PostgresNIO
@@ -9,7 +10,7 @@ import Testing
     let gateway: TestGateway
 
     init() async throws {
-        gateway = try await TestGateway.shared.value
+        gateway = try await TestGateway.suite("Processing")
     }
 
     /// Valid files this libvips cannot decode (see VipsImageProcessorTests) end failed, like broken ones.
@@ -25,7 +26,7 @@ import Testing
     }
 
     @Test func everyAcceptedCorpusFileEndsReadyWithRenditionsOrFailedWithAReason() async throws {
-        let files = Corpus.files.filter { UploadAPITests.expectedOutcome($0).status == 201 }
+        let files = try Corpus.files().filter { UploadAPITests.expectedOutcome($0).status == 201 }
         #expect(files.count == 87)
         let gateway = self.gateway
         let uploaded = try await withThrowingTaskGroup(of: (String, String).self) { group in
@@ -86,10 +87,10 @@ import Testing
         let renditions = media["renditions"] as? [[String: Any]] ?? []
         #expect(renditions.map { $0["name"] as? String } == ["w160.jpg", "w160.webp", "w320.jpg", "w320.webp", "w640.jpg", "w640.webp"])
 
-        let objects = try await TestStack.objectStore()
+        let objects = gateway.isolation.blobs
         let derived = try TestStack.pools().derived
         let expectedKeys = renditions.compactMap { $0["name"] as? String }.map { "\(id)/v1/\($0)" }.sorted()
-        try await eventually { try await listObjects(pool: derived, prefix: "\(id)/").sorted() == expectedKeys }
+        try await eventually { try await gateway.listObjects(pool: derived, prefix: "\(id)/").sorted() == expectedKeys }
         for rendition in renditions {
             let location = ObjectLocation(pool: derived, key: "\(id)/v1/\(rendition["name"] as! String)")
             let bytes = Array(try await objects.read(location, range: nil).collect(upTo: 1 << 20).readableBytesView)
@@ -97,7 +98,7 @@ import Testing
             let text = String(decoding: bytes, as: UTF8.self)
             #expect(!text.contains("NIKON") && !text.contains("GPS"), "\(rendition["name"] ?? "") carries no camera metadata")
         }
-        let database = try await TestStack.sharedDatabase.value
+        let database = gateway.isolation.metadata.database
         let events = try await database.client.query(
             "SELECT type FROM outbox WHERE media_id = \(try #require(MediaID(id)).uuid) ORDER BY pos"
         ).decode(String.self).reduce(into: [String]()) { $0.append($1) }
@@ -110,10 +111,10 @@ import Testing
         let id = try #require((reply.json["media"] as? [[String: Any]])?.first?["id"] as? String)
         let first = try await gateway.settled(id)
         let mediaID = try #require(MediaID(id))
-        let database = try await TestStack.sharedDatabase.value
+        let database = gateway.isolation.metadata.database
         try await database.client.query("INSERT INTO jobs (queue, media_id, media_kind) VALUES ('process', \(mediaID.uuid), 'photo')")
-        // the job waits its turn behind the other tests' jobs, two workers for the whole run
-        try await eventually(within: .seconds(180)) {
+        // the job waits its turn behind this suite's other jobs
+        try await eventually(within: .seconds(120)) {
             try await database.client.query("SELECT count(*) FROM jobs WHERE media_id = \(mediaID.uuid)").decode(Int.self).reduce(0, +) == 0
         }
         let second = try await gateway.settled(id)
@@ -122,7 +123,7 @@ import Testing
         #expect(names(second) == names(first))
         let rows = try await database.client.query("SELECT count(*) FROM renditions WHERE media_id = \(mediaID.uuid)").decode(Int.self).reduce(0, +)
         #expect(rows == names(first).count)
-        try await eventually { try await listObjects(pool: TestStack.pools().derived, prefix: "\(id)/").count == rows }
+        try await eventually { try await gateway.listObjects(pool: TestStack.pools().derived, prefix: "\(id)/").count == rows }
     }
 
     @Test func deletingAProcessedMediaRemovesItsRenditionsToo() async throws {
@@ -130,9 +131,9 @@ import Testing
         let reply = try await gateway.upload(set, [("a.webp", try Corpus.bytes("images/webp-lossy.webp"))])
         let id = try #require((reply.json["media"] as? [[String: Any]])?.first?["id"] as? String)
         _ = try await gateway.settled(id)
-        try await eventually { try await !listObjects(pool: TestStack.pools().derived, prefix: "\(id)/").isEmpty }
+        try await eventually { try await !gateway.listObjects(pool: TestStack.pools().derived, prefix: "\(id)/").isEmpty }
         #expect(try await gateway.request(.DELETE, "/internal/v1/media/\(id)").status == 204)
-        #expect(try await listObjects(pool: TestStack.pools().derived, prefix: "\(id)/").isEmpty)
-        #expect(try await listObjects(pool: TestStack.pools().photo, prefix: "\(set.id)/").isEmpty)
+        #expect(try await gateway.listObjects(pool: TestStack.pools().derived, prefix: "\(id)/").isEmpty)
+        #expect(try await gateway.listObjects(pool: TestStack.pools().photo, prefix: "\(set.id)/").isEmpty)
     }
 }

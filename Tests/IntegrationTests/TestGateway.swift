@@ -2,14 +2,17 @@ import AsyncHTTPClient
 import Foundation
 import Logging
 import MediaApp
+import MediaConcurrency
 import MediaCore
+import MediaTesting
 import NIOCore
 import NIOHTTP1
 import ServiceLifecycle
+import Synchronization
 import Testing
 
 /// A real gateway (the same composition root as `mediagw serve`) running in this test process on a free
-/// port, on the real stack, reached through real HTTP with AsyncHTTPClient.
+/// port, on its suite's slice of the real stack, reached through real HTTP with AsyncHTTPClient.
 final class TestGateway: Sendable {
     static let serviceToken = "test-service-token-0123456789"
     static let keySecret = Array("0123456789abcdef0123456789abcdef".utf8)
@@ -18,52 +21,55 @@ final class TestGateway: Sendable {
     let baseURL: String
     let signer: UploadTokenSigner
     let routeTable: [String]
+    let isolation: Isolation
     private let group: ServiceGroup
     private let runner: Task<Void, any Error>
 
-    private init(baseURL: String, signer: UploadTokenSigner, routeTable: [String], group: ServiceGroup, runner: Task<Void, any Error>) {
+    private init(
+        baseURL: String, signer: UploadTokenSigner, routeTable: [String], isolation: Isolation, group: ServiceGroup, runner: Task<Void, any Error>
+    ) {
         self.baseURL = baseURL
         self.signer = signer
         self.routeTable = routeTable
+        self.isolation = isolation
         self.group = group
         self.runner = runner
     }
 
-    /// The environment of a test gateway: the stack's, test secrets, any free port, no background reconciler.
-    static func environment(_ overrides: [String: String] = [:]) -> [String: String] {
-        var environment = TestStack.environment
+    /// The environment of a test gateway: its slice of the stack, test secrets, any free port, no background
+    /// reconciler, processing in processor processes of the built `mediagw-processor`.
+    static func environment(_ isolation: Isolation, _ overrides: [String: String] = [:]) -> [String: String] {
+        var environment = isolation.environment
         environment["MEDIAGW_SERVICE_TOKENS"] = serviceToken
         environment["MEDIAGW_UPLOAD_TOKEN_KEYS"] = "t1:\(Data(keySecret).base64EncodedString())"
         environment["MEDIAGW_URL_SIGNING_KEYS"] = "u1:\(Data(urlKeySecret).base64EncodedString())"
         environment["MEDIAGW_PORT"] = "0"
         environment["MEDIAGW_RECONCILE_INTERVAL"] = "0"
-        // processing runs in processor processes of the built mediagw
-        environment["MEDIAGW_PROCESSOR_EXECUTABLE"] = TestStack.mediagwPath
+        environment["MEDIAGW_PROCESSOR_EXECUTABLE"] = TestStack.processorPath
         environment["MEDIAGW_WORKERS"] = environment["MEDIAGW_WORKERS"] ?? "2"
         environment["MEDIAGW_JOB_BACKOFF"] = "1s"
         for (name, value) in overrides { environment[name] = value }
         return environment
     }
 
-    /// The routes a gateway registers (built once, not started).
-    static func routes() async throws -> [String] {
-        try await shared.value.routeTable
+    private static let suites = Mutex<[String: Task<TestGateway, any Error>]>([:])
+
+    /// The gateway of one suite, started once per test process on the suite's own slice of the stack.
+    static func suite(_ suite: String, _ overrides: [String: String] = [:]) async throws -> TestGateway {
+        let task = suites.withLock { suites in
+            if let task = suites[suite] { return task }
+            let task = Task { try await start(try await Isolation.suite(suite), overrides) }
+            suites[suite] = task
+            return task
+        }
+        return try await task.value
     }
 
-    /// One shared gateway for the tests that need no special settings.
-    static let shared = Task { try await TestGateway.start() }
-
-    static func start(_ overrides: [String: String] = [:]) async throws -> TestGateway {
-        _ = try TestStack.configuration()
-        let reader = EnvironmentReader(environment(overrides))
-        let configuration = try GatewayConfiguration(environment: reader)
-        let server = try ServerConfiguration(environment: reader)
-        let processing = try ProcessingConfiguration(environment: reader)
+    static func start(_ isolation: Isolation, _ overrides: [String: String] = [:]) async throws -> TestGateway {
+        let environment = environment(isolation, overrides)
+        let configuration = try ServeConfiguration(environment: EnvironmentReader(environment))
         let (portStream, portContinuation) = AsyncStream<Int>.makeStream()
-        let gateway = try await GatewayServer.build(
-            configuration: configuration, server: server, processing: processing, environment: environment(overrides),
-            logger: TestStack.logger, handleSignals: false
-        ) { port in
+        let gateway = try await GatewayServer.build(configuration, environment: environment, logger: TestStack.logger, handleSignals: false) { port in
             portContinuation.yield(port)
             portContinuation.finish()
         }
@@ -72,7 +78,7 @@ final class TestGateway: Sendable {
         guard let port = await iterator.next() else { throw ConfigurationError("the test gateway did not start") }
         return TestGateway(
             baseURL: "http://127.0.0.1:\(port)", signer: UploadTokenSigner(keys: [try SigningKey(id: "t1", secret: keySecret)]),
-            routeTable: gateway.routes.routes, group: gateway.serviceGroup, runner: runner)
+            routeTable: gateway.routes.routes, isolation: isolation, group: gateway.serviceGroup, runner: runner)
     }
 
     /// Graceful shutdown, then waits for the service group to finish.
@@ -166,32 +172,21 @@ enum Multipart {
     }
 }
 
-/// The shared corpus, read in place.
+/// The media files the tests use, kept in the repository (`Tests/Fixtures/corpus`, with a MANIFEST of each
+/// file's source and licence).
 enum Corpus {
-    static let root = TestStack.root.deletingLastPathComponent().appendingPathComponent("shared/corpus")
+    static let root = TestStack.root.appendingPathComponent("Tests/Fixtures/corpus")
 
     static func bytes(_ path: String) throws -> [UInt8] {
         Array(try Data(contentsOf: root.appendingPathComponent(path)))
     }
 
-    static var files: [String] {
-        (try? FileManager.default.subpathsOfDirectory(atPath: root.path).filter { $0.contains("/") && !$0.hasSuffix(".md") }.sorted()) ?? []
+    /// Every media file (MANIFEST.md aside). A missing fixture directory fails the test: never zero cases.
+    static func files() throws -> [String] {
+        let files = try FileManager.default.subpathsOfDirectory(atPath: root.path).filter { $0.contains("/") && !$0.hasSuffix(".md") }.sorted()
+        try #require(files.count == 100, "the corpus in \(root.path) has \(files.count) files, not 100")
+        return files
     }
-}
-
-/// Objects in a pool whose key starts with `prefix` (tests may list pools; the gateway never does).
-func listObjects(pool: String, prefix: String) async throws -> [String] {
-    let configuration = try TestStack.configuration()
-    var arguments = ["-c", configuration.rados.configPath, "--id", configuration.rados.clientID, "-p", pool, "ls"]
-    if let keyring = configuration.rados.keyringPath { arguments += ["--keyring", keyring] }
-    let (status, output) = try await TestStack.run("/usr/bin/rados", arguments)
-    guard status == 0 else { throw ConfigurationError("rados ls failed: \(output)") }
-    return output.split(separator: "\n").map(String.init).filter { $0.hasPrefix(prefix) }.sorted()
-}
-
-/// A JPEG-looking payload of `count` bytes: JPEG magic, then filler.
-func fakeJPEG(_ count: Int, seed: UInt64 = 1) -> [UInt8] {
-    [0xFF, 0xD8, 0xFF, 0xE0] + patternBytes(count: max(0, count - 4), seed: seed)
 }
 
 /// An MP4-looking payload of `count` bytes: a real `ftyp` box, then filler.
@@ -201,6 +196,11 @@ func fakeMP4(_ count: Int, seed: UInt64 = 1) throws -> [UInt8] {
 }
 
 extension TestGateway {
+    /// Objects of this gateway's slice in a pool whose key starts with `prefix`.
+    func listObjects(pool: String, prefix: String) async throws -> [String] {
+        try await isolation.listObjects(pool: pool, prefix: prefix)
+    }
+
     /// Waits until a media item leaves `stored`/`processing`, and returns its JSON.
     func settled(_ id: String, within timeout: Duration = .seconds(180)) async throws -> [String: Any] {
         let deadline = ContinuousClock.now + timeout
@@ -254,6 +254,22 @@ final class RawConnection: Sendable {
             return nil
         }
         if let failure { throw TestFailure("the connection refused the bytes: errno \(failure)") }
+    }
+
+    /// Reads until the peer closes the connection or `limit` bytes came (blocking reads, on a thread of
+    /// their own), and returns what came.
+    func receiveAll(limit: Int = 1 << 20) async -> [UInt8] {
+        let descriptor = descriptor
+        return await onOwnThread {
+            var received: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: 64 << 10)
+            while received.count < limit {
+                let count = buffer.withUnsafeMutableBytes { Foundation.recv(descriptor, $0.baseAddress, $0.count, 0) }
+                guard count > 0 else { break }
+                received += buffer[0..<count]
+            }
+            return received
+        }
     }
 
     func close() {

@@ -1,9 +1,14 @@
 import Foundation
 import Logging
 import MediaApp
+import MediaConcurrency
 import MediaCore
+import MediaTesting
 import PostgresMetadata
+import PostgresNIO
 import RadosStore
+import ServiceLifecycle
+import Synchronization
 import Testing
 
 /// The real local stack the integration tests run against (`Deploy/local/stack test` exports its settings).
@@ -22,40 +27,27 @@ enum TestStack {
         return logger
     }()
 
-    /// The gateway configuration of the running stack. Fails the test with the way to start the stack when
-    /// the environment does not describe one.
-    static func configuration() throws -> GatewayConfiguration {
+    /// Fails the test with the way to start the stack when the environment does not describe one.
+    static func requireStack() throws {
         guard environment["MEDIAGW_CEPH_CONF"] != nil, environment["MEDIAGW_DATABASE_URL"] != nil else {
             Issue.record("MEDIAGW_CEPH_CONF and MEDIAGW_DATABASE_URL are not set: run the tests with `Deploy/local/stack test`")
             throw ConfigurationError("no stack environment")
         }
-        return try GatewayConfiguration(environment: EnvironmentReader(environment))
     }
 
-    /// One Ceph connection for the whole test process.
-    static let sharedCluster = Task { () throws -> RadosCluster in
-        let settings = try configuration()
-        return try await RadosCluster.connect(settings.rados, pools: settings.pools.all, logger: logger)
+    /// Ceph as the stack describes it (the default namespace).
+    static func storage() throws -> StorageConfiguration {
+        try requireStack()
+        return try StorageConfiguration(environment: EnvironmentReader(environment))
     }
 
-    static func objectStore() async throws -> RadosObjectStore {
-        RadosObjectStore(cluster: try await sharedCluster.value)
+    /// PostgreSQL as the stack describes it (the public schema).
+    static func database() throws -> PostgresConfiguration {
+        try requireStack()
+        return try PostgresConfiguration(environment: EnvironmentReader(environment))
     }
 
-    /// One migrated database, with its client running, for the whole test process.
-    static let sharedDatabase = Task { () throws -> MetadataDatabase in
-        let database = MetadataDatabase(configuration: try configuration().postgres, logger: logger)
-        Task.detached { await database.client.run() }
-        try await Task.sleep(for: .milliseconds(10))  // let run() start before the first lease
-        try await database.migrate()
-        return database
-    }
-
-    static func metadataStore() async throws -> PostgresMetadataStore {
-        PostgresMetadataStore(database: try await sharedDatabase.value, logger: logger)
-    }
-
-    static func pools() throws -> StoragePools { try configuration().pools }
+    static func pools() throws -> StoragePools { try storage().pools }
 
     /// Runs `Deploy/local/stack` with the given arguments and returns its exit code.
     @discardableResult
@@ -66,6 +58,11 @@ enum TestStack {
     /// The built `mediagw` executable.
     static var mediagwPath: String {
         environment["MEDIAGW_BIN"] ?? root.appendingPathComponent(".build/debug/mediagw").path
+    }
+
+    /// The built processor program, beside `mediagw`.
+    static var processorPath: String {
+        URL(fileURLWithPath: mediagwPath).deletingLastPathComponent().appendingPathComponent("mediagw-processor").path
     }
 
     /// Runs a program to completion and returns its exit status and combined output. The wait happens on a
@@ -136,18 +133,101 @@ enum TestStack {
     }
 }
 
-/// Deterministic test bytes: the same seed always gives the same content.
-func patternBytes(count: Int, seed: UInt64) -> [UInt8] {
-    var state = seed &+ 0x9E37_79B9_7F4A_7C15
-    var bytes = [UInt8](repeating: 0, count: count)
-    for index in 0..<count {
-        state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-        bytes[index] = UInt8(truncatingIfNeeded: state >> 33)
-    }
-    return bytes
-}
+/// One integration suite's own slice of the real stack: a PostgreSQL schema and a RADOS namespace of its
+/// own (the same name), so that no suite sees another suite's rows, objects, jobs, events or ledger
+/// entries, and no assertion has to allow for another suite's workers.
+final class Isolation: Sendable {
+    /// The schema's and the namespace's name.
+    let name: String
+    /// The stack's environment, pointed at this slice.
+    let environment: [String: String]
+    /// Connected to both stores, the PostgreSQL pool running and the schema migrated.
+    let runtime: MediaRuntime
 
-func uniqueKey(_ label: String = #function) -> String {
-    let name = label.prefix(while: { $0 != "(" })
-    return "test-\(name)-\(UUID().uuidString.lowercased())"
+    private init(name: String, environment: [String: String], runtime: MediaRuntime) {
+        self.name = name
+        self.environment = environment
+        self.runtime = runtime
+    }
+
+    var metadata: PostgresMetadataStore { runtime.metadata }
+    var blobs: RadosBlobStore { runtime.blobs }
+    var ledger: RadosPendingLedger { runtime.pendingLedger }
+    var pools: StoragePools { runtime.storagePools }
+    var stores: GatewayStores { runtime.stores }
+    /// For the SQL a test runs itself.
+    var client: PostgresClient { metadata.database.client }
+
+    private static let suites = Mutex<[String: Task<Isolation, any Error>]>([:])
+
+    /// The slice of one suite, made once per test process.
+    static func suite(_ suite: String) async throws -> Isolation {
+        let task = suites.withLock { suites in
+            if let task = suites[suite] { return task }
+            let task = Task { try await make(suite) }
+            suites[suite] = task
+            return task
+        }
+        return try await task.value
+    }
+
+    /// A new slice: `t_<suite>_<random>`.
+    static func make(_ suite: String) async throws -> Isolation {
+        try TestStack.requireStack()
+        await dropOldSlices.value
+        let name = "t_\(suite.lowercased().filter { $0.isLetter || $0.isNumber })_\(UUID().uuidString.lowercased().prefix(8))"
+        var environment = TestStack.environment
+        environment["MEDIAGW_DATABASE_SCHEMA"] = name
+        environment["MEDIAGW_CEPH_NAMESPACE"] = name
+        let reader = EnvironmentReader(environment)
+        let runtime = try await MediaRuntime.connect(
+            storage: try StorageConfiguration(environment: reader), database: try PostgresConfiguration(environment: reader), logger: TestStack.logger)
+        let services = runtime.services
+        Task.detached {
+            try await ServiceGroup(configuration: .init(services: services, logger: TestStack.logger)).run()
+        }
+        try await Task.sleep(for: .milliseconds(10))  // let the pool run before the first lease
+        try await runtime.migrate()
+        return Isolation(name: name, environment: environment, runtime: runtime)
+    }
+
+    /// The schemas earlier test runs left (their objects stay in their namespaces): dropped once per process.
+    private static let dropOldSlices = Task {
+        guard let configuration = try? TestStack.database() else { return }
+        _ = try? await MediaRuntime.connect(storage: nil, database: configuration, logger: TestStack.logger).run(migrate: false) { runtime in
+            let client = runtime.metadata.database.client
+            let rows = try await client.query("SELECT nspname FROM pg_namespace WHERE nspname LIKE 't\\_%'")
+            var old: [String] = []
+            for try await name in rows.decode(String.self) { old.append(name) }
+            for name in old where name.range(of: "^t_[a-z0-9]+_[0-9a-f]{8}$", options: .regularExpression) != nil {
+                try await client.query(PostgresQuery(unsafeSQL: "DROP SCHEMA IF EXISTS \(name) CASCADE"))
+            }
+        }
+    }
+
+    /// Objects of this slice in a pool whose key starts with `prefix` (tests may list pools; the gateway never
+    /// does).
+    func listObjects(pool: String, prefix: String) async throws -> [String] {
+        let rados = runtime.blobs.cluster.configuration
+        var arguments = ["-c", rados.configPath, "--id", rados.clientID, "-p", pool, "-N", name, "ls"]
+        if let keyring = rados.keyringPath { arguments += ["--keyring", keyring] }
+        let (status, output) = try await TestStack.run("/usr/bin/rados", arguments)
+        guard status == 0 else { throw ConfigurationError("rados ls failed: \(output)") }
+        return output.split(separator: "\n").map(String.init).filter { $0.hasPrefix(prefix) }.sorted()
+    }
+
+    /// A media row, straight from this slice's database.
+    func media(_ id: String) async throws -> Media? {
+        try await metadata.media(try #require(MediaID(id)))
+    }
+
+    /// Polls a media row until `condition` holds, for at most `timeout`.
+    func waitForMedia(_ id: String, within timeout: Duration = .seconds(120), _ condition: @Sendable (Media) -> Bool) async throws -> Media {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let media = try await media(id), condition(media) { return media }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        throw TestFailure("media \(id) did not reach the expected state within \(timeout)")
+    }
 }

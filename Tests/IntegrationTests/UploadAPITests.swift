@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Crypto
 import Foundation
+import MediaTesting
 import MediaCore
 import NIOCore
 import Testing
@@ -10,7 +11,7 @@ import Testing
     let gateway: TestGateway
 
     init() async throws {
-        gateway = try await TestGateway.shared.value
+        gateway = try await TestGateway.suite("UploadAPI")
     }
 
     /// What the gateway must answer for each corpus file uploaded alone into a fresh post set.
@@ -29,7 +30,7 @@ import Testing
     }
 
     @Test func everyCorpusFileIsStoredWithItsKindOrRefusedWithItsCode() async throws {
-        let files = Corpus.files
+        let files = try Corpus.files()
         #expect(files.count == 100)
         let gateway = self.gateway
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -77,7 +78,7 @@ import Testing
         let listed = try await gateway.request(.GET, "/internal/v1/upload-sets/\(set.id)")
         #expect((listed.json["media"] as? [Any])?.count == 5)
         // the fifteen refused objects are gone from Ceph
-        try await eventually { try await listObjects(pool: TestStack.pools().photo, prefix: "\(set.id)/").count == 5 }
+        try await eventually { try await gateway.listObjects(pool: TestStack.pools().photo, prefix: "\(set.id)/").count == 5 }
     }
 
     @Test func uploadsToDifferentSetsRunConcurrently() async throws {
@@ -101,7 +102,7 @@ import Testing
         #expect(reply.errorCode == "too_large")
         let listed = try await gateway.request(.GET, "/internal/v1/upload-sets/\(set.id)")
         #expect((listed.json["media"] as? [Any])?.isEmpty == true)
-        #expect(try await listObjects(pool: TestStack.pools().photo, prefix: "\(set.id)/").isEmpty)
+        #expect(try await gateway.listObjects(pool: TestStack.pools().photo, prefix: "\(set.id)/").isEmpty)
     }
 
     @Test func aRefusedPartDoesNotUndoTheStoredOnes() async throws {
@@ -205,7 +206,7 @@ import Testing
         #expect(reply.errorCode == "malformed_multipart")
         let results = reply.json["media"] as? [[String: Any]] ?? []
         #expect(results.first?["kind"] as? String == "photo")
-        try await eventually { try await listObjects(pool: TestStack.pools().photo, prefix: "\(set.id)/").count == 1 }
+        try await eventually { try await gateway.listObjects(pool: TestStack.pools().photo, prefix: "\(set.id)/").count == 1 }
         let listed = try await gateway.request(.GET, "/internal/v1/upload-sets/\(set.id)")
         #expect((listed.json["media"] as? [Any])?.count == 1)
     }
@@ -258,22 +259,10 @@ import Testing
             \(Multipart.partHeader(index: 0, filename: "slow.mp4", boundary: boundary))
             """.utf8) + (try fakeMP4(3 << 20)))
         // the object exists (its first megabytes are written) while the part still streams
-        try await eventually { try await listObjects(pool: TestStack.pools().video, prefix: "\(set.id)/").count == 1 }
+        try await eventually { try await gateway.listObjects(pool: TestStack.pools().video, prefix: "\(set.id)/").count == 1 }
         connection.close()
-        try await eventually { try await listObjects(pool: TestStack.pools().video, prefix: "\(set.id)/").isEmpty }
+        try await eventually { try await gateway.listObjects(pool: TestStack.pools().video, prefix: "\(set.id)/").isEmpty }
         let listed = try await gateway.request(.GET, "/internal/v1/upload-sets/\(set.id)")
         #expect((listed.json["media"] as? [Any])?.isEmpty == true)
     }
-}
-
-/// Polls `condition` until it holds (or `timeout` passes, which fails the test).
-func eventually(
-    within timeout: Duration = .seconds(15), _ condition: () async throws -> Bool, sourceLocation: SourceLocation = #_sourceLocation
-) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if try await condition() { return }
-        try await Task.sleep(for: .milliseconds(200))
-    }
-    Issue.record("condition not met within \(timeout)", sourceLocation: sourceLocation)
 }

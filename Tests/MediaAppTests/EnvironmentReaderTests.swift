@@ -1,4 +1,4 @@
-import MediaCore
+import MediaApp
 import Testing
 
 @Suite struct EnvironmentReaderTests {

@@ -1,3 +1,4 @@
+import MediaConcurrency
 import MediaCore
 import NIOCore
 import Testing
@@ -20,13 +21,13 @@ import Testing
     }
 
     @Test func objectChunksCollectsInOrderAndRefusesOversizedContent() async throws {
-        let chunks = ObjectChunks {
+        let chunks = BlobChunks {
             let parts = ["ab", "cd", "e"].map { ByteBuffer(string: $0) }
             let index = Counter()
             return { await index.next(parts) }
         }
         #expect(try await chunks.collect(upTo: 10) == ByteBuffer(string: "abcde"))
-        await #expect(throws: ObjectStoreError.self) { try await chunks.collect(upTo: 4) }
+        await #expect(throws: BlobStoreError.self) { try await chunks.collect(upTo: 4) }
     }
 
     /// Iterating twice starts over: every iteration gets its own state.

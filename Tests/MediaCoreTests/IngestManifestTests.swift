@@ -1,5 +1,6 @@
 import MediaCore
 import MediaIngest
+import MediaIngest
 import Testing
 
 @Suite struct IngestManifestTests {

@@ -3,9 +3,9 @@ import MediaCore
 import Testing
 
 @Suite struct SnifferTests {
-    static let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../../shared/corpus").standardized
+    static let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../Fixtures/corpus").standardized
 
-    /// What every file of the shared corpus is, by its bytes (`nil`: refused as unsupported). Written by hand
+    /// What every file of the corpus (Tests/Fixtures/corpus) is, by its bytes (`nil`: refused as unsupported). Written by hand
     /// from MANIFEST.md and the files' headers, not by running the sniffer.
     static let expected: [String: SniffedType?] = [
         "audio/aac-adts-stereo.aac": .init(kind: .audio, mime: "audio/aac"),

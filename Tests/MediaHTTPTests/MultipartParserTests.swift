@@ -102,39 +102,39 @@ func multipart(_ parts: [(name: String, filename: String?, body: [UInt8])], boun
     }
 
     @Test(arguments: [
-        ("--b\r\nContent-Disposition: form-data; name=x\r\n\r\ntruncated", MediaError.Code.malformedMultipart),
+        ("--b\r\nContent-Disposition: form-data; name=x\r\n\r\ntruncated", RequestError.Code.malformedMultipart),
         ("--b\r\nContent-Disposition: form-data; name=x\r\n\r\nv\r\n--b", .malformedMultipart),
         ("no boundary anywhere", .malformedMultipart),
         ("--bX\r\n\r\nv\r\n--b--", .malformedMultipart),
         ("--b\r\nBroken header line\r\n\r\nv\r\n--b--", .malformedMultipart),
         ("--b\r\nContent-Disposition: attachment; filename=x\r\n\r\nv\r\n--b--", .malformedMultipart),
     ])
-    func malformedBodiesAreRefused(_ text: String, _ code: MediaError.Code) {
-        #expect { try parse(Array(text.utf8), boundary: "b") } throws: { ($0 as? MediaError)?.code == code }
+    func malformedBodiesAreRefused(_ text: String, _ code: RequestError.Code) {
+        #expect { try parse(Array(text.utf8), boundary: "b") } throws: { ($0 as? RequestError)?.code == code }
     }
 
     @Test func headersLargerThanTheCapAreRefused() {
         let huge = String(repeating: "x", count: 20_000)
         let body = Array("--b\r\nContent-Disposition: form-data; name=x\r\nX-Pad: \(huge)\r\n\r\nv\r\n--b--".utf8)
         #expect { try parse(body, boundary: "b", limits: MultipartLimits(maxParts: 10, maxHeaderBytes: 16 << 10)) } throws: {
-            ($0 as? MediaError)?.code == .headerTooLarge
+            ($0 as? RequestError)?.code == .headerTooLarge
         }
         #expect { try parse(body, boundary: "b", chunks: Array(repeating: 100, count: 300)) } throws: {
-            ($0 as? MediaError)?.code == .headerTooLarge
+            ($0 as? RequestError)?.code == .headerTooLarge
         }
     }
 
     @Test func morePartsThanTheCapAreRefused() throws {
         let body = multipart((0..<11).map { ("p\($0)", "f\($0)", [UInt8(0)]) })
         #expect { try parse(body, limits: MultipartLimits(maxParts: 10, maxHeaderBytes: 1024)) } throws: {
-            ($0 as? MediaError)?.code == .tooManyParts
+            ($0 as? RequestError)?.code == .tooManyParts
         }
         #expect(try parse(body, limits: MultipartLimits(maxParts: 11, maxHeaderBytes: 1024)).count == 11)
     }
 
     @Test(arguments: ["", String(repeating: "a", count: 71), "has space at end ", "bad\"quote", "tab\tinside"])
     func invalidBoundariesAreRefused(_ boundary: String) {
-        #expect { _ = try MultipartParser(boundary: boundary) } throws: { ($0 as? MediaError)?.code == .malformedMultipart }
+        #expect { _ = try MultipartParser(boundary: boundary) } throws: { ($0 as? RequestError)?.code == .malformedMultipart }
     }
 
     @Test func randomGarbageNeverCrashesTheParser() {
@@ -150,19 +150,24 @@ func multipart(_ parts: [(name: String, filename: String?, body: [UInt8])], boun
 
 @Suite struct APIErrorTests {
     @Test(arguments: [
-        (MediaError.Code.unauthorized, 401), (.tokenExpired, 401), (.forbidden, 403), (.invalidRequest, 400),
-        (.unsupportedMediaType, 415), (.tooLarge, 413), (.requestTooLarge, 413), (.tooManyParts, 413),
-        (.headerTooLarge, 431), (.limitExceeded, 409), (.setCommitted, 409), (.setExpired, 410), (.notFound, 404),
-        (.malformedMultipart, 400), (.unavailable, 503), (.timedOut, 503), (.internal, 500),
+        (MediaError.Code.unauthorized, 401), (.tokenExpired, 401), (.forbidden, 403), (.urlExpired, 403), (.invalidRequest, 400),
+        (.unsupportedMediaType, 415), (.tooLarge, 413), (.limitExceeded, 409), (.setCommitted, 409), (.setExpired, 410),
+        (.notFound, 404), (.unavailable, 503), (.timedOut, 503), (.shuttingDown, 503), (.internal, 500),
     ])
-    func everyCodeHasItsStatus(_ code: MediaError.Code, _ status: Int) {
+    func everyDomainCodeHasItsStatus(_ code: MediaError.Code, _ status: Int) {
         #expect(APIError.status(for: code).code == status)
     }
 
-    @Test func everyCodeIsMapped() {
-        for code in MediaError.Code.allCases {
-            #expect((400...599).contains(APIError.status(for: code).code))
-        }
+    @Test(arguments: [
+        (RequestError.Code.malformedMultipart, 400), (.requestTooLarge, 413), (.tooManyParts, 413), (.headerTooLarge, 431),
+    ])
+    func everyRequestCodeHasItsStatus(_ code: RequestError.Code, _ status: Int) {
+        #expect(APIError.status(for: code).code == status)
+    }
+
+    @Test func everyCodeIsListedAbove() {
+        #expect(MediaError.Code.allCases.count == 15)
+        #expect(RequestError.Code.allCases.count == 4)
     }
 
     @Test func unavailableAnswersCarryRetryAfter() {

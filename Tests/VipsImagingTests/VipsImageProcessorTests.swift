@@ -3,12 +3,21 @@ import MediaCore
 import Testing
 import VipsImaging
 
-/// The libvips image processor on real files of the shared corpus (no services involved).
-/// libvips blocks its caller, so every call runs on a thread of its own (`onOwnThread`): the cooperative pool
-/// stays free for the rest of the run (the gateway of the integration tests lives in this process). Serialized,
-/// so that these tests take one core, not all of them.
+/// The libvips image processor on real files of the corpus (`Tests/Fixtures/corpus`; no services involved).
+/// The processor runs libvips on a thread of its own, so the cooperative pool stays free for the rest of
+/// the run (the gateways of the integration tests live in this process). Serialized, so that these tests
+/// take one core, not all of them.
 @Suite(.serialized) struct VipsImageProcessorTests {
-    static let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../../shared/corpus").standardized
+    static let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../Fixtures/corpus").standardized
+
+    /// The file names in a corpus folder; none if the folder is missing, which the count guards below catch.
+    static func names(in folder: String) -> [String] {
+        do {
+            return try FileManager.default.contentsOfDirectory(atPath: corpus.appendingPathComponent(folder).path).sorted()
+        } catch {
+            return []
+        }
+    }
     let processor = try! VipsImageProcessor()
     let settings = PhotoSettings()
 
@@ -19,7 +28,7 @@ import VipsImaging
     }
 
     func derive(encoded: [UInt8]) async throws -> PhotoDerivation {
-        try await onOwnThread { [processor, settings] in try processor.derive(encoded: encoded, settings: settings, prefix: "") }
+        try await processor.derive(encoded: encoded, settings: settings, prefix: "")
     }
 
     func contains(_ haystack: [UInt8], _ needle: String) -> Bool {
@@ -100,7 +109,7 @@ import VipsImaging
         #expect(ContinuousClock.now - started < .seconds(5))
     }
 
-    static let badImages: [String] = (try? FileManager.default.contentsOfDirectory(atPath: corpus.appendingPathComponent("bad-images").path).sorted()) ?? []
+    static let badImages = names(in: "bad-images")
     /// Valid images under a misleading name: their bytes say what they are, and they render.
     static let validUnderAWrongName: Set = ["wrong-ext-heic-named.jpg", "wrong-ext-jpeg-named.png", "wrong-ext-png-named.jpg"]
 
@@ -124,9 +133,11 @@ import VipsImaging
         }
     }
 
-    static let validPhotos: [String] = ((try? FileManager.default.contentsOfDirectory(atPath: corpus.appendingPathComponent("images").path)) ?? [])
-        .filter { !$0.hasPrefix("svg-") && !$0.hasPrefix("tiff-") && !undecodableHere.contains("images/\($0)") }
-        .sorted()
+    static let validPhotos = names(in: "images").filter { !$0.hasPrefix("svg-") && !$0.hasPrefix("tiff-") && !undecodableHere.contains("images/\($0)") }
+
+    @Test func theValidPhotosAreAllHere() {
+        #expect(Self.validPhotos.count == 36)
+    }
 
     @Test(arguments: validPhotos)
     func everyValidCorpusPhotoRenders(_ name: String) async throws {
@@ -153,9 +164,7 @@ import VipsImaging
     @Test func aVideoFrameGetsTheLadderToo() async throws {
         var pixels = [UInt8](repeating: 0, count: 640 * 360 * 3)
         for index in stride(from: 0, to: pixels.count, by: 3) { pixels[index] = 200; pixels[index + 2] = 40 }
-        let result = try await onOwnThread { [processor, settings, pixels] in
-            try processor.derive(frame: RGBFrame(width: 640, height: 360, pixels: pixels), settings: settings, prefix: "poster-")
-        }
+        let result = try await processor.derive(frame: RGBFrame(width: 640, height: 360, pixels: pixels), settings: settings, prefix: "poster-")
         #expect(result.renditions.map(\.name) == ["poster-w160.webp", "poster-w160.jpg", "poster-w320.webp", "poster-w320.jpg", "poster-w640.webp", "poster-w640.jpg"])
         #expect(result.dominantColor == "#c80028")
     }

@@ -6,9 +6,9 @@ import MediaCore
 /// The CDN origin: `GET` and `HEAD` of originals (`/m/{id}/original.<ext>`) and renditions
 /// (`/m/{id}/<version>/<name>`), public media cacheable for a year, private media through signed URLs only.
 /// The second segment is one route parameter, `segment`, in both routes (the router's tree shares it).
-struct OriginController<Metadata: MetadataStore, Objects: ObjectStore>: Sendable {
+struct OriginController<Metadata: MetadataStore, Blobs: BlobStore>: Sendable {
     let origin: OriginService<Metadata>
-    let responder: OriginResponder<Objects>
+    let responder: OriginResponder<Blobs>
     let retryAfter: Int
 
     func register(on router: Router<MediaRequestContext>, routes: RouteTable) {

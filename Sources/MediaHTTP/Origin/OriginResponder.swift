@@ -6,21 +6,21 @@ import MediaCore
 import NIOConcurrencyHelpers
 import NIOCore
 
-/// Answers `GET` and `HEAD` for one stored object, over any ``ObjectStore``: validators (`ETag`,
+/// Answers `GET` and `HEAD` for one stored object, over any ``BlobStore``: validators (`ETag`,
 /// `Last-Modified`), conditional requests (304 and 412), byte ranges (206 and 416), caching and safety
 /// headers, and the body streamed from the store chunk by chunk. Written once; every origin route uses it.
 ///
 /// Several ranges in one request are answered with the whole object (200), never `multipart/byteranges`.
-public struct OriginResponder<Objects: ObjectStore>: Sendable {
-    public let objects: Objects
+public struct OriginResponder<Blobs: BlobStore>: Sendable {
+    public let blobs: Blobs
     private let readAhead: ReadAheadBudget
 
     /// - Parameter readAhead: chunks that downloads may hold read ahead of their sockets, across every
     ///   download of this responder. A download reads its next chunk while it sends one when a permit is
     ///   free, else after: the socket need not wait for the store, and memory stays bounded however many
     ///   clients there are.
-    public init(objects: Objects, readAhead: Int = 32) {
-        self.objects = objects
+    public init(blobs: Blobs, readAhead: Int = 32) {
+        self.blobs = blobs
         self.readAhead = ReadAheadBudget(permits: readAhead)
     }
 
@@ -71,11 +71,11 @@ public struct OriginResponder<Objects: ObjectStore>: Sendable {
     /// connection short (the client sees fewer bytes than `Content-Length`).
     private func body(_ object: OriginObject, range: Range<Int64>, logger: Logger) async throws -> ResponseBody {
         let length = range.upperBound - range.lowerBound
-        var iterator = objects.read(object.location, range: range).makeAsyncIterator()
+        var iterator = blobs.read(object.location, range: range).makeAsyncIterator()
         let first: ByteBuffer?
         do {
             first = try await iterator.next()
-        } catch let error as ObjectStoreError where error.code == .notFound {
+        } catch let error as BlobStoreError where error.code == .notFound {
             logger.error("a ready media item's object is missing", metadata: ["object.location": "\(object.location)"])
             throw MediaError(.notFound, "no such media", cause: error)
         } catch {
@@ -110,7 +110,7 @@ public struct OriginResponder<Objects: ObjectStore>: Sendable {
 
 extension OriginResponder {
     /// The next chunk of a read (the iterator's state lives in the store's reader, shared by its copies).
-    fileprivate static func next(_ iterator: ObjectChunks.AsyncIterator) async throws -> ByteBuffer? {
+    fileprivate static func next(_ iterator: BlobChunks.AsyncIterator) async throws -> ByteBuffer? {
         var iterator = iterator
         return try await iterator.next()
     }

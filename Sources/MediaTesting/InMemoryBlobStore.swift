@@ -1,0 +1,101 @@
+import Foundation
+import MediaCore
+import NIOCore
+import Synchronization
+
+/// A ``BlobStore`` in memory, for unit tests of the use cases: the same contract as RADOS (exclusive
+/// creates, a failed write leaves nothing, bounded read chunks), and a switch that makes every operation
+/// fail as a store that is down would.
+public final class InMemoryBlobStore: BlobStore {
+    struct Object {
+        var bytes: [UInt8]
+        var modified: Date
+    }
+
+    private let objects = Mutex<[ObjectLocation: Object]>([:])
+    private let down = Mutex(false)
+    private let pools: Set<String>?
+    let chunkSize: Int
+    let clock: MediaClock
+
+    /// - Parameters:
+    ///   - pools: the pools that exist (`nil`: any); an object in another pool is `notFound`, as RADOS says.
+    ///   - chunkSize: the largest chunk a read hands out.
+    public init(pools: Set<String>? = nil, chunkSize: Int = 64 << 10, clock: MediaClock = .system) {
+        self.pools = pools
+        self.chunkSize = chunkSize
+        self.clock = clock
+    }
+
+    /// From now on every operation fails with `unavailable` (`true`), or works again (`false`).
+    public func setUnavailable(_ unavailable: Bool) {
+        down.withLock { $0 = unavailable }
+    }
+
+    /// Every object's location.
+    public var locations: Set<ObjectLocation> { Set(objects.withLock { $0.keys }) }
+
+    /// The bytes of an object, or `nil`.
+    public func bytes(of location: ObjectLocation) -> [UInt8]? { objects.withLock { $0[location]?.bytes } }
+
+    private func check(_ location: ObjectLocation) throws(BlobStoreError) {
+        if down.withLock({ $0 }) { throw BlobStoreError(.unavailable, "the in-memory store is down") }
+        guard !location.key.isEmpty, location.key.utf8.count <= 1024, !location.key.utf8.contains(0) else {
+            throw BlobStoreError(.invalidArgument, "invalid object key \(location.key.prefix(64).debugDescription)")
+        }
+        if let pools, !pools.contains(location.pool) { throw BlobStoreError(.notFound, "no pool \(location.pool)") }
+    }
+
+    public func write<Source: AsyncSequence>(
+        _ location: ObjectLocation, from source: Source, mode: ObjectWriteMode
+    ) async throws -> Int64 where Source.Element == ByteBuffer {
+        try check(location)
+        // like RADOS: the object exists from the first write on, and goes again when the source fails
+        try objects.withLock { objects throws(BlobStoreError) in
+            if mode == .createExclusive, objects[location] != nil {
+                throw BlobStoreError(.alreadyExists, "\(location) exists")
+            }
+            objects[location] = Object(bytes: [], modified: clock.now())
+        }
+        var written: Int64 = 0
+        do {
+            for try await piece in source {
+                try check(location)
+                objects.withLock { $0[location]?.bytes += piece.readableBytesView }
+                written += Int64(piece.readableBytes)
+            }
+        } catch {
+            _ = objects.withLock { $0.removeValue(forKey: location) }
+            throw error
+        }
+        return written
+    }
+
+    public func read(_ location: ObjectLocation, range: Range<Int64>?) -> BlobChunks {
+        BlobChunks { [self] in
+            let position = Mutex<Int64?>(nil)
+            return {
+                try self.check(location)
+                guard let object = self.objects.withLock({ $0[location] }) else { throw BlobStoreError(.notFound, "no object \(location)") }
+                let size = Int64(object.bytes.count)
+                let start = position.withLock { $0 } ?? min(range?.lowerBound ?? 0, size)
+                let end = min(range?.upperBound ?? size, size)
+                guard start < end else { return nil }
+                let stop = min(end, start + Int64(self.chunkSize))
+                position.withLock { $0 = stop }
+                return ByteBuffer(bytes: object.bytes[Int(start)..<Int(stop)])
+            }
+        }
+    }
+
+    public func stat(_ location: ObjectLocation) async throws -> ObjectInfo {
+        try check(location)
+        guard let object = objects.withLock({ $0[location] }) else { throw BlobStoreError(.notFound, "no object \(location)") }
+        return ObjectInfo(size: Int64(object.bytes.count), modified: object.modified)
+    }
+
+    public func remove(_ location: ObjectLocation) async throws {
+        try check(location)
+        guard objects.withLock({ $0.removeValue(forKey: location) }) != nil else { throw BlobStoreError(.notFound, "no object \(location)") }
+    }
+}

@@ -1,0 +1,332 @@
+import Foundation
+import MediaCore
+import Testing
+
+/// What every ``MetadataStore`` must do, written once and run against each implementation (PostgreSQL, in
+/// memory). Checks may find rows that earlier checks left in the same store: each looks at its own sets,
+/// media and jobs only.
+public struct MetadataStoreConformance<Store: MetadataStore>: Sendable {
+    public let store: Store
+
+    public init(store: Store) {
+        self.store = store
+    }
+
+    /// Every check, by name: run each with ``run(_:)``.
+    public static var checks: [String] { Array(table.keys).sorted() }
+
+    public func run(_ check: String) async throws {
+        guard let body = Self.table[check] else {
+            Issue.record("no conformance check \(check)")
+            return
+        }
+        try await body(self)
+    }
+
+    private static var table: [String: @Sendable (Self) async throws -> Void] {
+        [
+            "an upload set is created as a draft and read back": { try await $0.createdSet() },
+            "media rows are recorded with their stored event": { try await $0.recordedMedia() },
+            "media for an unknown set is refused": { try await $0.unknownSet() },
+            "the count limit holds under concurrency": { try await $0.limitUnderConcurrency() },
+            "media of another owner is refused": { try await $0.otherOwner() },
+            "a commit is idempotent and ends uploads": { try await $0.commit() },
+            "an expired set refuses uploads and commits": { try await $0.expiredSet() },
+            "a tombstone is idempotent, frees its slot and has one event": { try await $0.tombstone() },
+            "expired drafts are tombstoned with their media": { try await $0.expireDrafts() },
+            "tombstoned media await purge until marked purged": { try await $0.purge() },
+            "an object has a row when media or a rendition refers to it": { try await $0.objectRows() },
+            "events are numbered in order and read after a cursor": { try await $0.events() },
+            "a claimed job is leased until its lease expires": { try await $0.leases() },
+            "a completed job records renditions and readiness and returns obsolete objects": { try await $0.completeJob() },
+            "a failed job is retried, then dead with its media failed": { try await $0.failJob() },
+            "a job of media deleted meanwhile gives back its renditions": { try await $0.deletedWhileProcessing() },
+            "the origin record has the media, its set's privacy and the named renditions": { try await $0.originRecord() },
+        ]
+    }
+
+    // MARK: Helpers
+
+    func newSet(context: UploadContext = .post, isPrivate: Bool = false, expiresIn: TimeInterval = 3600) async throws -> UploadSet {
+        try await store.createUploadSet(
+            NewUploadSet(
+                ownerID: "user-\(UUID().uuidString.prefix(8))", context: context, contextID: "ctx-1", isPrivate: isPrivate,
+                expiresAt: Date().addingTimeInterval(expiresIn)))
+    }
+
+    func newMedia(_ set: UploadSet, kind: MediaKind = .photo, owner: String? = nil) -> NewMedia {
+        let id = MediaID.generate()
+        return NewMedia(
+            id: id, kind: kind, ownerID: owner ?? set.ownerID, uploadSetID: set.id, size: 1234, sha256: String(repeating: "ab", count: 32),
+            mime: "image/jpeg", location: ObjectLocation(pool: "media.\(kind)", key: "\(set.id)/\(id)"))
+    }
+
+    func record(_ set: UploadSet, kind: MediaKind = .photo, maxCount: Int = 10) async throws -> Media {
+        try await store.recordUpload(newMedia(set, kind: kind), maxCount: maxCount, now: Date())
+    }
+
+    func allEvents(after cursor: Int64 = 0) async throws -> [OutboxEvent] {
+        var events: [OutboxEvent] = []
+        var after = cursor
+        while true {
+            let page = try await store.events(after: after, limit: 1000)
+            events += page
+            guard let last = page.last, page.count == 1000 else { return events }
+            after = last.sequence
+        }
+    }
+
+    /// Claims until this media item's job is among the claimed (jobs of earlier checks may come first).
+    func claim(_ id: MediaID, lease: Duration = .seconds(600), now: Date = Date()) async throws -> ProcessingJob? {
+        try await store.claimJobs(limit: 1000, lease: lease, now: now).first { $0.mediaID == id }
+    }
+
+    func rendition(_ media: Media, _ name: String, version: String = "v1") -> RenditionRecord {
+        RenditionRecord(
+            name: name, mime: name.hasSuffix(".webp") ? "image/webp" : "image/jpeg", width: 160, height: 120, size: 99,
+            sha256: String(repeating: "cd", count: 32), location: ObjectLocation(pool: "media.derived", key: "\(media.id)/\(version)/\(name)"))
+    }
+
+    func outcome(_ renditions: [RenditionRecord]) -> ProcessingOutcome {
+        ProcessingOutcome(
+            width: 640, height: 480, durationMilliseconds: nil, metadata: ["orientation": .integer(1), "blurhash": .string("LKO2?U%2Tw=w")],
+            renditions: renditions, staged: [])
+    }
+
+    // MARK: Checks
+
+    func createdSet() async throws {
+        let new = NewUploadSet(ownerID: "owner-1", context: .community, contextID: "c-9", isPrivate: true, expiresAt: Date().addingTimeInterval(3600))
+        let created = try await store.createUploadSet(new)
+        #expect(created.id == new.id && created.state == .draft && created.context == .community && created.isPrivate)
+        #expect(created.ownerID == "owner-1" && created.contextID == "c-9")
+        #expect(abs(created.expiresAt.timeIntervalSince(new.expiresAt)) < 0.001)
+        #expect(created.liveCounts == LiveCounts())
+        #expect(try await store.uploadSet(new.id) == created)
+        #expect(try await store.uploadSet(.generate()) == nil)
+    }
+
+    func recordedMedia() async throws {
+        let set = try await newSet()
+        let cursor = try await allEvents().last?.sequence ?? 0
+        var recorded: [Media] = []
+        for kind in MediaKind.allCases {
+            let new = newMedia(set, kind: kind)
+            let media = try await store.recordUpload(new, maxCount: 10, now: Date())
+            #expect(media.id == new.id && media.state == .stored && media.kind == kind && media.size == 1234 && media.location == new.location)
+            #expect(media.sha256 == new.sha256 && media.mime == new.mime && media.ownerID == set.ownerID && media.uploadSetID == set.id)
+            #expect(try await store.media(new.id) == media)
+            recorded.append(media)
+        }
+        #expect(try await store.media(inSet: set.id).map(\.id) == recorded.map(\.id), "oldest first")
+        #expect(try await store.uploadSet(set.id)?.liveCounts == LiveCounts(photo: 1, audio: 1, video: 1))
+        let stored = try await allEvents(after: cursor).filter { $0.type == "media.stored" && $0.uploadSetID == set.id }
+        #expect(stored.map(\.mediaID) == recorded.map(\.id), "one media.stored event each, in order")
+        #expect(try await store.media(.generate()) == nil)
+    }
+
+    func unknownSet() async throws {
+        let id = MediaID.generate()
+        let new = NewMedia(
+            id: id, kind: .photo, ownerID: "o", uploadSetID: .generate(), size: 1, sha256: "00", mime: "image/png",
+            location: ObjectLocation(pool: "media.photo", key: "x/\(id)"))
+        await expectMetadataError(.notFound) { _ = try await store.recordUpload(new, maxCount: 10, now: Date()) }
+        #expect(try await store.media(id) == nil)
+    }
+
+    func limitUnderConcurrency() async throws {
+        let set = try await newSet()
+        let store = self.store
+        let news = (0..<20).map { _ in newMedia(set) }
+        let results = await withTaskGroup(of: MetadataStoreError.Code?.self) { group in
+            for new in news {
+                group.addTask {
+                    do {
+                        _ = try await store.recordUpload(new, maxCount: 5, now: Date())
+                        return nil
+                    } catch let error as MetadataStoreError {
+                        return error.code
+                    } catch {
+                        return .other
+                    }
+                }
+            }
+            return await group.reduce(into: [MetadataStoreError.Code?]()) { $0.append($1) }
+        }
+        #expect(results.filter { $0 == nil }.count == 5, "exactly five recorded")
+        #expect(results.filter { $0 == .limitExceeded }.count == 15, "the others refused for the limit")
+        #expect(try await store.uploadSet(set.id)?.liveCounts.photo == 5)
+        #expect(try await store.media(inSet: set.id).count == 5)
+    }
+
+    func otherOwner() async throws {
+        let set = try await newSet()
+        let new = newMedia(set, owner: "someone-else")
+        await expectMetadataError(.conflict) { _ = try await store.recordUpload(new, maxCount: 10, now: Date()) }
+        #expect(try await store.media(new.id) == nil)
+    }
+
+    func commit() async throws {
+        let set = try await newSet()
+        let media = try await record(set)
+        let cursor = try await allEvents().last?.sequence ?? 0
+        let committed = try await store.commitUploadSet(set.id, now: Date())
+        #expect(committed.state == .committed && committed.committedAt != nil)
+        #expect(try await store.commitUploadSet(set.id, now: Date()) == committed, "idempotent")
+        #expect(try await store.media(media.id)?.committedAt != nil)
+        await expectMetadataError(.setCommitted) { _ = try await record(set) }
+        let events = try await allEvents(after: cursor).filter { $0.type == "upload_set.committed" && $0.uploadSetID == set.id }
+        #expect(events.count == 1)
+        #expect(events.first?.payload.contains(media.id.description) == true)
+        await expectMetadataError(.notFound) { _ = try await store.commitUploadSet(.generate(), now: Date()) }
+    }
+
+    func expiredSet() async throws {
+        let set = try await newSet(expiresIn: 60)
+        let later = Date().addingTimeInterval(120)
+        await expectMetadataError(.setExpired) { _ = try await store.recordUpload(newMedia(set), maxCount: 10, now: later) }
+        await expectMetadataError(.setExpired) { _ = try await store.commitUploadSet(set.id, now: later) }
+    }
+
+    func tombstone() async throws {
+        let set = try await newSet()
+        let first = try await record(set, maxCount: 1)
+        await expectMetadataError(.limitExceeded) { _ = try await record(set, maxCount: 1) }
+        let cursor = try await allEvents().last?.sequence ?? 0
+        let deleted = try #require(try await store.tombstoneMedia(first.id, now: Date()))
+        #expect(deleted.state == .deleted && deleted.deletedAt != nil)
+        #expect(try await store.tombstoneMedia(first.id, now: Date()) == deleted, "idempotent")
+        #expect(try await store.uploadSet(set.id)?.liveCounts.photo == 0, "the slot is free again")
+        _ = try await record(set, maxCount: 1)
+        let events = try await allEvents(after: cursor).filter { $0.type == "media.deleted" && $0.mediaID == first.id }
+        #expect(events.count == 1)
+        #expect(events.first?.payload.contains("\"reason\"") == true)
+        #expect(try await store.tombstoneMedia(.generate(), now: Date()) == nil)
+    }
+
+    func expireDrafts() async throws {
+        let set = try await newSet(expiresIn: 60)
+        let media = try await record(set)
+        let committed = try await newSet(expiresIn: 60)
+        _ = try await store.commitUploadSet(committed.id, now: Date())
+        let later = Date().addingTimeInterval(120)
+        var expired: [UploadSetID] = []
+        while true {
+            let batch = try await store.expireDrafts(now: later, limit: 100)
+            expired += batch
+            if batch.count < 100 { break }
+        }
+        #expect(expired.contains(set.id))
+        #expect(!expired.contains(committed.id), "a committed set never expires")
+        #expect(try await store.uploadSet(set.id)?.state == .expired)
+        #expect(try await store.media(media.id)?.state == .deleted)
+        let events = try await allEvents().filter { $0.type == "media.deleted" && $0.mediaID == media.id }
+        #expect(events.count == 1 && events.first?.payload.contains("set_expired") == true)
+    }
+
+    func purge() async throws {
+        let set = try await newSet()
+        let media = try await record(set)
+        _ = try await store.tombstoneMedia(media.id, now: Date())
+        #expect(try await store.mediaAwaitingPurge(limit: 10_000).contains { $0.id == media.id })
+        try await store.markPurged(media.id, now: Date())
+        #expect(try await !store.mediaAwaitingPurge(limit: 10_000).contains { $0.id == media.id })
+    }
+
+    func objectRows() async throws {
+        let set = try await newSet()
+        let media = try await record(set)
+        #expect(try await store.objectHasRow(media.location))
+        #expect(try await !store.objectHasRow(ObjectLocation(pool: media.location.pool, key: "\(set.id)/\(MediaID.generate())")))
+        let job = try #require(try await claim(media.id))
+        let rendition = rendition(media, "w160.jpg")
+        #expect(try await !store.objectHasRow(rendition.location))
+        _ = try await store.completeJob(job, outcome: outcome([rendition]), now: Date())
+        #expect(try await store.objectHasRow(rendition.location))
+    }
+
+    func events() async throws {
+        let set = try await newSet()
+        let before = try await allEvents().last?.sequence ?? 0
+        var ids: [MediaID] = []
+        for _ in 0..<5 { ids.append(try await record(set).id) }
+        let first = try await store.events(after: before, limit: 2)
+        #expect(first.count == 2)
+        let rest = try await allEvents(after: first.last!.sequence)
+        let all = first + rest
+        #expect(zip(all, all.dropFirst()).allSatisfy { $0.sequence < $1.sequence }, "numbers only grow")
+        #expect(all.filter { $0.uploadSetID == set.id }.compactMap(\.mediaID) == ids, "in the order they were written")
+        #expect(try await store.events(after: all.last!.sequence, limit: 10).isEmpty)
+    }
+
+    func leases() async throws {
+        let set = try await newSet()
+        let media = try await record(set)
+        let now = Date()
+        let job = try #require(try await claim(media.id, lease: .seconds(60), now: now))
+        #expect(job.kind == .photo && job.original == media.location && job.size == media.size && job.mime == media.mime && job.attempts == 1)
+        #expect(try await store.media(media.id)?.state == .processing)
+        #expect(try await claim(media.id, now: now.addingTimeInterval(30)) == nil, "leased")
+        let again = try #require(try await claim(media.id, now: now.addingTimeInterval(61)), "taken again once the lease expired")
+        #expect(again.jobID == job.jobID && again.attempts == 2)
+    }
+
+    func completeJob() async throws {
+        let set = try await newSet()
+        let media = try await record(set)
+        let first = try #require(try await claim(media.id))
+        let old = [rendition(media, "w160.jpg"), rendition(media, "w320.jpg")]
+        #expect(try await store.completeJob(first, outcome: outcome(old), now: Date()).isEmpty)
+        let ready = try #require(try await store.media(media.id))
+        #expect(ready.state == .ready && ready.width == 640 && ready.height == 480)
+        #expect(ready.metadata["blurhash"] == .string("LKO2?U%2Tw=w"))
+        #expect(try await store.renditions(of: media.id).map(\.name) == ["w160.jpg", "w320.jpg"])
+        #expect(try await allEvents().contains { $0.type == "media.ready" && $0.mediaID == media.id })
+        #expect(try await claim(media.id) == nil, "the job is done")
+        // processing again with fewer renditions: the one no longer made is handed back, its row gone
+        #expect(try await store.completeJob(first, outcome: outcome([old[0]]), now: Date()) == [old[1].location])
+        #expect(try await store.renditions(of: media.id).map(\.name) == ["w160.jpg"])
+        #expect(try await !store.objectHasRow(old[1].location))
+    }
+
+    func failJob() async throws {
+        let set = try await newSet()
+        let media = try await record(set)
+        let now = Date()
+        let job = try #require(try await claim(media.id, now: now))
+        try await store.failJob(job, error: ProcessingError(.storage, "the OSD went away"), retry: true, retryAfter: .seconds(30), now: now)
+        #expect(try await claim(media.id, now: now.addingTimeInterval(10)) == nil, "not before its backoff")
+        let retried = try #require(try await claim(media.id, now: now.addingTimeInterval(31)))
+        #expect(retried.attempts == 2)
+        try await store.failJob(retried, error: ProcessingError(.invalidMedia, "truncated"), retry: false, retryAfter: .zero, now: now)
+        let failed = try #require(try await store.media(media.id))
+        #expect(failed.state == .failed)
+        #expect(failed.failureReason == "invalid_media: truncated")
+        #expect(try await claim(media.id, now: now.addingTimeInterval(3600)) == nil, "a dead job is never claimed")
+        #expect(try await allEvents().contains { $0.type == "media.failed" && $0.mediaID == media.id })
+    }
+
+    func deletedWhileProcessing() async throws {
+        let set = try await newSet()
+        let media = try await record(set)
+        let job = try #require(try await claim(media.id))
+        _ = try await store.tombstoneMedia(media.id, now: Date())
+        let made = [rendition(media, "w160.jpg")]
+        #expect(try await store.completeJob(job, outcome: outcome(made), now: Date()) == made.map(\.location))
+        #expect(try await store.renditions(of: media.id).isEmpty)
+        #expect(try await store.media(media.id)?.state == .deleted)
+    }
+
+    func originRecord() async throws {
+        let set = try await newSet(context: .post, isPrivate: true)
+        let media = try await record(set)
+        let job = try #require(try await claim(media.id))
+        _ = try await store.completeJob(job, outcome: outcome([rendition(media, "w160.jpg"), rendition(media, "w320.jpg")]), now: Date())
+        let record = try #require(try await store.originRecord(media.id, renditionNames: ["w160.jpg", "w160.webp", "w999.jpg"]))
+        #expect(record.id == media.id && record.state == .ready && record.context == .post && record.setIsPrivate)
+        #expect(record.location == media.location && record.sha256 == media.sha256 && record.size == media.size && record.mime == media.mime)
+        #expect(record.renditions.map(\.name) == ["w160.jpg"], "only the named renditions that exist")
+        #expect(try await store.originRecord(media.id, renditionNames: [])?.renditions.isEmpty == true)
+        #expect(try await store.originRecord(.generate(), renditionNames: []) == nil)
+    }
+}

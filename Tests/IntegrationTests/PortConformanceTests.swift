@@ -1,0 +1,79 @@
+import Foundation
+import MediaApp
+import MediaCore
+import MediaTesting
+import PostgresMetadata
+import RadosStore
+import Testing
+
+@testable import RadosStore
+
+/// The conformance suites of the ports, run against the real adapters (the same suites run against the
+/// in-memory ones in the unit tests).
+@Suite struct RadosBlobStoreConformanceTests {
+    @Test(arguments: BlobStoreConformance<RadosBlobStore>.checks)
+    func check(_ name: String) async throws {
+        let isolation = try await Isolation.suite("BlobConformance")
+        try await BlobStoreConformance(store: isolation.blobs, pool: isolation.pools.photo).run(name)
+    }
+
+    @Test func theSuiteHasItsChecks() {
+        #expect(BlobStoreConformance<RadosBlobStore>.checks.count == 14)
+    }
+}
+
+/// Each check starts from an empty ledger: the checks share one namespace and run one at a time.
+@Suite(.serialized) struct RadosPendingLedgerConformanceTests {
+    @Test(arguments: PendingLedgerConformance<RadosPendingLedger>.checks)
+    func check(_ name: String) async throws {
+        let isolation = try await Isolation.suite("LedgerConformance")
+        let blobs = isolation.blobs
+        try await PendingLedgerConformance(pools: (isolation.pools.photo, isolation.pools.audio)) { RadosPendingLedger(blobs: blobs) }.run(name)
+    }
+
+    @Test func theSuiteHasItsChecks() {
+        #expect(PendingLedgerConformance<RadosPendingLedger>.checks.count == 7)
+    }
+}
+
+/// The checks share one schema; job checks would claim each other's jobs if they ran at once.
+@Suite(.serialized) struct PostgresMetadataStoreConformanceTests {
+    @Test(arguments: MetadataStoreConformance<PostgresMetadataStore>.checks)
+    func check(_ name: String) async throws {
+        let isolation = try await Isolation.suite("MetadataConformance")
+        try await MetadataStoreConformance(store: isolation.metadata).run(name)
+    }
+
+    @Test func theSuiteHasItsChecks() {
+        #expect(MetadataStoreConformance<PostgresMetadataStore>.checks.count == 17)
+    }
+}
+
+/// What only RADOS shows: where the ledger keeps its entries.
+@Suite struct RadosPendingLedgerLayoutTests {
+    @Test func entriesLiveInHourBucketsOfTheLedgersShardListedInTheDirectory() async throws {
+        let isolation = try await Isolation.suite("LedgerLayout")
+        let ledger = RadosPendingLedger(blobs: isolation.blobs, shard: 7)
+        let at = Date(timeIntervalSince1970: 1_700_003_700)  // 2023-11-14 23:15:00 UTC
+        let object = ObjectLocation(pool: isolation.pools.photo, key: uniqueKey())
+        let ticket = try await ledger.register(object, PendingEntry(mediaID: .generate(), uploadSetID: nil, registeredAt: at))
+        #expect(ticket.slot == "_pending.2023111423.07")
+        let bucket = ObjectLocation(pool: object.pool, key: ticket.slot)
+        #expect(try await isolation.blobs.entries(of: bucket, keys: [object.key]).count == 1)
+        let directory = ObjectLocation(pool: object.pool, key: RadosPendingLedger.directoryKey)
+        #expect(try await isolation.blobs.entries(of: directory, keys: [ticket.slot]).count == 1)
+        try await ledger.complete(ticket)
+        #expect(try await isolation.blobs.entries(of: bucket, keys: [object.key]).isEmpty)
+        #expect(try await ledger.closePeriods(in: object.pool, endedBefore: Date()) >= 1)
+        #expect(try await isolation.blobs.entries(of: directory, keys: [ticket.slot]).isEmpty, "the emptied bucket is retired")
+        #expect(try await !isolation.blobs.exists(bucket))
+    }
+
+    @Test func bucketNamesRoundTripToTheirHour() {
+        let date = Date(timeIntervalSince1970: 1_800_003_700)
+        let name = RadosPendingLedger.bucketName(for: date, shard: 7)
+        #expect(name == "_pending.2027011509.07")
+        #expect(RadosPendingLedger.bucketEnd(name) == Date(timeIntervalSince1970: 1_800_007_200))
+        #expect(RadosPendingLedger.bucketEnd(RadosPendingLedger.directoryKey) == nil)
+    }
+}
