@@ -54,8 +54,13 @@ final class Input {
         guard Date() < deadline else { throw pastDeadline }
         var context: UnsafeMutablePointer<AVFormatContext>?
         let rc = mgw_open_memory_input(
-            bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count, formats, 5 << 20,
-            monotonicMicroseconds(of: deadline), &context)
+            bytes.baseAddress?.assumingMemoryBound(to: UInt8.self),
+            bytes.count,
+            formats,
+            5 << 20,
+            monotonicMicroseconds(of: deadline),
+            &context
+        )
         guard rc >= 0, let context else {
             // the interrupt callback stops FFmpeg at the deadline: that failure is the deadline's, not the file's
             guard Date() < deadline else { throw pastDeadline }
@@ -107,7 +112,11 @@ final class Decoder {
     deinit { avcodec_free_context(&context) }
 
     /// Sends a packet (nil to flush) and hands every decoded frame to `body`.
-    func decode(_ packet: UnsafeMutablePointer<AVPacket>?, into frame: Frame, _ body: (UnsafeMutablePointer<AVFrame>) throws(ProcessingError) -> Void) throws(ProcessingError) {
+    func decode(
+        _ packet: UnsafeMutablePointer<AVPacket>?,
+        into frame: Frame,
+        _ body: (UnsafeMutablePointer<AVFrame>) throws(ProcessingError) -> Void
+    ) throws(ProcessingError) {
         let sent = avcodec_send_packet(context, packet)
         if sent < 0 && sent != eof { try check(sent, "corrupt data") }
         while true {
@@ -161,7 +170,11 @@ final class FilterGraph {
     var height: Int32 { av_buffersink_get_h(sink) }
 
     /// Pushes a frame (nil at the end) and hands every filtered frame to `body`.
-    func filter(_ frame: UnsafeMutablePointer<AVFrame>?, into output: Frame, _ body: (UnsafeMutablePointer<AVFrame>) throws(ProcessingError) -> Void) throws(ProcessingError) {
+    func filter(
+        _ frame: UnsafeMutablePointer<AVFrame>?,
+        into output: Frame,
+        _ body: (UnsafeMutablePointer<AVFrame>) throws(ProcessingError) -> Void
+    ) throws(ProcessingError) {
         try check(av_buffersrc_add_frame_flags(source, frame, 0), "filtering", .internal)
         while true {
             let rc = av_buffersink_get_frame(sink, output.pointer)
@@ -178,7 +191,12 @@ final class Encoder {
     var context: UnsafeMutablePointer<AVCodecContext>?
     let stream: UnsafeMutablePointer<AVStream>
 
-    init(codecName: String, output: Output, configure: (UnsafeMutablePointer<AVCodecContext>) throws(ProcessingError) -> Void, options: [String: String]) throws(ProcessingError) {
+    init(
+        codecName: String,
+        output: Output,
+        configure: (UnsafeMutablePointer<AVCodecContext>) throws(ProcessingError) -> Void,
+        options: [String: String]
+    ) throws(ProcessingError) {
         guard let codec = avcodec_find_encoder_by_name(codecName) else {
             throw ProcessingError(.internal, "this FFmpeg has no \(codecName) encoder")
         }
@@ -249,10 +267,22 @@ final class Output {
 
 /// Converts frames to packed RGB (for poster frames).
 func rgbFrame(_ frame: UnsafeMutablePointer<AVFrame>) throws(ProcessingError) -> RGBFrame {
-    let width = frame.pointee.width, height = frame.pointee.height
+    let width = frame.pointee.width
+    let height = frame.pointee.height
     guard width > 0, height > 0 else { throw ProcessingError(.invalidMedia, "an empty frame") }
-    guard let scaler = sws_getContext(
-        width, height, AVPixelFormat(rawValue: frame.pointee.format), width, height, AV_PIX_FMT_RGB24, SWS_BILINEAR, nil, nil, nil)
+    guard
+        let scaler = sws_getContext(
+            width,
+            height,
+            AVPixelFormat(rawValue: frame.pointee.format),
+            width,
+            height,
+            AV_PIX_FMT_RGB24,
+            SWS_BILINEAR,
+            nil,
+            nil,
+            nil
+        )
     else { throw ProcessingError(.internal, "no scaler for this frame") }
     defer { sws_freeContext(scaler) }
     // swscale writes whole SIMD blocks: give every row an aligned stride and the buffer room to spare

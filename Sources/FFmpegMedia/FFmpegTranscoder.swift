@@ -1,7 +1,7 @@
 import CFFmpeg
 import CFFmpegShim
-import MediaConcurrency
 import Foundation
+import MediaConcurrency
 import MediaCore
 
 /// The ``Transcoder`` on the FFmpeg libraries (libavformat, libavcodec, libavfilter, libswscale), called from
@@ -28,7 +28,12 @@ public struct FFmpegTranscoder: Transcoder {
 
     // MARK: Video
 
-    public func transcodeVideo(_ input: [UInt8], settings: TranscodeSettings, workDirectory: String, deadline: Date) async throws(ProcessingError)
+    public func transcodeVideo(
+        _ input: [UInt8],
+        settings: TranscodeSettings,
+        workDirectory: String,
+        deadline: Date
+    ) async throws(ProcessingError)
         -> VideoResult
     {
         try await onOwnThread { () throws(ProcessingError) in
@@ -54,15 +59,21 @@ public struct FFmpegTranscoder: Transcoder {
         let rotation = Self.clockwiseRotation(videoStream)
         let frameRate = av_q2d(videoStream.pointee.avg_frame_rate)
         var probe = MediaProbe(
-            container: input.formatName, durationMilliseconds: input.durationMilliseconds,
+            container: input.formatName,
+            durationMilliseconds: input.durationMilliseconds,
             videoCodec: String(cString: avcodec_get_name(parameters.codec_id)),
             audioCodec: audio.map { String(cString: avcodec_get_name(input.stream($0.0).pointee.codecpar.pointee.codec_id)) },
-            width: Int(parameters.width), height: Int(parameters.height),
-            frameRate: frameRate.isFinite && frameRate > 0 ? (frameRate * 1000).rounded() / 1000 : nil, rotation: rotation)
+            width: Int(parameters.width),
+            height: Int(parameters.height),
+            frameRate: frameRate.isFinite && frameRate > 0 ? (frameRate * 1000).rounded() / 1000 : nil,
+            rotation: rotation
+        )
 
         // upright size, then at most 1280x720 (or 720x1280) keeping the aspect ratio, even dimensions
-        let (uprightWidth, uprightHeight) = rotation % 180 == 0 ? (Int(parameters.width), Int(parameters.height)) : (Int(parameters.height), Int(parameters.width))
-        let longest = Double(max(uprightWidth, uprightHeight)), shortest = Double(min(uprightWidth, uprightHeight))
+        let (uprightWidth, uprightHeight) =
+            rotation % 180 == 0 ? (Int(parameters.width), Int(parameters.height)) : (Int(parameters.height), Int(parameters.width))
+        let longest = Double(max(uprightWidth, uprightHeight))
+        let shortest = Double(min(uprightWidth, uprightHeight))
         let scale = min(1, Double(settings.maxVideoWidth) / longest, Double(settings.maxVideoHeight) / shortest)
         let targetWidth = max(2, Int((Double(uprightWidth) * scale / 2).rounded()) * 2)
         let targetHeight = max(2, Int((Double(uprightHeight) * scale / 2).rounded()) * 2)
@@ -73,8 +84,10 @@ public struct FFmpegTranscoder: Transcoder {
         let timeBase = videoStream.pointee.time_base
         let videoGraph = try FilterGraph(
             video: true,
-            sourceArguments: "video_size=\(parameters.width)x\(parameters.height):pix_fmt=\(videoDecoder.context!.pointee.pix_fmt.rawValue):time_base=\(timeBase.num)/\(timeBase.den):pixel_aspect=\(max(sar.num, 1))/\(max(sar.den, 1))",
-            description: "\(turn)scale=\(targetWidth):\(targetHeight):flags=bicubic,setsar=1,format=yuv420p")
+            sourceArguments:
+                "video_size=\(parameters.width)x\(parameters.height):pix_fmt=\(videoDecoder.context!.pointee.pix_fmt.rawValue):time_base=\(timeBase.num)/\(timeBase.den):pixel_aspect=\(max(sar.num, 1))/\(max(sar.den, 1))",
+            description: "\(turn)scale=\(targetWidth):\(targetHeight):flags=bicubic,setsar=1,format=yuv420p"
+        )
 
         let path = "\(workDirectory)/video-\(UUID().uuidString).mp4"
         let output = try Output(path: path, deadline: deadline)
@@ -83,19 +96,24 @@ public struct FFmpegTranscoder: Transcoder {
             if fps.num <= 0 || fps.den <= 0 { fps = av_guess_frame_rate(input.context, videoStream, nil) }
             if fps.num <= 0 || fps.den <= 0 { fps = AVRational(num: 30, den: 1) }
             let gop = Int32(max(1, min(300, (2 * av_q2d(fps)).rounded())))
-            let videoEncoder = try Encoder(codecName: "libx264", output: output, configure: { (context) throws(ProcessingError) in
-                context.pointee.width = videoGraph.width
-                context.pointee.height = videoGraph.height
-                context.pointee.pix_fmt = AV_PIX_FMT_YUV420P
-                context.pointee.sample_aspect_ratio = AVRational(num: 1, den: 1)
-                context.pointee.time_base = videoGraph.timeBase
-                context.pointee.framerate = fps
-                context.pointee.gop_size = gop
-                context.pointee.max_b_frames = 2
-                context.pointee.rc_max_rate = Int64(settings.videoMaxBitrate)
-                context.pointee.rc_buffer_size = Int32(settings.videoMaxBitrate * 2)
-                context.pointee.thread_count = 1
-            }, options: ["preset": "veryfast", "crf": "\(settings.crf)", "profile": "high"])
+            let videoEncoder = try Encoder(
+                codecName: "libx264",
+                output: output,
+                configure: { (context) throws(ProcessingError) in
+                    context.pointee.width = videoGraph.width
+                    context.pointee.height = videoGraph.height
+                    context.pointee.pix_fmt = AV_PIX_FMT_YUV420P
+                    context.pointee.sample_aspect_ratio = AVRational(num: 1, den: 1)
+                    context.pointee.time_base = videoGraph.timeBase
+                    context.pointee.framerate = fps
+                    context.pointee.gop_size = gop
+                    context.pointee.max_b_frames = 2
+                    context.pointee.rc_max_rate = Int64(settings.videoMaxBitrate)
+                    context.pointee.rc_buffer_size = Int32(settings.videoMaxBitrate * 2)
+                    context.pointee.thread_count = 1
+                },
+                options: ["preset": "veryfast", "crf": "\(settings.crf)", "profile": "high"]
+            )
 
             var audioPipeline: AudioPipeline?
             if let (audioIndex, audioCodec) = audio {
@@ -144,8 +162,10 @@ public struct FFmpegTranscoder: Transcoder {
             try output.finish()
             if probe.durationMilliseconds == 0, let audioPipeline { probe.durationMilliseconds = audioPipeline.durationMilliseconds }
             return VideoResult(
-                probe: probe, output: TranscodedFile(path: path, mime: "video/mp4", width: Int(videoGraph.width), height: Int(videoGraph.height)),
-                poster: poster ?? first)
+                probe: probe,
+                output: TranscodedFile(path: path, mime: "video/mp4", width: Int(videoGraph.width), height: Int(videoGraph.height)),
+                poster: poster ?? first
+            )
         } catch {
             try? FileManager.default.removeItem(atPath: path)
             throw error
@@ -161,7 +181,12 @@ public struct FFmpegTranscoder: Transcoder {
 
     // MARK: Audio
 
-    public func transcodeAudio(_ input: [UInt8], settings: TranscodeSettings, workDirectory: String, deadline: Date) async throws(ProcessingError)
+    public func transcodeAudio(
+        _ input: [UInt8],
+        settings: TranscodeSettings,
+        workDirectory: String,
+        deadline: Date
+    ) async throws(ProcessingError)
         -> AudioResult
     {
         try await onOwnThread { () throws(ProcessingError) in
@@ -188,9 +213,12 @@ public struct FFmpegTranscoder: Transcoder {
         }
         let parameters = input.stream(audioIndex).pointee.codecpar.pointee
         var probe = MediaProbe(
-            container: input.formatName, durationMilliseconds: input.durationMilliseconds,
+            container: input.formatName,
+            durationMilliseconds: input.durationMilliseconds,
             audioCodec: String(cString: avcodec_get_name(parameters.codec_id)),
-            sampleRate: Int(parameters.sample_rate), channels: Int(parameters.ch_layout.nb_channels))
+            sampleRate: Int(parameters.sample_rate),
+            channels: Int(parameters.ch_layout.nb_channels)
+        )
         let path = "\(workDirectory)/audio-\(UUID().uuidString).m4a"
         let output = try Output(path: path, deadline: deadline)
         do {
@@ -213,8 +241,11 @@ public struct FFmpegTranscoder: Transcoder {
             try output.finish()
             if probe.durationMilliseconds == 0 { probe.durationMilliseconds = pipeline.durationMilliseconds }
             return AudioResult(
-                probe: probe, output: TranscodedFile(path: path, mime: "audio/mp4"),
-                waveform: pipeline.waveform(points: settings.waveformPoints), coverArt: cover)
+                probe: probe,
+                output: TranscodedFile(path: path, mime: "audio/mp4"),
+                waveform: pipeline.waveform(points: settings.waveformPoints),
+                coverArt: cover
+            )
         } catch {
             try? FileManager.default.removeItem(atPath: path)
             throw error
@@ -259,16 +290,23 @@ final class AudioPipeline {
         sampleRate = settings.audioSampleRate
         graph = try FilterGraph(
             video: false,
-            sourceArguments: "time_base=\(timeBase.num)/\(timeBase.den):sample_rate=\(context.sample_rate):sample_fmt=\(String(cString: av_get_sample_fmt_name(context.sample_fmt))):channel_layout=\(String(cString: description))",
-            description: "aresample=\(settings.audioSampleRate),aformat=sample_fmts=fltp:channel_layouts=stereo,asetnsamples=n=1024:p=0")
+            sourceArguments:
+                "time_base=\(timeBase.num)/\(timeBase.den):sample_rate=\(context.sample_rate):sample_fmt=\(String(cString: av_get_sample_fmt_name(context.sample_fmt))):channel_layout=\(String(cString: description))",
+            description: "aresample=\(settings.audioSampleRate),aformat=sample_fmts=fltp:channel_layouts=stereo,asetnsamples=n=1024:p=0"
+        )
         let rate = Int32(settings.audioSampleRate)
-        encoder = try Encoder(codecName: "aac", output: output, configure: { (context) throws(ProcessingError) in
-            context.pointee.sample_fmt = AV_SAMPLE_FMT_FLTP
-            context.pointee.sample_rate = rate
-            av_channel_layout_default(&context.pointee.ch_layout, 2)
-            context.pointee.bit_rate = Int64(settings.audioBitrate)
-            context.pointee.time_base = AVRational(num: 1, den: rate)
-        }, options: [:])
+        encoder = try Encoder(
+            codecName: "aac",
+            output: output,
+            configure: { (context) throws(ProcessingError) in
+                context.pointee.sample_fmt = AV_SAMPLE_FMT_FLTP
+                context.pointee.sample_rate = rate
+                av_channel_layout_default(&context.pointee.ch_layout, 2)
+                context.pointee.bit_rate = Int64(settings.audioBitrate)
+                context.pointee.time_base = AVRational(num: 1, den: rate)
+            },
+            options: [:]
+        )
         decoded = try Frame()
         filtered = try Frame()
     }

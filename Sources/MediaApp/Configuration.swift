@@ -52,13 +52,15 @@ public struct StorageConfiguration: Sendable {
             chunkSize: Int(try env.bytes("MEDIAGW_CEPH_CHUNK_SIZE", default: Int64(defaults.chunkSize))),
             readChunkSize: Int(try env.bytes("MEDIAGW_CEPH_READ_CHUNK_SIZE", default: Int64(defaults.readChunkSize))),
             maxReadsInFlight: try env.int("MEDIAGW_CEPH_MAX_READS", default: defaults.maxReadsInFlight),
-            namespace: env.string("MEDIAGW_CEPH_NAMESPACE", default: defaults.namespace))
+            namespace: env.string("MEDIAGW_CEPH_NAMESPACE", default: defaults.namespace)
+        )
         let pools = StoragePools()
         self.pools = StoragePools(
             photo: env.string("MEDIAGW_POOL_PHOTO", default: pools.photo),
             audio: env.string("MEDIAGW_POOL_AUDIO", default: pools.audio),
             video: env.string("MEDIAGW_POOL_VIDEO", default: pools.video),
-            derived: env.string("MEDIAGW_POOL_DERIVED", default: pools.derived))
+            derived: env.string("MEDIAGW_POOL_DERIVED", default: pools.derived)
+        )
         try validate()
     }
 
@@ -108,7 +110,8 @@ extension UploadSettings {
             limits: limits,
             draftLifetime: try env.duration("MEDIAGW_DRAFT_TTL", default: .seconds(24 * 3600)),
             tokenLifetime: try env.duration("MEDIAGW_UPLOAD_TOKEN_TTL", default: .seconds(3600)),
-            partTimeout: try env.duration("MEDIAGW_UPLOAD_PART_TIMEOUT", default: .seconds(15 * 60)))
+            partTimeout: try env.duration("MEDIAGW_UPLOAD_PART_TIMEOUT", default: .seconds(15 * 60))
+        )
         try validate()
     }
 
@@ -163,7 +166,9 @@ extension OriginSettings {
             privateContexts = []
             for name in raw.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !name.isEmpty && name != "none" {
                 guard let context = UploadContext(rawValue: name) else {
-                    throw ConfigurationError("MEDIAGW_PRIVATE_CONTEXTS names \(name.debugDescription): contexts are post, profile, community, message")
+                    throw ConfigurationError(
+                        "MEDIAGW_PRIVATE_CONTEXTS names \(name.debugDescription): contexts are post, profile, community, message"
+                    )
                 }
                 privateContexts.insert(context)
             }
@@ -176,7 +181,8 @@ extension OriginSettings {
             negativeMaxAge: Int(try env.duration("MEDIAGW_ORIGIN_NEGATIVE_MAX_AGE", default: .seconds(defaults.negativeMaxAge)).seconds),
             baseURL: env.string("MEDIAGW_PUBLIC_BASE_URL", default: defaults.baseURL),
             lookupCacheTTL: try env.duration("MEDIAGW_ORIGIN_LOOKUP_TTL", default: defaults.lookupCacheTTL),
-            lookupCacheEntries: try env.int("MEDIAGW_ORIGIN_LOOKUP_ENTRIES", default: defaults.lookupCacheEntries))
+            lookupCacheEntries: try env.int("MEDIAGW_ORIGIN_LOOKUP_ENTRIES", default: defaults.lookupCacheEntries)
+        )
         try validate()
     }
 
@@ -206,10 +212,12 @@ extension HTTPConfiguration {
             maxRequestBytes: try env.bytes("MEDIAGW_MAX_REQUEST_BYTES", default: defaults.maxRequestBytes),
             multipart: MultipartLimits(
                 maxParts: try env.int("MEDIAGW_MAX_PARTS", default: defaults.multipart.maxParts),
-                maxHeaderBytes: Int(try env.bytes("MEDIAGW_MAX_PART_HEADER_BYTES", default: Int64(defaults.multipart.maxHeaderBytes)))),
+                maxHeaderBytes: Int(try env.bytes("MEDIAGW_MAX_PART_HEADER_BYTES", default: Int64(defaults.multipart.maxHeaderBytes)))
+            ),
             idleTimeout: try env.duration("MEDIAGW_IDLE_TIMEOUT", default: defaults.idleTimeout),
             retryAfter: try env.duration("MEDIAGW_RETRY_AFTER", default: defaults.retryAfter),
-            originReadAhead: try env.int("MEDIAGW_ORIGIN_READ_AHEAD", default: defaults.originReadAhead))
+            originReadAhead: try env.int("MEDIAGW_ORIGIN_READ_AHEAD", default: defaults.originReadAhead)
+        )
         try validate()
     }
 }
@@ -281,7 +289,8 @@ public struct ProcessingConfiguration: Sendable {
             concurrency: try env.int("MEDIAGW_WORKERS", default: defaults.concurrency),
             lease: try env.duration("MEDIAGW_JOB_LEASE", default: defaults.lease),
             maxAttempts: try env.int("MEDIAGW_JOB_ATTEMPTS", default: defaults.maxAttempts),
-            backoff: try env.duration("MEDIAGW_JOB_BACKOFF", default: defaults.backoff))
+            backoff: try env.duration("MEDIAGW_JOB_BACKOFF", default: defaults.backoff)
+        )
         inServe = try env.bool("MEDIAGW_WORKERS_IN_SERVE", default: true)
         processorMemory = try env.bytes("MEDIAGW_PROCESSOR_MEMORY", default: 2 << 30)
         processorExecutable = env.string("MEDIAGW_PROCESSOR_EXECUTABLE") ?? Self.besideThisProgram("mediagw-processor")
@@ -293,11 +302,14 @@ public struct ProcessingConfiguration: Sendable {
         let defaultPhoto = PhotoSettings()
         processing = ProcessingSettings(
             photo: PhotoSettings(
-                widths: widths, maxPixels: try env.int("MEDIAGW_PHOTO_MAX_PIXELS", default: defaultPhoto.maxPixels),
-                maxFrames: try env.int("MEDIAGW_PHOTO_MAX_FRAMES", default: defaultPhoto.maxFrames)),
+                widths: widths,
+                maxPixels: try env.int("MEDIAGW_PHOTO_MAX_PIXELS", default: defaultPhoto.maxPixels),
+                maxFrames: try env.int("MEDIAGW_PHOTO_MAX_FRAMES", default: defaultPhoto.maxFrames)
+            ),
             version: env.string("MEDIAGW_RENDITION_VERSION", default: "v1"),
             timeout: try env.duration("MEDIAGW_JOB_TIMEOUT", default: .seconds(300)),
-            workDirectory: env.string("MEDIAGW_WORK_DIR", default: NSTemporaryDirectory() + "mediagw-work"))
+            workDirectory: env.string("MEDIAGW_WORK_DIR", default: NSTemporaryDirectory() + "mediagw-work")
+        )
         try validate()
     }
 

@@ -58,7 +58,9 @@ public struct EnvironmentReader: Sendable {
     }
 
     static func parseBytes(_ raw: String) -> Int64? {
-        let units: [(String, Int64)] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10), ("B", 1)]
+        let units: [(String, Int64)] = [
+            ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10), ("B", 1),
+        ]
         for (suffix, factor) in units where raw.hasSuffix(suffix) {
             guard let number = Int64(raw.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)), number >= 0 else { return nil }
             let (product, overflow) = number.multipliedReportingOverflow(by: factor)

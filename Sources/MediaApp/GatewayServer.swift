@@ -6,8 +6,8 @@ import MediaHTTP
 import Metrics
 import NIOCore
 import PostgresMetadata
-import Prometheus
 import ProcessorPool
+import Prometheus
 import RadosStore
 import ServiceLifecycle
 
@@ -48,8 +48,11 @@ public struct GatewayServer: Sendable {
     /// Connects to both stores (one clear error line each if they are not right), and builds the server;
     /// pending migrations are applied before it starts listening. `onListening` gets the bound port.
     public static func build(
-        _ configuration: ServeConfiguration, environment: [String: String] = ProcessInfo.processInfo.environment, logger: Logger,
-        handleSignals: Bool = true, onListening: @escaping @Sendable (Int) async -> Void = { _ in }
+        _ configuration: ServeConfiguration,
+        environment: [String: String] = ProcessInfo.processInfo.environment,
+        logger: Logger,
+        handleSignals: Bool = true,
+        onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) async throws -> GatewayServer {
         let registry = Metrics.registry
         let runtime = try await MediaRuntime.connect(storage: configuration.storage, database: configuration.database, logger: logger)
@@ -57,12 +60,21 @@ public struct GatewayServer: Sendable {
         let api = MediaAPI(
             uploads: runtime.uploadService(configuration.uploads),
             media: runtime.mediaService(configuration.uploads, originCache: originCache),
-            grants: UploadGrants(signer: UploadTokenSigner(keys: configuration.secrets.uploadTokenKeys), tokenLifetime: configuration.uploads.tokenLifetime),
+            grants: UploadGrants(
+                signer: UploadTokenSigner(keys: configuration.secrets.uploadTokenKeys),
+                tokenLifetime: configuration.uploads.tokenLifetime
+            ),
             origin: OriginService(
-                metadata: runtime.metadata, settings: configuration.origin, signer: URLSigner(keys: configuration.secrets.urlSigningKeys),
-                cache: originCache),
-            readiness: runtime.readinessProbe(), serviceTokens: configuration.secrets.serviceTokens, registry: registry,
-            configuration: configuration.http)
+                metadata: runtime.metadata,
+                settings: configuration.origin,
+                signer: URLSigner(keys: configuration.secrets.urlSigningKeys),
+                cache: originCache
+            ),
+            readiness: runtime.readinessProbe(),
+            serviceTokens: configuration.secrets.serviceTokens,
+            registry: registry,
+            configuration: configuration.http
+        )
         let (router, routes) = api.buildRouter()
         let http = configuration.http
         var app = Application(
@@ -70,7 +82,8 @@ public struct GatewayServer: Sendable {
             server: .http1(configuration: .init(idleTimeout: .milliseconds(Int64(http.idleTimeout.seconds * 1000)))),
             configuration: .init(address: .hostname(http.host, port: http.port), serverName: "mediagw"),
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) },
-            logger: logger)
+            logger: logger
+        )
         app.beforeServerStarts {
             let report = try await runtime.migrate()
             if !report.applied.isEmpty {
@@ -85,12 +98,20 @@ public struct GatewayServer: Sendable {
             services.append(
                 .init(
                     service: ReconcilerService(
-                        reconciler: runtime.reconciler(), interval: configuration.reconciler.interval, grace: configuration.reconciler.grace,
-                        logger: logger)))
+                        reconciler: runtime.reconciler(),
+                        interval: configuration.reconciler.interval,
+                        grace: configuration.reconciler.grace,
+                        logger: logger
+                    )
+                )
+            )
         }
         services.append(.init(service: app))
         var group = ServiceGroupConfiguration(
-            services: services, gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [], logger: logger)
+            services: services,
+            gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],
+            logger: logger
+        )
         group.maximumGracefulShutdownDuration = configuration.lifecycle.shutdownTimeout
         return GatewayServer(serviceGroup: ServiceGroup(configuration: group), routes: routes)
     }
@@ -114,12 +135,17 @@ public struct WorkerConfiguration: Sendable {
 /// `mediagw worker`: the processing workers without the HTTP server.
 public enum WorkerCommand {
     public static func build(
-        _ configuration: WorkerConfiguration, environment: [String: String] = ProcessInfo.processInfo.environment, logger: Logger
+        _ configuration: WorkerConfiguration,
+        environment: [String: String] = ProcessInfo.processInfo.environment,
+        logger: Logger
     ) async throws -> ServiceGroup {
         let runtime = try await MediaRuntime.connect(storage: configuration.storage, database: configuration.database, logger: logger)
         let worker = WorkerService(runtime: runtime, configuration: configuration.processing, environment: environment, migrateFirst: true)
         var group = ServiceGroupConfiguration(
-            services: runtime.services + [.init(service: worker)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            services: runtime.services + [.init(service: worker)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
+        )
         group.maximumGracefulShutdownDuration = configuration.lifecycle.shutdownTimeout
         return ServiceGroup(configuration: group)
     }
@@ -136,8 +162,12 @@ struct WorkerService: Service {
     init(runtime: MediaRuntime, configuration: ProcessingConfiguration, environment: [String: String], migrateFirst: Bool = false) {
         self.runtime = runtime
         pool = ProcessPool(
-            executable: configuration.processorExecutable, environment: environment, size: configuration.workers.concurrency,
-            timeout: configuration.processing.timeout, logger: runtime.logger)
+            executable: configuration.processorExecutable,
+            environment: environment,
+            size: configuration.workers.concurrency,
+            timeout: configuration.processing.timeout,
+            logger: runtime.logger
+        )
         runner = JobRunner(storage: runtime.stores, processing: pool, settings: configuration.workers, logger: runtime.logger)
         self.migrateFirst = migrateFirst
     }

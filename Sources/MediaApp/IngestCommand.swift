@@ -35,8 +35,20 @@ public struct IngestCommand: Sendable {
     public var environment: EnvironmentReader
 
     public init(
-        directory: String?, manifest: String?, owner: String, context: String, contextID: String?, isPrivate: Bool, gateway: String?,
-        token: String?, jobs: Int, state: String?, report: String?, dryRun: Bool, progress: String, environment: EnvironmentReader
+        directory: String?,
+        manifest: String?,
+        owner: String,
+        context: String,
+        contextID: String?,
+        isPrivate: Bool,
+        gateway: String?,
+        token: String?,
+        jobs: Int,
+        state: String?,
+        report: String?,
+        dryRun: Bool,
+        progress: String,
+        environment: EnvironmentReader
     ) {
         self.directory = directory
         self.manifest = manifest
@@ -92,8 +104,12 @@ public struct IngestCommand: Sendable {
                 throw Failure("--gateway must be an http(s) URL", exitCode: 2)
             }
             let runner = IngestRunner(
-                target: RemoteIngestTarget(baseURL: gateway, serviceToken: serviceToken), journal: journal, options: ingestOptions, logger: logger,
-                onResult: onResult)
+                target: RemoteIngestTarget(baseURL: gateway, serviceToken: serviceToken),
+                journal: journal,
+                options: ingestOptions,
+                logger: logger,
+                onResult: onResult
+            )
             final = await withProgress(runner) { await runner.run(items, rowErrors: rowErrors) }
         } else {
             let logger = try Self.logger(environment)
@@ -174,7 +190,12 @@ public struct IngestCommand: Sendable {
             IngestItem(
                 path: (root as NSString).appendingPathComponent(relative),
                 destination: IngestDestination(
-                    ownerID: owner, context: uploadContext, contextID: contextID ?? IngestDirectory.contextID(for: relative), isPrivate: isPrivate))
+                    ownerID: owner,
+                    context: uploadContext,
+                    contextID: contextID ?? IngestDirectory.contextID(for: relative),
+                    isPrivate: isPrivate
+                )
+            )
         }
         return (items, [], root + ".ingest.state.jsonl")
     }
@@ -190,7 +211,9 @@ public struct IngestCommand: Sendable {
 
     /// Runs `body` while a progress display on stderr follows the runner.
     private static func withProgress<T: IngestTarget>(
-        _ runner: IngestRunner<T>, mode: String, _ body: () async -> IngestProgress
+        _ runner: IngestRunner<T>,
+        mode: String,
+        _ body: () async -> IngestProgress
     ) async -> IngestProgress {
         guard mode != "none" else { return await body() }
         let display = Task {

@@ -118,7 +118,8 @@ public struct MediaRuntime: Sendable {
 
     // MARK: The use cases
 
-    public func uploadService(_ settings: UploadSettings, clock: MediaClock = .system, faults: FaultInjection = .none) -> UploadService<GatewayStores> {
+    public func uploadService(_ settings: UploadSettings, clock: MediaClock = .system, faults: FaultInjection = .none) -> UploadService<GatewayStores>
+    {
         UploadService(storage: stores, pools: storagePools, settings: settings, clock: clock, faults: faults, logger: logger)
     }
 

@@ -43,7 +43,10 @@ public enum MigrateCommand {
         return try await runtime.run(migrate: false) { runtime in
             let report = try await runtime.migrate()
             return report.applied.map { "applied migration \($0.version): \($0.name)" }
-                + [report.applied.isEmpty ? "schema is up to date at version \(report.currentVersion)" : "schema now at version \(report.currentVersion)"]
+                + [
+                    report.applied.isEmpty
+                        ? "schema is up to date at version \(report.currentVersion)" : "schema now at version \(report.currentVersion)"
+                ]
         }
     }
 }
@@ -67,13 +70,18 @@ public enum DirectIngest {
 
     /// Connects, applies pending migrations, runs `body` with the target, then disconnects.
     public static func withTarget<T: Sendable>(
-        _ configuration: DirectIngestConfiguration, logger: Logger, _ body: @escaping @Sendable (Target) async throws -> T
+        _ configuration: DirectIngestConfiguration,
+        logger: Logger,
+        _ body: @escaping @Sendable (Target) async throws -> T
     ) async throws -> T {
         let runtime = try await MediaRuntime.connect(storage: configuration.storage, database: configuration.database, logger: logger)
         return try await runtime.run { runtime in
             try await body(
                 DirectIngestTarget(
-                    media: runtime.mediaService(configuration.uploads), uploads: runtime.uploadService(configuration.uploads)))
+                    media: runtime.mediaService(configuration.uploads),
+                    uploads: runtime.uploadService(configuration.uploads)
+                )
+            )
         }
     }
 }

@@ -58,7 +58,9 @@ public struct SystemCheck: Sendable {
     func checkMediaLibraries() async -> [CheckFinding] {
         let program = configuration.processorExecutable
         guard FileManager.default.isExecutableFile(atPath: program) else {
-            return [CheckFinding(service: "media", ok: false, message: "the processor \(program) is not an executable (MEDIAGW_PROCESSOR_EXECUTABLE)")]
+            return [
+                CheckFinding(service: "media", ok: false, message: "the processor \(program) is not an executable (MEDIAGW_PROCESSOR_EXECUTABLE)")
+            ]
         }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: program)
@@ -91,26 +93,38 @@ public struct SystemCheck: Sendable {
             return [CheckFinding(service: "ceph", ok: false, message: Self.oneLine(error))]
         }
         let pools = configuration.storage.pools.all
-        return await (try? runtime.run { runtime in
-            var findings = [CheckFinding(
-                service: "ceph", ok: true,
-                message: "connected as client.\(configuration.storage.rados.clientID) to cluster \(runtime.cephFSID) (librados \(RadosCluster.libraryVersion)) in \(Self.milliseconds(since: started))")]
-            let blobs = runtime.blobs
-            for pool in pools {
-                let probeStarted = ContinuousClock.now
-                let probe = ObjectLocation(pool: pool, key: "mediagw-check-\(UUID().uuidString.lowercased())")
-                do {
-                    try await blobs.write(probe, bytes: ByteBuffer(string: "mediagw check"), mode: .createExclusive)
-                    let info = try await blobs.stat(probe)
-                    try await blobs.remove(probe)
-                    guard info.size == 13 else { throw BlobStoreError(.other, "probe object came back with \(info.size) bytes") }
-                    findings.append(CheckFinding(service: "ceph", ok: true, message: "pool \(pool): write, stat and remove OK in \(Self.milliseconds(since: probeStarted))"))
-                } catch {
-                    findings.append(CheckFinding(service: "ceph", ok: false, message: "pool \(pool): \(Self.oneLine(error))"))
+        return await
+            (try? runtime.run { runtime in
+                var findings = [
+                    CheckFinding(
+                        service: "ceph",
+                        ok: true,
+                        message:
+                            "connected as client.\(configuration.storage.rados.clientID) to cluster \(runtime.cephFSID) (librados \(RadosCluster.libraryVersion)) in \(Self.milliseconds(since: started))"
+                    )
+                ]
+                let blobs = runtime.blobs
+                for pool in pools {
+                    let probeStarted = ContinuousClock.now
+                    let probe = ObjectLocation(pool: pool, key: "mediagw-check-\(UUID().uuidString.lowercased())")
+                    do {
+                        try await blobs.write(probe, bytes: ByteBuffer(string: "mediagw check"), mode: .createExclusive)
+                        let info = try await blobs.stat(probe)
+                        try await blobs.remove(probe)
+                        guard info.size == 13 else { throw BlobStoreError(.other, "probe object came back with \(info.size) bytes") }
+                        findings.append(
+                            CheckFinding(
+                                service: "ceph",
+                                ok: true,
+                                message: "pool \(pool): write, stat and remove OK in \(Self.milliseconds(since: probeStarted))"
+                            )
+                        )
+                    } catch {
+                        findings.append(CheckFinding(service: "ceph", ok: false, message: "pool \(pool): \(Self.oneLine(error))"))
+                    }
                 }
-            }
-            return findings
-        }) ?? [CheckFinding(service: "ceph", ok: false, message: "the check did not finish")]
+                return findings
+            }) ?? [CheckFinding(service: "ceph", ok: false, message: "the check did not finish")]
     }
 
     func checkPostgres() async -> [CheckFinding] {
@@ -122,18 +136,27 @@ public struct SystemCheck: Sendable {
         } catch {
             return [CheckFinding(service: "postgres", ok: false, message: Self.oneLine(error))]
         }
-        var findings = [CheckFinding(
-            service: "postgres", ok: true,
-            message: "PostgreSQL \(info.version) at \(database.host):\(database.port), database \(info.database) as \(info.user), in \(Self.milliseconds(since: started))")]
+        var findings = [
+            CheckFinding(
+                service: "postgres",
+                ok: true,
+                message:
+                    "PostgreSQL \(info.version) at \(database.host):\(database.port), database \(info.database) as \(info.user), in \(Self.milliseconds(since: started))"
+            )
+        ]
         do {
             let runtime = try await MediaRuntime.connect(storage: nil, database: database, logger: logger)
             let version = try await runtime.run(migrate: false) { runtime in try await runtime.schemaVersion() }
             let latest = Schema.migrations.map(\.version).max() ?? 0
-            findings.append(CheckFinding(
-                service: "postgres", ok: version == latest,
-                message: version == latest
-                    ? "schema at version \(version) (latest)"
-                    : "schema at version \(version), latest is \(latest): run 'mediagw migrate'"))
+            findings.append(
+                CheckFinding(
+                    service: "postgres",
+                    ok: version == latest,
+                    message: version == latest
+                        ? "schema at version \(version) (latest)"
+                        : "schema at version \(version), latest is \(latest): run 'mediagw migrate'"
+                )
+            )
         } catch {
             findings.append(CheckFinding(service: "postgres", ok: false, message: Self.oneLine(error)))
         }

@@ -6,7 +6,14 @@ extension MediaRuntime {
     /// Writes `objects` objects of `size` bytes through the blob store's streaming write (the path uploads
     /// take), each from pieces of `pieceSize` bytes, `concurrency` at a time; then removes them. Returns the
     /// time the writes took. For `mediagw-bench rados-write`.
-    public func timeStreamingWrites(pool: String, objects: Int, size: Int, pieceSize: Int, concurrency: Int, exclusive: Bool) async throws
+    public func timeStreamingWrites(
+        pool: String,
+        objects: Int,
+        size: Int,
+        pieceSize: Int,
+        concurrency: Int,
+        exclusive: Bool
+    ) async throws
         -> Duration
     {
         let blobs = self.blobs

@@ -59,25 +59,38 @@ struct IngestBench: AsyncParsableCommand {
         var ingestEnvironment = environment
         ingestEnvironment["MEDIAGW_LOG_LEVEL"] = "error"
         let output = try runProcess(
-            [mediagwBinary, "ingest", photos.path, "--owner", owner, "-j", "\(jobs)", "--progress", "none",
-             "--state", scratch.appendingPathComponent("bench.state.jsonl").path],
-            environment: ingestEnvironment)
+            [
+                mediagwBinary, "ingest", photos.path, "--owner", owner, "-j", "\(jobs)", "--progress", "none",
+                "--state", scratch.appendingPathComponent("bench.state.jsonl").path,
+            ],
+            environment: ingestEnvironment
+        )
         let seconds = Date().timeIntervalSince(started)
         guard output.contains("ingested \(files),") else { throw BenchError("not every photo was ingested:\n\(output)") }
         let oursMB = Double(total) / 1e6 / seconds
 
         // 3. rados bench: as many objects of the mean size, same concurrency, same pool
         let radosBench = try RadosBenchResult.run(
-            configuration, pool: configuration.pools.photo, seconds: 600, objectSize: mean, concurrency: jobs, maxObjects: files,
-            runName: "mediagw-ingest-bench")
-        let radosMB = radosBench.megabytesPerSecond, radosSeconds = radosBench.seconds
+            configuration,
+            pool: configuration.pools.photo,
+            seconds: 600,
+            objectSize: mean,
+            concurrency: jobs,
+            maxObjects: files,
+            runName: "mediagw-ingest-bench"
+        )
+        let radosMB = radosBench.megabytesPerSecond
+        let radosSeconds = radosBench.seconds
 
         // the benchmark's media go again: tombstoned, jobs dropped, objects purged by the reconciler
         let database = environment["MEDIAGW_DATABASE_URL"] ?? ""
-        _ = try? runProcess(["psql", database, "-qc", """
+        _ = try? runProcess([
+            "psql", database, "-qc",
+            """
             DELETE FROM jobs WHERE media_id IN (SELECT id FROM media WHERE owner_id = '\(owner)');
             UPDATE media SET state = 'deleted', deleted_at = now() WHERE owner_id = '\(owner)';
-            """])
+            """,
+        ])
         _ = try? runProcess([mediagwBinary, "reconcile", "--grace", "0s"])
 
         print("mediagw ingest: \(format(Double(files) / seconds)) files/s, \(format(oursMB)) MB/s (\(format(seconds)) s)")

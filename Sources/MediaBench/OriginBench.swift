@@ -25,7 +25,7 @@ struct OriginBench: AsyncParsableCommand {
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
         guard let serviceToken = stackServiceToken(environment),
-              let bucket = S3Bucket(name: "mediagw-origin-bench", environment: environment)
+            let bucket = S3Bucket(name: "mediagw-origin-bench", environment: environment)
         else {
             throw BenchError.needsRadosgw
         }
@@ -36,7 +36,8 @@ struct OriginBench: AsyncParsableCommand {
 
         // 1. the objects: a detailed photo (its rendition nearest 100 KB is measured) and a 10 MB video,
         //    uploaded, processed, then fetched back so that every server below serves the very same bytes
-        let photoFile = scratch.appendingPathComponent("source.jpg"), videoFile = scratch.appendingPathComponent("source.mp4")
+        let photoFile = scratch.appendingPathComponent("source.jpg")
+        let videoFile = scratch.appendingPathComponent("source.mp4")
         try Self.generatePhoto(photoFile)
         try Self.generateVideo(videoFile, size: videoSize)
         var gateway = try BenchGateway(binary: mediagwBinary, environment: gatewayEnvironment)
@@ -48,12 +49,14 @@ struct OriginBench: AsyncParsableCommand {
         let ids = ((try JSONSerialization.jsonObject(with: Data(uploaded.utf8)) as? [String: Any])?["media"] as? [[String: Any]] ?? [])
             .compactMap { $0["id"] as? String }
         guard ids.count == 2 else { throw BenchError("the upload was not accepted: \(uploaded)") }
-        let photo = try gateway.ready(ids[0], serviceToken: serviceToken), video = try gateway.ready(ids[1], serviceToken: serviceToken)
+        let photo = try gateway.ready(ids[0], serviceToken: serviceToken)
+        let video = try gateway.ready(ids[1], serviceToken: serviceToken)
         let renditions = (photo["renditions"] as? [[String: Any]] ?? []).filter { $0["url"] is String && $0["size"] is Int }
         guard let rendition = renditions.min(by: { abs(($0["size"] as! Int) - 100_000) < abs(($1["size"] as! Int) - 100_000) }),
-              let videoPath = video["original_url"] as? String, let videoBytes = video["size"] as? Int
+            let videoPath = video["original_url"] as? String, let videoBytes = video["size"] as? Int
         else { throw BenchError("unexpected media: \(photo) \(video)") }
-        let renditionPath = rendition["url"] as! String, renditionBytes = rendition["size"] as! Int
+        let renditionPath = rendition["url"] as! String
+        let renditionBytes = rendition["size"] as! Int
         let objects = [("rendition", renditionPath, renditionBytes), ("video", videoPath, videoBytes)]
 
         let staticRoot = scratch.appendingPathComponent("static")
@@ -67,7 +70,9 @@ struct OriginBench: AsyncParsableCommand {
         }
         let nginx = try StaticNginx(root: staticRoot, directory: scratch)
         defer { nginx.stop() }
-        print("origin: \(renditionBytes) B rendition (\(rendition["name"] as! String)), \(videoBytes) B video; \(connections) connections, \(seconds) s each")
+        print(
+            "origin: \(renditionBytes) B rendition (\(rendition["name"] as! String)), \(videoBytes) B video; \(connections) connections, \(seconds) s each"
+        )
 
         // 2. the same GETs from the three servers, one after the other, in rounds whose order alternates
         // each server's URL of an object, from its name and its origin path
@@ -99,7 +104,10 @@ struct OriginBench: AsyncParsableCommand {
             memory.append((idleRSS, gateway.peakRSS, streamed.requestsPerSecond * Double(videoBytes) / 1e6))
             gateway.stop()
         }
-        _ = try? runProcess(["psql", environment["MEDIAGW_DATABASE_URL"] ?? "", "-qc", "UPDATE upload_sets SET expires_at = now() WHERE owner_id = 'bench' AND state = 'draft'"])
+        _ = try? runProcess([
+            "psql", environment["MEDIAGW_DATABASE_URL"] ?? "", "-qc",
+            "UPDATE upload_sets SET expires_at = now() WHERE owner_id = 'bench' AND state = 'draft'",
+        ])
         _ = try? runProcess([mediagwBinary, "reconcile", "--grace", "0s"])
 
         print("medians of \(rounds) rounds:")
@@ -107,19 +115,25 @@ struct OriginBench: AsyncParsableCommand {
             for (server, _) in servers {
                 let runs = results["\(name) \(server)"] ?? []
                 let rate = median(runs.map(\.requestsPerSecond))
-                print("\(name) \(server):".padding(toLength: 22, withPad: " ", startingAt: 0)
-                    + "\(format(rate)) req/s, \(format(rate * Double(size) / 1e6)) MB/s, p50 \(format(median(runs.map(\.p50Milliseconds)))) ms, p99 \(format(median(runs.map(\.p99Milliseconds)))) ms")
+                print(
+                    "\(name) \(server):".padding(toLength: 22, withPad: " ", startingAt: 0)
+                        + "\(format(rate)) req/s, \(format(rate * Double(size) / 1e6)) MB/s, p50 \(format(median(runs.map(\.p50Milliseconds)))) ms, p99 \(format(median(runs.map(\.p99Milliseconds)))) ms"
+                )
             }
         }
         for (name, _, _) in objects {
             let rates = { (server: String) in (results["\(name) \(server)"] ?? []).map(\.requestsPerSecond) }
             let perRound = zip(rates("gateway"), rates("radosgw")).map { format($0 / $1, 2) }.joined(separator: ", ")
-            print("ratios \(name): gateway / radosgw \(format(median(rates("gateway")) / median(rates("radosgw")), 2)) (target >= 1.5; rounds: \(perRound)), "
-                + "gateway / nginx from disk \(format(median(rates("gateway")) / median(rates("nginx disk")), 2))")
+            print(
+                "ratios \(name): gateway / radosgw \(format(median(rates("gateway")) / median(rates("radosgw")), 2)) (target >= 1.5; rounds: \(perRound)), "
+                    + "gateway / nginx from disk \(format(median(rates("gateway")) / median(rates("nginx disk")), 2))"
+            )
         }
         let peaks = memory.map { format($0.peak) }.joined(separator: ", ")
-        print("memory: \(memoryClients) clients streaming the video: \(format(median(memory.map(\.megabytesPerSecond)))) MB/s; gateway peak RSS per round \(peaks) MiB "
-            + "(idle \(format(median(memory.map(\.idle)))) MiB; target <= 200 MB)")
+        print(
+            "memory: \(memoryClients) clients streaming the video: \(format(median(memory.map(\.megabytesPerSecond)))) MB/s; gateway peak RSS per round \(peaks) MiB "
+                + "(idle \(format(median(memory.map(\.idle)))) MiB; target <= 200 MB)"
+        )
     }
 
     /// A 3000x2000 JPEG with fine detail (noise over a test pattern), so that its renditions are not tiny.
@@ -171,29 +185,32 @@ struct StaticNginx {
         baseURL = "http://127.0.0.1:\(port)"
         configuration = directory.appendingPathComponent("static-nginx.conf")
         try """
-            user root;
-            worker_processes auto;
-            pid \(directory.path)/static-nginx.pid;
-            error_log \(directory.path)/static-nginx.error.log;
-            events { worker_connections 1024; }
-            http {
-                access_log off;
-                sendfile on;
-                tcp_nopush on;
-                keepalive_requests 100000;
-                default_type application/octet-stream;
-                server {
-                    listen 127.0.0.1:\(port);
-                    root \(root.path);
-                }
+        user root;
+        worker_processes auto;
+        pid \(directory.path)/static-nginx.pid;
+        error_log \(directory.path)/static-nginx.error.log;
+        events { worker_connections 1024; }
+        http {
+            access_log off;
+            sendfile on;
+            tcp_nopush on;
+            keepalive_requests 100000;
+            default_type application/octet-stream;
+            server {
+                listen 127.0.0.1:\(port);
+                root \(root.path);
             }
-            """.write(to: configuration, atomically: true, encoding: .utf8)
+        }
+        """.write(to: configuration, atomically: true, encoding: .utf8)
         // The daemon keeps no descriptor of ours: an output pipe or Foundation's own child-monitoring socket
         // held open by nginx would keep this launch from ever being seen to finish.
-        _ = try runProcess(["bash", "-c", """
+        _ = try runProcess([
+            "bash", "-c",
+            """
             for fd in /proc/self/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-" 2>/dev/null; done
             exec nginx -c '\(configuration.path)' -p '\(directory.path)' </dev/null >/dev/null 2>&1
-            """])
+            """,
+        ])
         for _ in 0..<50 {
             if (try? runProcess(["curl", "-s", "-o", "/dev/null", baseURL])) != nil { return }
             Thread.sleep(forTimeInterval: 0.1)

@@ -33,7 +33,9 @@ struct RadosWriteBench: AsyncParsableCommand {
         var ours: [Double] = []
         print("rados-write: object size \(size) B, \(concurrency) in flight, pool \(pool), \(rounds) round(s)")
         for round in 1...rounds {
-            let referenceRate: Double, objects: Int, rate: Double
+            let referenceRate: Double
+            let objects: Int
+            let rate: Double
             if round % 2 == 1 {
                 (referenceRate, objects) = try radosBench(configuration, pool: pool)
                 rate = try await storeWrite(runtime, pool: pool, objects: objects)
@@ -45,18 +47,26 @@ struct RadosWriteBench: AsyncParsableCommand {
             }
             references.append(referenceRate)
             ours.append(rate)
-            print("round \(round): rados bench \(format(referenceRate)) MiB/s (\(objects) objects), RadosStore \(format(rate)) MiB/s, ratio \(format(rate / referenceRate, 2))")
+            print(
+                "round \(round): rados bench \(format(referenceRate)) MiB/s (\(objects) objects), RadosStore \(format(rate)) MiB/s, ratio \(format(rate / referenceRate, 2))"
+            )
         }
         await runtime.close()
         let ratio = median(ours) / median(references)
-        print("result: RadosStore \(format(median(ours))) MiB/s, rados bench \(format(median(references))) MiB/s, ratio \(format(ratio, 2)) (target >= 0.90)")
+        print(
+            "result: RadosStore \(format(median(ours))) MiB/s, rados bench \(format(median(references))) MiB/s, ratio \(format(ratio, 2)) (target >= 0.90)"
+        )
     }
 
     /// Runs `rados bench write` and returns its bandwidth and the number of objects it wrote.
     func radosBench(_ configuration: StorageConfiguration, pool: String) throws -> (Double, Int) {
         var base = ["rados", "-c", configuration.rados.configPath, "--id", configuration.rados.clientID]
         if let keyring = configuration.rados.keyringPath { base += ["--keyring", keyring] }
-        let output = try runProcess(base + ["-p", pool, "bench", "\(seconds)", "write", "-b", "\(size)", "-t", "\(concurrency)", "--no-cleanup", "--run-name", "mediagw-bench"])
+        let output = try runProcess(
+            base + [
+                "-p", pool, "bench", "\(seconds)", "write", "-b", "\(size)", "-t", "\(concurrency)", "--no-cleanup", "--run-name", "mediagw-bench",
+            ]
+        )
         _ = try runProcess(base + ["-p", pool, "cleanup", "--run-name", "mediagw-bench"])
         func value(_ label: String) -> Double? {
             output.split(separator: "\n").first { $0.hasPrefix(label) }
@@ -71,7 +81,13 @@ struct RadosWriteBench: AsyncParsableCommand {
     /// Writes `objects` objects through the store with `concurrency` in flight and returns MiB/s.
     func storeWrite(_ runtime: MediaRuntime, pool: String, objects: Int) async throws -> Double {
         let elapsed = try await runtime.timeStreamingWrites(
-            pool: pool, objects: objects, size: size, pieceSize: pieceSize, concurrency: concurrency, exclusive: exclusive)
+            pool: pool,
+            objects: objects,
+            size: size,
+            pieceSize: pieceSize,
+            concurrency: concurrency,
+            exclusive: exclusive
+        )
         return Double(objects * size) / Double(1 << 20) / elapsed.seconds
     }
 }

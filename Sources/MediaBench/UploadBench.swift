@@ -25,7 +25,7 @@ struct UploadBench: AsyncParsableCommand {
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
         guard let serviceToken = stackServiceToken(environment),
-              let s3 = environment["STACK_S3_ENDPOINT"]
+            let s3 = environment["STACK_S3_ENDPOINT"]
         else {
             throw BenchError.needsRadosgw
         }
@@ -52,8 +52,15 @@ struct UploadBench: AsyncParsableCommand {
 
         // 2. rados bench, same object size and concurrency, same pool
         let radosBench = try RadosBenchResult.run(
-            configuration, pool: configuration.pools.photo, seconds: seconds, objectSize: size, concurrency: clients, runName: "mediagw-upload-bench")
-        let radosMB = radosBench.megabytesPerSecond, radosLatency = radosBench.averageLatency
+            configuration,
+            pool: configuration.pools.photo,
+            seconds: seconds,
+            objectSize: size,
+            concurrency: clients,
+            runName: "mediagw-upload-bench"
+        )
+        let radosMB = radosBench.megabytesPerSecond
+        let radosLatency = radosBench.averageLatency
 
         // 3. radosgw S3 PUT (anonymous into a public-read-write bucket), same size and concurrency
         guard let bucket = S3Bucket(name: "mediagw-bench", environment: environment) else { throw BenchError("radosgw is not configured") }
@@ -62,26 +69,27 @@ struct UploadBench: AsyncParsableCommand {
         try Data(photo).write(to: plainBody)
         let putScript = scratch.appendingPathComponent("put.lua")
         try """
-            local f = io.open("\(plainBody.path)", "rb")
-            local body = f:read("*all")
-            f:close()
-            local threads = 0
-            function setup(thread)
-              threads = threads + 1
-              thread:set("id", threads)
-            end
-            local n = 0
-            request = function()
-              n = n + 1
-              return wrk.format("PUT", "/mediagw-bench/t" .. id .. "-" .. n, {["x-amz-acl"] = "public-read"}, body)
-            end
-            """.write(to: putScript, atomically: true, encoding: .utf8)
+        local f = io.open("\(plainBody.path)", "rb")
+        local body = f:read("*all")
+        f:close()
+        local threads = 0
+        function setup(thread)
+          threads = threads + 1
+          thread:set("id", threads)
+        end
+        local n = 0
+        request = function()
+          n = n + 1
+          return wrk.format("PUT", "/mediagw-bench/t" .. id .. "-" .. n, {["x-amz-acl"] = "public-read"}, body)
+        end
+        """.write(to: putScript, atomically: true, encoding: .utf8)
         let rgw = try WrkResult.run(url: s3, script: putScript.path, connections: clients, seconds: seconds)
         let rgwMB = rgw.requestsPerSecond * Double(size) / 1e6
         try? bucket.remove()
 
         // 4. peak RSS of a fresh gateway while many clients upload 10 MB videos
-        let video = try Array(Data(contentsOf: URL(fileURLWithPath: "Tests/Fixtures/corpus/video/mp4-h264-aac-bbb-10s.mp4")).prefix(32))
+        let video =
+            try Array(Data(contentsOf: URL(fileURLWithPath: "Tests/Fixtures/corpus/video/mp4-h264-aac-bbb-10s.mp4")).prefix(32))
             + (32..<memorySize).map { UInt8(truncatingIfNeeded: $0 &* 40_503 >> 7) }
         let videoBody = scratch.appendingPathComponent("video.multipart")
         try Data(multipartBody(video, filename: "bench.mp4", boundary: boundary)).write(to: videoBody)
@@ -94,13 +102,24 @@ struct UploadBench: AsyncParsableCommand {
         gateway.stop()
 
         // the benchmark's objects go again: expire its drafts, let the reconciler purge them
-        _ = try? runProcess(["psql", environment["MEDIAGW_DATABASE_URL"] ?? "", "-qc", "UPDATE upload_sets SET expires_at = now() WHERE owner_id = 'bench' AND state = 'draft'"])
+        _ = try? runProcess([
+            "psql", environment["MEDIAGW_DATABASE_URL"] ?? "", "-qc",
+            "UPDATE upload_sets SET expires_at = now() WHERE owner_id = 'bench' AND state = 'draft'",
+        ])
         _ = try? runProcess([mediagwBinary, "reconcile", "--grace", "0s"])
 
-        print("gateway upload:  \(format(oursMB)) MB/s (\(format(ours.requestsPerSecond)) uploads/s), p50 \(format(ours.p50Milliseconds)) ms, p99 \(format(ours.p99Milliseconds)) ms, \(ours.requests) uploads, \(ours.errors) socket errors")
+        print(
+            "gateway upload:  \(format(oursMB)) MB/s (\(format(ours.requestsPerSecond)) uploads/s), p50 \(format(ours.p50Milliseconds)) ms, p99 \(format(ours.p99Milliseconds)) ms, \(ours.requests) uploads, \(ours.errors) socket errors"
+        )
         print("rados bench:     \(format(radosMB)) MB/s, average latency \(format(radosLatency * 1000)) ms")
-        print("radosgw S3 PUT:  \(format(rgwMB)) MB/s, p50 \(format(rgw.p50Milliseconds)) ms, p99 \(format(rgw.p99Milliseconds)) ms\(rgw.non2xx > 0 ? ", \(rgw.non2xx) non-2xx" : "")")
-        print("ratios: gateway / rados bench \(format(oursMB / radosMB, 2)) (target >= 0.8), gateway / radosgw \(format(oursMB / rgwMB, 2)) (target >= 1)")
-        print("memory: \(memoryClients) clients x \(memorySize) B: \(format(memory.requestsPerSecond * Double(memorySize) / 1e6)) MB/s, \(memory.non2xx) refused; gateway peak RSS \(format(peak)) MiB (idle \(format(idleRSS)) MiB; target <= 300 MB)")
+        print(
+            "radosgw S3 PUT:  \(format(rgwMB)) MB/s, p50 \(format(rgw.p50Milliseconds)) ms, p99 \(format(rgw.p99Milliseconds)) ms\(rgw.non2xx > 0 ? ", \(rgw.non2xx) non-2xx" : "")"
+        )
+        print(
+            "ratios: gateway / rados bench \(format(oursMB / radosMB, 2)) (target >= 0.8), gateway / radosgw \(format(oursMB / rgwMB, 2)) (target >= 1)"
+        )
+        print(
+            "memory: \(memoryClients) clients x \(memorySize) B: \(format(memory.requestsPerSecond * Double(memorySize) / 1e6)) MB/s, \(memory.non2xx) refused; gateway peak RSS \(format(peak)) MiB (idle \(format(idleRSS)) MiB; target <= 300 MB)"
+        )
     }
 }

@@ -14,9 +14,12 @@ struct WrkResult {
     static func run(url: String, script: String? = nil, connections: Int, threads: Int = 2, seconds: Int) throws -> WrkResult {
         let output = try runProcess(
             ["wrk", "-t\(threads)", "-c\(connections)", "-d\(seconds)s", "--latency", "--timeout", "30s"]
-                + (script.map { ["-s", $0] } ?? []) + [url])
+                + (script.map { ["-s", $0] } ?? []) + [url]
+        )
         func number(after label: String) -> Double? {
-            guard let line = output.split(separator: "\n").first(where: { $0.trimmingCharacters(in: .whitespaces).hasPrefix(label) }) else { return nil }
+            guard let line = output.split(separator: "\n").first(where: { $0.trimmingCharacters(in: .whitespaces).hasPrefix(label) }) else {
+                return nil
+            }
             return line.split(separator: " ").dropFirst(label.split(separator: " ").count).first.flatMap { milliseconds(String($0)) ?? Double($0) }
         }
         func milliseconds(_ text: String) -> Double? {
@@ -28,11 +31,14 @@ struct WrkResult {
         guard let rate = number(after: "Requests/sec:"), let p50 = number(after: "50%"), let p99 = number(after: "99%") else {
             throw BenchError("could not read wrk output:\n\(output)")
         }
-        let non2xx = output.split(separator: "\n").first { $0.contains("Non-2xx or 3xx responses:") }
+        let non2xx =
+            output.split(separator: "\n").first { $0.contains("Non-2xx or 3xx responses:") }
             .flatMap { Int($0.split(separator: ":").last!.trimmingCharacters(in: .whitespaces)) } ?? 0
-        let errors = output.split(separator: "\n").first { $0.contains("Socket errors:") }
+        let errors =
+            output.split(separator: "\n").first { $0.contains("Socket errors:") }
             .map { $0.split(separator: ",").compactMap { Int($0.split(separator: " ").last ?? "") }.reduce(0, +) } ?? 0
-        let requests = output.split(separator: "\n").first { $0.contains("requests in") }
+        let requests =
+            output.split(separator: "\n").first { $0.contains("requests in") }
             .flatMap { Int($0.trimmingCharacters(in: .whitespaces).split(separator: " ").first ?? "") } ?? 0
         return WrkResult(requestsPerSecond: rate, p50Milliseconds: p50, p99Milliseconds: p99, non2xx: non2xx, errors: errors, requests: requests)
     }
@@ -96,7 +102,7 @@ final class BenchGateway {
                 "-d", #"{"owner_id": "bench", "context": "\#(context)", "context_id": "bench-\#(index)"}"#,
             ])
             guard let object = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any],
-                  let id = object["id"] as? String, let token = object["upload_token"] as? String
+                let id = object["id"] as? String, let token = object["upload_token"] as? String
             else { throw BenchError("unexpected answer: \(json)") }
             return (id, token)
         }
@@ -147,7 +153,10 @@ func multipartUploadScript(sets: [(String, String)], bodyFile: URL, boundary: St
 
 /// A multipart body with one file of `payload`.
 func multipartBody(_ payload: [UInt8], filename: String, boundary: String) -> [UInt8] {
-    Array("--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"\(filename)\"\r\nContent-Type: application/octet-stream\r\n\r\n".utf8)
+    Array(
+        "--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"\(filename)\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            .utf8
+    )
         + payload + Array("\r\n--\(boundary)--\r\n".utf8)
 }
 
@@ -160,7 +169,7 @@ struct S3Bucket {
     /// The stack's radosgw (`Deploy/local/stack up rgw` and its `env`), or nil when it is not configured.
     init?(name: String, environment: [String: String]) {
         guard let endpoint = environment["STACK_S3_ENDPOINT"], let access = environment["STACK_S3_ACCESS_KEY"],
-              let secret = environment["STACK_S3_SECRET_KEY"]
+            let secret = environment["STACK_S3_SECRET_KEY"]
         else { return nil }
         self.endpoint = endpoint
         self.name = name
@@ -168,8 +177,12 @@ struct S3Bucket {
     }
 
     private func signed(_ arguments: [String]) throws {
-        _ = try runProcess(["curl", "-sSf", "-o", "/dev/null", "--aws-sigv4", "aws:amz:us-east-1:s3", "--user", credentials,
-                            "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD"] + arguments)
+        _ = try runProcess(
+            [
+                "curl", "-sSf", "-o", "/dev/null", "--aws-sigv4", "aws:amz:us-east-1:s3", "--user", credentials,
+                "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+            ] + arguments
+        )
     }
 
     /// Creates the bucket (if needed) with a canned ACL such as `public-read-write`.
@@ -200,15 +213,24 @@ struct RadosBenchResult {
     var averageLatency: Double
 
     /// Runs `rados bench <seconds> write` into a pool with the gateway's Ceph identity and parses its summary.
-    static func run(_ configuration: StorageConfiguration, pool: String, seconds: Int, objectSize: Int, concurrency: Int,
-                    maxObjects: Int? = nil, runName: String) throws -> RadosBenchResult {
+    static func run(
+        _ configuration: StorageConfiguration,
+        pool: String,
+        seconds: Int,
+        objectSize: Int,
+        concurrency: Int,
+        maxObjects: Int? = nil,
+        runName: String
+    ) throws -> RadosBenchResult {
         var arguments = ["rados", "-c", configuration.rados.configPath, "--id", configuration.rados.clientID]
         if let keyring = configuration.rados.keyringPath { arguments += ["--keyring", keyring] }
         arguments += ["-p", pool, "bench", "\(seconds)", "write", "-b", "\(objectSize)", "-t", "\(concurrency)", "--run-name", runName]
         if let maxObjects { arguments += ["--max-objects", "\(maxObjects)"] }
         let output = try runProcess(arguments)
         func value(_ label: String) -> Double? {
-            output.split(separator: "\n").first { $0.hasPrefix(label) }.flatMap { Double($0.split(separator: ":").last!.trimmingCharacters(in: .whitespaces)) }
+            output.split(separator: "\n").first { $0.hasPrefix(label) }.flatMap {
+                Double($0.split(separator: ":").last!.trimmingCharacters(in: .whitespaces))
+            }
         }
         guard let mib = value("Bandwidth (MB/sec)"), let time = value("Total time run"), let latency = value("Average Latency(s)") else {
             throw BenchError("could not read rados bench output:\n\(output)")

@@ -53,15 +53,25 @@ public struct RemoteIngestTarget: IngestTarget {
         let tokenUsable = set.token != nil && (set.tokenExpiresAt ?? .distantPast) > Date().addingTimeInterval(60)
         return IngestSetState(
             acceptsUploads: state == "draft" && expires > Date().addingTimeInterval(60) && tokenUsable,
-            isCommitted: state == "committed", mediaByHash: byHash)
+            isCommitted: state == "committed",
+            mediaByHash: byHash
+        )
     }
 
-    public func upload<Chunks: AsyncSequence & Sendable>(_ chunks: Chunks, size: Int64, filename: String, into set: IngestSet) async throws -> IngestedFile
+    public func upload<Chunks: AsyncSequence & Sendable>(
+        _ chunks: Chunks,
+        size: Int64,
+        filename: String,
+        into set: IngestSet
+    ) async throws -> IngestedFile
     where Chunks.Element == ByteBuffer {
         guard let token = set.token else { throw MediaError(.unauthorized, "no upload token for set \(set.id)") }
         let boundary = "mediagw-ingest-\(UUID().uuidString)"
         let safeName = filename.filter { $0 != "\"" && $0 != "\r" && $0 != "\n" }
-        let head = ByteBuffer(string: "--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"\(safeName)\"\r\nContent-Type: application/octet-stream\r\n\r\n")
+        let head = ByteBuffer(
+            string:
+                "--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"\(safeName)\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+        )
         let tail = ByteBuffer(string: "\r\n--\(boundary)--\r\n")
         var request = HTTPClientRequest(url: "\(baseURL)/v1/upload-sets/\(set.id)/media")
         request.method = .POST
@@ -69,7 +79,8 @@ public struct RemoteIngestTarget: IngestTarget {
         request.headers.add(name: "Content-Type", value: "multipart/form-data; boundary=\(boundary)")
         request.body = .stream(
             MultipartFileBody(head: head, chunks: chunks, tail: tail),
-            length: .known(Int64(head.readableBytes + tail.readableBytes) + size))
+            length: .known(Int64(head.readableBytes + tail.readableBytes) + size)
+        )
         let json = try await send(request, expect: [201])
         guard let media = (json["media"] as? [[String: Any]])?.first, let id = media["id"] as? String, let sha256 = media["sha256"] as? String else {
             throw MediaError(.internal, "the gateway answered an unexpected upload result")
@@ -107,7 +118,8 @@ public struct RemoteIngestTarget: IngestTarget {
         let json = (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any] ?? [:]
         guard expect.contains(response.status.code) else {
             let error = json["error"] as? [String: Any]
-            let code = (error?["code"] as? String).flatMap(MediaError.Code.init(rawValue:)) ?? (response.status.code >= 500 ? .unavailable : .invalidRequest)
+            let code =
+                (error?["code"] as? String).flatMap(MediaError.Code.init(rawValue:)) ?? (response.status.code >= 500 ? .unavailable : .invalidRequest)
             throw MediaError(code, error?["message"] as? String ?? "the gateway answered \(response.status.code)")
         }
         return json

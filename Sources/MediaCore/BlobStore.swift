@@ -65,7 +65,9 @@ public protocol BlobStore: Sendable {
     /// bytes written. When the source throws or the store fails midway, the partial object is removed
     /// (best effort) and the error is rethrown.
     func write<Source: AsyncSequence>(
-        _ location: ObjectLocation, from source: Source, mode: ObjectWriteMode
+        _ location: ObjectLocation,
+        from source: Source,
+        mode: ObjectWriteMode
     ) async throws -> Int64 where Source.Element == ByteBuffer
 
     /// Reads `range` of the object (the whole object when `nil`) as a sequence of chunks.

@@ -10,7 +10,9 @@ public enum BlurHash {
         for j in 0..<y {
             for i in 0..<x {
                 let normalisation: Double = (i == 0 && j == 0) ? 1 : 2
-                var r = 0.0, g = 0.0, b = 0.0
+                var r = 0.0
+                var g = 0.0
+                var b = 0.0
                 for py in 0..<height {
                     let cy = cos(Double.pi * Double(j) * Double(py) / Double(height))
                     for px in 0..<width {

@@ -16,8 +16,13 @@ public struct WorkerSettings: Sendable, Hashable {
     /// How long an idle worker waits before looking for work again.
     public var pollInterval: Duration
 
-    public init(concurrency: Int = ProcessInfo.processInfo.activeProcessorCount, lease: Duration = .seconds(600), maxAttempts: Int = 3,
-                backoff: Duration = .seconds(10), pollInterval: Duration = .milliseconds(500)) {
+    public init(
+        concurrency: Int = ProcessInfo.processInfo.activeProcessorCount,
+        lease: Duration = .seconds(600),
+        maxAttempts: Int = 3,
+        backoff: Duration = .seconds(10),
+        pollInterval: Duration = .milliseconds(500)
+    ) {
         self.concurrency = concurrency
         self.lease = lease
         self.maxAttempts = maxAttempts
@@ -39,7 +44,11 @@ public struct JobRunner<Storage: MediaStores, Processing: MediaProcessing>: Send
     let logger: Logger
 
     public init(
-        storage: Storage, processing: Processing, settings: WorkerSettings, clock: MediaClock = .system, faults: FaultInjection = .none,
+        storage: Storage,
+        processing: Processing,
+        settings: WorkerSettings,
+        clock: MediaClock = .system,
+        faults: FaultInjection = .none,
         logger: Logger
     ) {
         self.storage = storage
@@ -102,7 +111,8 @@ public struct JobRunner<Storage: MediaStores, Processing: MediaProcessing>: Send
             let wait = settings.backoff * (1 << min(job.attempts - 1, 10))
             logger.notice(
                 retry ? "processing failed; will retry" : "processing failed",
-                metadata: ["error": "\(failure)", "job.attempts": "\(job.attempts)"])
+                metadata: ["error": "\(failure)", "job.attempts": "\(job.attempts)"]
+            )
             do {
                 try await storage.metadata.failJob(job, error: failure, retry: retry, retryAfter: wait, now: clock.now())
             } catch {

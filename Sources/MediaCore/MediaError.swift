@@ -1,4 +1,5 @@
 import MediaConcurrency
+
 /// An error of the media use cases, with a stable machine-readable code and a message that is safe to show
 /// to the client that caused it. The cause (an adapter's typed error) is for logs only.
 public struct MediaError: Error, Sendable, CustomStringConvertible {

@@ -58,7 +58,11 @@ public struct ProcessingOutcome: Sendable, Hashable, Codable {
     public var staged: [StagedObject]
 
     public init(
-        width: Int?, height: Int?, durationMilliseconds: Int64?, metadata: [String: MetadataValue], renditions: [RenditionRecord],
+        width: Int?,
+        height: Int?,
+        durationMilliseconds: Int64?,
+        metadata: [String: MetadataValue],
+        renditions: [RenditionRecord],
         staged: [StagedObject]
     ) {
         self.width = width
@@ -88,8 +92,13 @@ public struct ProcessingSettings: Sendable, Hashable, Codable {
     /// Where transcoders write their output before it is streamed into the store.
     public var workDirectory: String
 
-    public init(photo: PhotoSettings = PhotoSettings(), transcode: TranscodeSettings = TranscodeSettings(), version: String = "v1",
-                timeout: Duration = .seconds(300), workDirectory: String = NSTemporaryDirectory() + "mediagw-work") {
+    public init(
+        photo: PhotoSettings = PhotoSettings(),
+        transcode: TranscodeSettings = TranscodeSettings(),
+        version: String = "v1",
+        timeout: Duration = .seconds(300),
+        workDirectory: String = NSTemporaryDirectory() + "mediagw-work"
+    ) {
         self.photo = photo
         self.transcode = transcode
         self.version = version
@@ -111,8 +120,14 @@ public struct MediaProcessor<Blobs: BlobStore, Ledger: PendingLedger, Images: Im
     let logger: Logger
 
     public init(
-        blobs: Blobs, ledger: Ledger, images: Images, transcoder: Media, pools: StoragePools, settings: ProcessingSettings,
-        clock: MediaClock = .system, logger: Logger
+        blobs: Blobs,
+        ledger: Ledger,
+        images: Images,
+        transcoder: Media,
+        pools: StoragePools,
+        settings: ProcessingSettings,
+        clock: MediaClock = .system,
+        logger: Logger
     ) {
         self.images = images
         self.transcoder = transcoder
@@ -148,18 +163,25 @@ public struct MediaProcessor<Blobs: BlobStore, Ledger: PendingLedger, Images: Im
         let derivation = try await images.derive(encoded: original, settings: settings.photo, prefix: "")
         for rendition in derivation.renditions { try await writer.store(rendition) }
         return writer.outcome(
-            width: derivation.width, height: derivation.height, duration: nil,
+            width: derivation.width,
+            height: derivation.height,
+            duration: nil,
             metadata: [
                 "orientation": .integer(Int64(derivation.orientation)), "frames": .integer(Int64(derivation.frames)),
                 "animated": .bool(derivation.frames > 1), "blurhash": .string(derivation.blurHash),
                 "dominant_color": .string(derivation.dominantColor),
-            ])
+            ]
+        )
     }
 
     private func video(_ original: [UInt8], deadline: Date, writer: inout Writer) async throws -> ProcessingOutcome {
         try FileManager.default.createDirectory(atPath: settings.workDirectory, withIntermediateDirectories: true)
         let result = try await transcoder.transcodeVideo(
-            original, settings: settings.transcode, workDirectory: settings.workDirectory, deadline: deadline)
+            original,
+            settings: settings.transcode,
+            workDirectory: settings.workDirectory,
+            deadline: deadline
+        )
         defer { try? FileManager.default.removeItem(atPath: result.output.path) }
         try await writer.store(file: result.output, name: "video.mp4")
         var metadata = Self.describe(result.probe)
@@ -171,14 +193,21 @@ public struct MediaProcessor<Blobs: BlobStore, Ledger: PendingLedger, Images: Im
         }
         let upright = result.probe.rotation % 180 == 0
         return writer.outcome(
-            width: upright ? result.probe.width : result.probe.height, height: upright ? result.probe.height : result.probe.width,
-            duration: result.probe.durationMilliseconds, metadata: metadata)
+            width: upright ? result.probe.width : result.probe.height,
+            height: upright ? result.probe.height : result.probe.width,
+            duration: result.probe.durationMilliseconds,
+            metadata: metadata
+        )
     }
 
     private func audio(_ original: [UInt8], job: ProcessingJob, deadline: Date, writer: inout Writer) async throws -> ProcessingOutcome {
         try FileManager.default.createDirectory(atPath: settings.workDirectory, withIntermediateDirectories: true)
         let result = try await transcoder.transcodeAudio(
-            original, settings: settings.transcode, workDirectory: settings.workDirectory, deadline: deadline)
+            original,
+            settings: settings.transcode,
+            workDirectory: settings.workDirectory,
+            deadline: deadline
+        )
         defer { try? FileManager.default.removeItem(atPath: result.output.path) }
         try await writer.store(file: result.output, name: "audio.m4a")
         var metadata = Self.describe(result.probe)
@@ -226,7 +255,9 @@ public struct MediaProcessor<Blobs: BlobStore, Ledger: PendingLedger, Images: Im
 
         func location(_ name: String) -> ObjectLocation {
             ObjectLocation(
-                pool: processor.pools.derived, key: MediaProcessor.renditionKey(media: job.mediaID, version: processor.settings.version, name: name))
+                pool: processor.pools.derived,
+                key: MediaProcessor.renditionKey(media: job.mediaID, version: processor.settings.version, name: name)
+            )
         }
 
         var entry: PendingEntry { PendingEntry(mediaID: job.mediaID, uploadSetID: nil, registeredAt: processor.clock.now()) }
@@ -241,8 +272,15 @@ public struct MediaProcessor<Blobs: BlobStore, Ledger: PendingLedger, Images: Im
             }
             records.append(
                 RenditionRecord(
-                    name: image.name, mime: image.mime, width: image.width, height: image.height, size: Int64(image.bytes.count),
-                    sha256: digest, location: location))
+                    name: image.name,
+                    mime: image.mime,
+                    width: image.width,
+                    height: image.height,
+                    size: Int64(image.bytes.count),
+                    sha256: digest,
+                    location: location
+                )
+            )
         }
 
         mutating func store(file: TranscodedFile, name: String) async throws {
@@ -257,8 +295,15 @@ public struct MediaProcessor<Blobs: BlobStore, Ledger: PendingLedger, Images: Im
             staged.append(object)
             records.append(
                 RenditionRecord(
-                    name: name, mime: file.mime, width: file.width, height: file.height, size: object.size, sha256: chunks.digest(),
-                    location: location))
+                    name: name,
+                    mime: file.mime,
+                    width: file.width,
+                    height: file.height,
+                    size: object.size,
+                    sha256: chunks.digest(),
+                    location: location
+                )
+            )
         }
 
         func outcome(width: Int?, height: Int?, duration: Int64?, metadata: [String: MetadataValue]) -> ProcessingOutcome {

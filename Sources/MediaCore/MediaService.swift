@@ -23,7 +23,10 @@ public struct UploadGrants: Sendable {
     /// A token for `set`, and when it stops being accepted.
     public func issue(for set: UploadSet) -> (token: String, expiresAt: Date) {
         let grant = UploadGrant(
-            uploadSetID: set.id, ownerID: set.ownerID, expiresAt: min(set.expiresAt, clock.now().addingTimeInterval(tokenLifetime.seconds)))
+            uploadSetID: set.id,
+            ownerID: set.ownerID,
+            expiresAt: min(set.expiresAt, clock.now().addingTimeInterval(tokenLifetime.seconds))
+        )
         return (signer.sign(grant), grant.expiresAt)
     }
 
@@ -37,7 +40,7 @@ public struct UploadGrants: Sendable {
 public enum ExternalID {
     public static func validate(_ value: String, name: String) throws(MediaError) {
         guard !value.isEmpty, value.utf8.count <= 128,
-              value.unicodeScalars.allSatisfy({ $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "-_.:@".unicodeScalars.contains($0)) })
+            value.unicodeScalars.allSatisfy({ $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "-_.:@".unicodeScalars.contains($0)) })
         else {
             throw MediaError(.invalidRequest, "\(name) must be 1 to 128 characters: letters, digits, - _ . : @")
         }
@@ -55,7 +58,11 @@ public struct MediaService<Storage: MediaStores>: Sendable {
     let logger: Logger
 
     public init(
-        storage: Storage, settings: UploadSettings, originCache: OriginLookupCache? = nil, clock: MediaClock = .system, logger: Logger
+        storage: Storage,
+        settings: UploadSettings,
+        originCache: OriginLookupCache? = nil,
+        clock: MediaClock = .system,
+        logger: Logger
     ) {
         self.storage = storage
         self.settings = settings
@@ -67,15 +74,25 @@ public struct MediaService<Storage: MediaStores>: Sendable {
     var metadata: Storage.Metadata { storage.metadata }
 
     /// Opens a draft set. A private set's media are served through signed URLs only, whatever the context.
-    public func openUploadSet(ownerID: String, context: UploadContext, contextID: String, isPrivate: Bool = false) async throws
+    public func openUploadSet(
+        ownerID: String,
+        context: UploadContext,
+        contextID: String,
+        isPrivate: Bool = false
+    ) async throws
         -> OpenedUploadSet
     {
         try ExternalID.validate(ownerID, name: "owner_id")
         try ExternalID.validate(contextID, name: "context_id")
         let now = clock.now()
         let new = NewUploadSet(
-            id: .generate(now: now), ownerID: ownerID, context: context, contextID: contextID, isPrivate: isPrivate,
-            expiresAt: now.addingTimeInterval(settings.draftLifetime.seconds))
+            id: .generate(now: now),
+            ownerID: ownerID,
+            context: context,
+            contextID: contextID,
+            isPrivate: isPrivate,
+            expiresAt: now.addingTimeInterval(settings.draftLifetime.seconds)
+        )
         let set = try await map("open the upload set") { try await metadata.createUploadSet(new) }
         return OpenedUploadSet(set: set, limits: settings.limits[context])
     }

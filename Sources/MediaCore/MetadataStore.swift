@@ -11,7 +11,11 @@ public struct NewUploadSet: Hashable, Sendable {
     public var expiresAt: Date
 
     public init(
-        id: UploadSetID = .generate(), ownerID: String, context: UploadContext, contextID: String, isPrivate: Bool = false,
+        id: UploadSetID = .generate(),
+        ownerID: String,
+        context: UploadContext,
+        contextID: String,
+        isPrivate: Bool = false,
         expiresAt: Date
     ) {
         self.id = id
@@ -35,8 +39,14 @@ public struct NewMedia: Hashable, Sendable {
     public var location: ObjectLocation
 
     public init(
-        id: MediaID, kind: MediaKind, ownerID: String, uploadSetID: UploadSetID, size: Int64, sha256: String,
-        mime: String, location: ObjectLocation
+        id: MediaID,
+        kind: MediaKind,
+        ownerID: String,
+        uploadSetID: UploadSetID,
+        size: Int64,
+        sha256: String,
+        mime: String,
+        location: ObjectLocation
     ) {
         self.id = id
         self.kind = kind

@@ -102,8 +102,16 @@ public struct UploadSet: Hashable, Sendable {
     public var liveCounts: LiveCounts
 
     public init(
-        id: UploadSetID, ownerID: String, context: UploadContext, contextID: String, isPrivate: Bool = false,
-        state: UploadSetState, createdAt: Date, expiresAt: Date, committedAt: Date? = nil, liveCounts: LiveCounts = LiveCounts()
+        id: UploadSetID,
+        ownerID: String,
+        context: UploadContext,
+        contextID: String,
+        isPrivate: Bool = false,
+        state: UploadSetState,
+        createdAt: Date,
+        expiresAt: Date,
+        committedAt: Date? = nil,
+        liveCounts: LiveCounts = LiveCounts()
     ) {
         self.id = id
         self.ownerID = ownerID
@@ -143,10 +151,23 @@ public struct Media: Hashable, Sendable {
     public var metadata: [String: MetadataValue]
 
     public init(
-        id: MediaID, kind: MediaKind, ownerID: String, uploadSetID: UploadSetID, state: MediaState, size: Int64,
-        sha256: String, mime: String, width: Int? = nil, height: Int? = nil, durationMilliseconds: Int64? = nil,
-        location: ObjectLocation, createdAt: Date, committedAt: Date? = nil, deletedAt: Date? = nil,
-        failureReason: String? = nil, metadata: [String: MetadataValue] = [:]
+        id: MediaID,
+        kind: MediaKind,
+        ownerID: String,
+        uploadSetID: UploadSetID,
+        state: MediaState,
+        size: Int64,
+        sha256: String,
+        mime: String,
+        width: Int? = nil,
+        height: Int? = nil,
+        durationMilliseconds: Int64? = nil,
+        location: ObjectLocation,
+        createdAt: Date,
+        committedAt: Date? = nil,
+        deletedAt: Date? = nil,
+        failureReason: String? = nil,
+        metadata: [String: MetadataValue] = [:]
     ) {
         self.id = id
         self.kind = kind
@@ -182,8 +203,15 @@ public struct Rendition: Hashable, Sendable {
     public var createdAt: Date
 
     public init(
-        mediaID: MediaID, name: String, mime: String, width: Int?, height: Int?, size: Int64, sha256: String,
-        location: ObjectLocation, createdAt: Date
+        mediaID: MediaID,
+        name: String,
+        mime: String,
+        width: Int?,
+        height: Int?,
+        size: Int64,
+        sha256: String,
+        location: ObjectLocation,
+        createdAt: Date
     ) {
         self.mediaID = mediaID
         self.name = name

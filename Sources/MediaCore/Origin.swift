@@ -92,8 +92,14 @@ public struct OriginObject: Sendable, Hashable {
     public var filename: String
 
     public init(
-        location: ObjectLocation, size: Int64, mime: String, sha256: String, lastModified: Date, cache: OriginCachePolicy,
-        variesByAccept: Bool, filename: String
+        location: ObjectLocation,
+        size: Int64,
+        mime: String,
+        sha256: String,
+        lastModified: Date,
+        cache: OriginCachePolicy,
+        variesByAccept: Bool,
+        filename: String
     ) {
         self.location = location
         self.size = size
@@ -123,8 +129,17 @@ public struct OriginRecord: Sendable, Hashable {
     public var renditions: [Rendition]
 
     public init(
-        id: MediaID, kind: MediaKind, state: MediaState, mime: String, size: Int64, sha256: String, location: ObjectLocation,
-        createdAt: Date, context: UploadContext, setIsPrivate: Bool, renditions: [Rendition]
+        id: MediaID,
+        kind: MediaKind,
+        state: MediaState,
+        mime: String,
+        size: Int64,
+        sha256: String,
+        location: ObjectLocation,
+        createdAt: Date,
+        context: UploadContext,
+        setIsPrivate: Bool,
+        renditions: [Rendition]
     ) {
         self.id = id
         self.kind = kind
@@ -160,8 +175,13 @@ public struct OriginSettings: Sendable, Hashable {
     public var lookupCacheEntries: Int
 
     public init(
-        privateContexts: Set<UploadContext> = [.message], signOriginals: Bool = false, signedURLLifetime: Duration = .seconds(3600),
-        publicMaxAge: Int = 31_536_000, negativeMaxAge: Int = 10, baseURL: String = "", lookupCacheTTL: Duration = .seconds(5),
+        privateContexts: Set<UploadContext> = [.message],
+        signOriginals: Bool = false,
+        signedURLLifetime: Duration = .seconds(3600),
+        publicMaxAge: Int = 31_536_000,
+        negativeMaxAge: Int = 10,
+        baseURL: String = "",
+        lookupCacheTTL: Duration = .seconds(5),
         lookupCacheEntries: Int = 10_000
     ) {
         self.privateContexts = privateContexts
@@ -250,8 +270,15 @@ public struct OriginService<Metadata: MetadataStore>: Sendable {
             let expected = MediaFormats.fileExtension(forMIME: record.mime)
             guard fileExtension == expected else { throw MediaError(.notFound, "no such media") }
             return OriginObject(
-                location: record.location, size: record.size, mime: record.mime, sha256: record.sha256, lastModified: record.createdAt,
-                cache: cache, variesByAccept: false, filename: "\(record.id).\(expected)")
+                location: record.location,
+                size: record.size,
+                mime: record.mime,
+                sha256: record.sha256,
+                lastModified: record.createdAt,
+                cache: cache,
+                variesByAccept: false,
+                filename: "\(record.id).\(expected)"
+            )
         case .rendition(let version, let name):
             guard let rendition = record.renditions.first(where: { $0.name == name }), rendition.isVersion(version) else {
                 throw MediaError(.notFound, "no such rendition")
@@ -312,9 +339,15 @@ public struct OriginService<Metadata: MetadataStore>: Sendable {
 
     private static func object(_ rendition: Rendition, cache: OriginCachePolicy, variesByAccept: Bool) -> OriginObject {
         OriginObject(
-            location: rendition.location, size: rendition.size, mime: rendition.mime, sha256: rendition.sha256,
-            lastModified: rendition.createdAt, cache: cache, variesByAccept: variesByAccept,
-            filename: "\(rendition.mediaID)-\(rendition.name)")
+            location: rendition.location,
+            size: rendition.size,
+            mime: rendition.mime,
+            sha256: rendition.sha256,
+            lastModified: rendition.createdAt,
+            cache: cache,
+            variesByAccept: variesByAccept,
+            filename: "\(rendition.mediaID)-\(rendition.name)"
+        )
     }
 }
 

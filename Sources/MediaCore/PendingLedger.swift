@@ -61,7 +61,12 @@ public protocol PendingLedger: Sendable {
 
     /// The entries of `pool` registered before `cutoff`, up to `limit` of them, starting after `cursor`
     /// (`nil`: from the start). Returns them and the cursor of the next page (`nil` at the end).
-    func stale(in pool: String, registeredBefore cutoff: Date, after cursor: String?, limit: Int) async throws
+    func stale(
+        in pool: String,
+        registeredBefore cutoff: Date,
+        after cursor: String?,
+        limit: Int
+    ) async throws
         -> (records: [PendingRecord], next: String?)
 
     /// Forgets entries the reconciler settled.

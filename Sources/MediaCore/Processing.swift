@@ -41,12 +41,19 @@ public enum MetadataValue: Sendable, Hashable, Codable {
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
-        if let value = try? container.decode(Bool.self) { self = .bool(value) }
-        else if let value = try? container.decode(Int64.self) { self = .integer(value) }
-        else if let value = try? container.decode(Double.self) { self = .number(value) }
-        else if let value = try? container.decode(String.self) { self = .string(value) }
-        else if let value = try? container.decode([Double].self) { self = .numbers(value) }
-        else { self = .strings(try container.decode([String].self)) }
+        if let value = try? container.decode(Bool.self) {
+            self = .bool(value)
+        } else if let value = try? container.decode(Int64.self) {
+            self = .integer(value)
+        } else if let value = try? container.decode(Double.self) {
+            self = .number(value)
+        } else if let value = try? container.decode(String.self) {
+            self = .string(value)
+        } else if let value = try? container.decode([Double].self) {
+            self = .numbers(value)
+        } else {
+            self = .strings(try container.decode([String].self))
+        }
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -84,8 +91,13 @@ public struct PhotoSettings: Sendable, Hashable, Codable {
     public var jpegQuality: Int
     public var webpQuality: Int
 
-    public init(widths: [Int] = [160, 320, 640, 1280], maxPixels: Int = 50_000_000, maxFrames: Int = 100,
-                jpegQuality: Int = 82, webpQuality: Int = 80) {
+    public init(
+        widths: [Int] = [160, 320, 640, 1280],
+        maxPixels: Int = 50_000_000,
+        maxFrames: Int = 100,
+        jpegQuality: Int = 82,
+        webpQuality: Int = 80
+    ) {
         self.widths = widths.sorted()
         self.maxPixels = maxPixels
         self.maxFrames = maxFrames
@@ -160,8 +172,16 @@ public struct TranscodeSettings: Sendable, Hashable, Codable {
     public var posterAt: Duration
     public var waveformPoints: Int
 
-    public init(maxVideoHeight: Int = 720, maxVideoWidth: Int = 1280, videoMaxBitrate: Int = 2_500_000, crf: Int = 23,
-                audioBitrate: Int = 128_000, audioSampleRate: Int = 44_100, posterAt: Duration = .seconds(1), waveformPoints: Int = 100) {
+    public init(
+        maxVideoHeight: Int = 720,
+        maxVideoWidth: Int = 1280,
+        videoMaxBitrate: Int = 2_500_000,
+        crf: Int = 23,
+        audioBitrate: Int = 128_000,
+        audioSampleRate: Int = 44_100,
+        posterAt: Duration = .seconds(1),
+        waveformPoints: Int = 100
+    ) {
         self.maxVideoHeight = maxVideoHeight
         self.maxVideoWidth = maxVideoWidth
         self.videoMaxBitrate = videoMaxBitrate
@@ -187,8 +207,18 @@ public struct MediaProbe: Sendable, Hashable, Codable {
     public var sampleRate: Int?
     public var channels: Int?
 
-    public init(container: String, durationMilliseconds: Int64, videoCodec: String? = nil, audioCodec: String? = nil, width: Int? = nil,
-                height: Int? = nil, frameRate: Double? = nil, rotation: Int = 0, sampleRate: Int? = nil, channels: Int? = nil) {
+    public init(
+        container: String,
+        durationMilliseconds: Int64,
+        videoCodec: String? = nil,
+        audioCodec: String? = nil,
+        width: Int? = nil,
+        height: Int? = nil,
+        frameRate: Double? = nil,
+        rotation: Int = 0,
+        sampleRate: Int? = nil,
+        channels: Int? = nil
+    ) {
         self.container = container
         self.durationMilliseconds = durationMilliseconds
         self.videoCodec = videoCodec
@@ -250,10 +280,20 @@ public struct AudioResult: Sendable {
 /// cooperative pool); reads its input from memory only.
 public protocol Transcoder: Sendable {
     /// Probes, transcodes to H.264/AAC MP4 (fast start, at most the settings' size) and takes a poster frame.
-    func transcodeVideo(_ input: [UInt8], settings: TranscodeSettings, workDirectory: String, deadline: Date) async throws(ProcessingError)
+    func transcodeVideo(
+        _ input: [UInt8],
+        settings: TranscodeSettings,
+        workDirectory: String,
+        deadline: Date
+    ) async throws(ProcessingError)
         -> VideoResult
     /// Probes, transcodes to AAC-LC M4A (fast start), computes the waveform and extracts cover art.
-    func transcodeAudio(_ input: [UInt8], settings: TranscodeSettings, workDirectory: String, deadline: Date) async throws(ProcessingError)
+    func transcodeAudio(
+        _ input: [UInt8],
+        settings: TranscodeSettings,
+        workDirectory: String,
+        deadline: Date
+    ) async throws(ProcessingError)
         -> AudioResult
     /// Library versions, for `mediagw check`.
     var versions: [String: String] { get }

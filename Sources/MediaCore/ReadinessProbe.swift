@@ -1,5 +1,5 @@
-import MediaConcurrency
 import Foundation
+import MediaConcurrency
 
 /// Whether the dependencies answer now: a stat of a well-known missing object in every pool (an OSD must
 /// answer "not found") and a database round trip, each under a short deadline.

@@ -49,7 +49,8 @@ public enum MediaSniffer {
             return SniffedType(kind: .audio, mime: "audio/aac")
         }
         if b.count >= 4, b[0] == 0xFF, b[1] & 0xE0 == 0xE0, (b[1] >> 1) & 0x03 != 0, (b[1] >> 3) & 0x03 != 1,
-           b[2] >> 4 != 0x0F, b[2] >> 4 != 0, (b[2] >> 2) & 0x03 != 3 {
+            b[2] >> 4 != 0x0F, b[2] >> 4 != 0, (b[2] >> 2) & 0x03 != 3
+        {
             // an MPEG audio frame header without an ID3 tag: sync, a layer, a real bitrate and sample rate
             return SniffedType(kind: .audio, mime: "audio/mpeg")
         }

@@ -55,7 +55,10 @@ public struct StagedWrite<Blobs: BlobStore, Ledger: PendingLedger>: Sendable {
     /// Steps 1 and 2: registers `location`, then streams `source` into it. When the write fails, the object
     /// is discarded and the error rethrown: a ``BlobStoreError`` of the store, or the source's own error.
     public func write<Source: AsyncSequence>(
-        _ location: ObjectLocation, from source: Source, mode: ObjectWriteMode, entry: PendingEntry
+        _ location: ObjectLocation,
+        from source: Source,
+        mode: ObjectWriteMode,
+        entry: PendingEntry
     ) async throws -> StagedObject where Source.Element == ByteBuffer {
         let ticket = try await ledger.register(location, entry)
         await faults.reach(.registered)
@@ -71,7 +74,12 @@ public struct StagedWrite<Blobs: BlobStore, Ledger: PendingLedger>: Sendable {
     }
 
     /// ``write(_:from:mode:entry:)`` of one buffer (a rendition).
-    public func write(_ location: ObjectLocation, bytes: ByteBuffer, mode: ObjectWriteMode, entry: PendingEntry) async throws
+    public func write(
+        _ location: ObjectLocation,
+        bytes: ByteBuffer,
+        mode: ObjectWriteMode,
+        entry: PendingEntry
+    ) async throws
         -> StagedObject
     {
         try await write(location, from: OneBuffer(buffer: bytes), mode: mode, entry: entry)
@@ -102,7 +110,8 @@ public struct StagedWrite<Blobs: BlobStore, Ledger: PendingLedger>: Sendable {
             } catch {
                 logger.warning(
                     "could not clear a pending entry; the reconciler will",
-                    metadata: ["object": "\(object.location)", "error": "\(error)"])
+                    metadata: ["object": "\(object.location)", "error": "\(error)"]
+                )
             }
         }
     }
@@ -117,7 +126,8 @@ public struct StagedWrite<Blobs: BlobStore, Ledger: PendingLedger>: Sendable {
             } catch {
                 logger.warning(
                     "could not remove an object without a row; the reconciler will",
-                    metadata: ["object": "\(object.location)", "error": "\(error)"])
+                    metadata: ["object": "\(object.location)", "error": "\(error)"]
+                )
                 continue
             }
             do {
@@ -125,7 +135,8 @@ public struct StagedWrite<Blobs: BlobStore, Ledger: PendingLedger>: Sendable {
             } catch {
                 logger.warning(
                     "could not clear a pending entry; the reconciler will",
-                    metadata: ["object": "\(object.location)", "error": "\(error)"])
+                    metadata: ["object": "\(object.location)", "error": "\(error)"]
+                )
             }
         }
     }

@@ -37,8 +37,8 @@ public struct URLSigner: Sendable {
     /// a signature past its expiry is `urlExpired`. Signatures are compared in constant time.
     public func verify(_ signature: URLSignature, path: String, now: Date = Date()) throws(MediaError) -> Date {
         guard signature.expires.utf8.count <= 12, let seconds = Int64(signature.expires), seconds > 0,
-              let key = keys.first(where: { $0.id == signature.keyID }),
-              let presented = Base64URL.decode(signature.signature)
+            let key = keys.first(where: { $0.id == signature.keyID }),
+            let presented = Base64URL.decode(signature.signature)
         else {
             throw MediaError(.forbidden, "the URL signature is not valid")
         }

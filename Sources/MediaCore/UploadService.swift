@@ -14,8 +14,10 @@ public struct UploadSettings: Sendable, Hashable {
     public var partTimeout: Duration
 
     public init(
-        limits: UploadLimits = .defaults, draftLifetime: Duration = .seconds(24 * 3600),
-        tokenLifetime: Duration = .seconds(3600), partTimeout: Duration = .seconds(15 * 60)
+        limits: UploadLimits = .defaults,
+        draftLifetime: Duration = .seconds(24 * 3600),
+        tokenLifetime: Duration = .seconds(3600),
+        partTimeout: Duration = .seconds(15 * 60)
     ) {
         self.limits = limits
         self.draftLifetime = draftLifetime
@@ -38,7 +40,11 @@ public struct UploadService<Storage: MediaStores>: Sendable {
     let logger: Logger
 
     public init(
-        storage: Storage, pools: StoragePools, settings: UploadSettings, clock: MediaClock = .system, faults: FaultInjection = .none,
+        storage: Storage,
+        pools: StoragePools,
+        settings: UploadSettings,
+        clock: MediaClock = .system,
+        faults: FaultInjection = .none,
         logger: Logger
     ) {
         self.storage = storage
@@ -123,16 +129,26 @@ public struct UploadService<Storage: MediaStores>: Sendable {
             let object: StagedObject
             do {
                 object = try await staging.write(
-                    location, from: MeteredBody(prefix: prefix, rest: iterator, meter: meter), mode: .createExclusive,
-                    entry: PendingEntry(mediaID: mediaID, uploadSetID: set.id, registeredAt: now))
+                    location,
+                    from: MeteredBody(prefix: prefix, rest: iterator, meter: meter),
+                    mode: .createExclusive,
+                    entry: PendingEntry(mediaID: mediaID, uploadSetID: set.id, registeredAt: now)
+                )
             } catch {
                 throw error is BlobStoreError ? MediaError.from(error, doing: "store the file") : error
             }
 
             // 3. then the row, under the set's lock, with its event
             let new = NewMedia(
-                id: mediaID, kind: type.kind, ownerID: set.ownerID, uploadSetID: set.id, size: object.size,
-                sha256: meter.finalizeHex(), mime: type.mime, location: location)
+                id: mediaID,
+                kind: type.kind,
+                ownerID: set.ownerID,
+                uploadSetID: set.id,
+                size: object.size,
+                sha256: meter.finalizeHex(),
+                mime: type.mime,
+                location: location
+            )
             let media: Media
             do {
                 media = try await staging.commit([object]) {

@@ -91,15 +91,15 @@ public struct UploadTokenSigner: Sendable {
     public func verify(_ token: String, now: Date = Date()) throws(MediaError) -> UploadGrant {
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
         guard token.utf8.count <= 2048, parts.count == 4, parts[0] == "v1",
-              let key = keys.first(where: { $0.id == parts[1] }),
-              let payload = Base64URL.decode(String(parts[2])),
-              let mac = Base64URL.decode(String(parts[3]))
+            let key = keys.first(where: { $0.id == parts[1] }),
+            let payload = Base64URL.decode(String(parts[2])),
+            let mac = Base64URL.decode(String(parts[3]))
         else {
             throw MediaError(.unauthorized, "the upload token is not valid")
         }
         let signed = Data("v1.\(parts[1]).\(parts[2])".utf8)
         guard HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: signed, using: key.key),
-              let grant = try? JSONDecoder().decode(UploadGrant.self, from: payload)
+            let grant = try? JSONDecoder().decode(UploadGrant.self, from: payload)
         else {
             throw MediaError(.unauthorized, "the upload token is not valid")
         }

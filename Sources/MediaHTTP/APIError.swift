@@ -135,12 +135,13 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch let error as RequestError {
             return try APIError(error).response(from: request, context: context)
         } catch let error as HTTPError {
-            let code = switch error.status {
-            case .notFound: MediaError.Code.notFound.rawValue
-            case .contentTooLarge: RequestError.Code.requestTooLarge.rawValue
-            case .unauthorized: MediaError.Code.unauthorized.rawValue
-            default: MediaError.Code.invalidRequest.rawValue
-            }
+            let code =
+                switch error.status {
+                case .notFound: MediaError.Code.notFound.rawValue
+                case .contentTooLarge: RequestError.Code.requestTooLarge.rawValue
+                case .unauthorized: MediaError.Code.unauthorized.rawValue
+                default: MediaError.Code.invalidRequest.rawValue
+                }
             let message = error.status == .notFound ? "no such route" : (error.body ?? error.status.reasonPhrase)
             var response = JSONResponse.make(status: error.status, ErrorBody(code: code, message: message))
             for field in error.headers { response.headers.append(field) }

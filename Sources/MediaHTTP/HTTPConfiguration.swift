@@ -22,9 +22,15 @@ public struct HTTPConfiguration: Sendable, Hashable {
     /// Chunks the origin's downloads may hold read ahead of their sockets, across the process.
     public var originReadAhead: Int
 
-    public init(host: String = "127.0.0.1", port: Int = 8080, maxRequestBytes: Int64 = 40 << 20,
-                multipart: MultipartLimits = MultipartLimits(), idleTimeout: Duration = .seconds(60),
-                retryAfter: Duration = .seconds(5), originReadAhead: Int = 32) {
+    public init(
+        host: String = "127.0.0.1",
+        port: Int = 8080,
+        maxRequestBytes: Int64 = 40 << 20,
+        multipart: MultipartLimits = MultipartLimits(),
+        idleTimeout: Duration = .seconds(60),
+        retryAfter: Duration = .seconds(5),
+        originReadAhead: Int = 32
+    ) {
         self.host = host
         self.port = port
         self.maxRequestBytes = maxRequestBytes

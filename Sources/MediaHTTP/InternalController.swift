@@ -23,7 +23,8 @@ struct InternalController<Storage: MediaStores>: Sendable {
 
     /// Checks `Authorization: Bearer <service token>` before running `handler`.
     func authorized(
-        _ request: Request, _ context: MediaRequestContext,
+        _ request: Request,
+        _ context: MediaRequestContext,
         _ handler: (Request, MediaRequestContext) async throws -> Response
     ) async throws -> Response {
         guard let token = request.bearerToken, tokens.accepts(token) else {
@@ -41,12 +42,24 @@ struct InternalController<Storage: MediaStores>: Sendable {
             throw MediaError(.invalidRequest, "context must be one of post, profile, community, message")
         }
         let opened = try await service.openUploadSet(
-            ownerID: body.ownerID, context: uploadContext, contextID: body.contextID, isPrivate: body.isPrivate ?? false)
+            ownerID: body.ownerID,
+            context: uploadContext,
+            contextID: body.contextID,
+            isPrivate: body.isPrivate ?? false
+        )
         let token = grants.issue(for: opened.set)
-        return JSONResponse.make(status: .created, CreatedUploadSetJSON(
-            id: opened.set.id.description, uploadToken: token.token, expiresAt: opened.set.expiresAt,
-            tokenExpiresAt: token.expiresAt, uploadURL: "/v1/upload-sets/\(opened.set.id)/media", limits: LimitsJSON(opened.limits)),
-            headers: [.location: "/internal/v1/upload-sets/\(opened.set.id)"])
+        return JSONResponse.make(
+            status: .created,
+            CreatedUploadSetJSON(
+                id: opened.set.id.description,
+                uploadToken: token.token,
+                expiresAt: opened.set.expiresAt,
+                tokenExpiresAt: token.expiresAt,
+                uploadURL: "/v1/upload-sets/\(opened.set.id)/media",
+                limits: LimitsJSON(opened.limits)
+            ),
+            headers: [.location: "/internal/v1/upload-sets/\(opened.set.id)"]
+        )
     }
 
     func getUploadSet(_ request: Request, _ context: MediaRequestContext) async throws -> Response {

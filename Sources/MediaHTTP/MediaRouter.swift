@@ -15,8 +15,13 @@ public struct MediaAPI<Storage: MediaStores>: Sendable {
     public let configuration: HTTPConfiguration
 
     public init(
-        uploads: UploadService<Storage>, media: MediaService<Storage>, grants: UploadGrants, origin: OriginService<Storage.Metadata>,
-        readiness: ReadinessProbe<Storage>, serviceTokens: ServiceTokens, registry: PrometheusCollectorRegistry,
+        uploads: UploadService<Storage>,
+        media: MediaService<Storage>,
+        grants: UploadGrants,
+        origin: OriginService<Storage.Metadata>,
+        readiness: ReadinessProbe<Storage>,
+        serviceTokens: ServiceTokens,
+        registry: PrometheusCollectorRegistry,
         configuration: HTTPConfiguration
     ) {
         self.uploads = uploads
@@ -39,11 +44,16 @@ public struct MediaAPI<Storage: MediaStores>: Sendable {
         OperationsController(readiness: readiness, registry: registry, retryAfter: retryAfter).register(on: router, routes: routes)
         InternalController(service: media, grants: grants, origin: origin, tokens: serviceTokens).register(on: router, routes: routes)
         OriginController(
-            origin: origin, responder: OriginResponder(blobs: media.storage.blobs, readAhead: configuration.originReadAhead), retryAfter: retryAfter
+            origin: origin,
+            responder: OriginResponder(blobs: media.storage.blobs, readAhead: configuration.originReadAhead),
+            retryAfter: retryAfter
         )
         .register(on: router, routes: routes)
         UploadController(
-            uploads: uploads, grants: grants, limits: configuration.multipart, maxRequestBytes: configuration.maxRequestBytes,
+            uploads: uploads,
+            grants: grants,
+            limits: configuration.multipart,
+            maxRequestBytes: configuration.maxRequestBytes,
             retryAfter: retryAfter
         ).register(on: router, routes: routes)
         return (router, routes)

@@ -1,10 +1,11 @@
+import MediaCore
+import NIOCore
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import MediaCore
-import NIOCore
 
 /// The headers of one part of a `multipart/form-data` body.
 public struct MultipartPartHeaders: Sendable, Hashable {

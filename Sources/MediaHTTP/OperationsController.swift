@@ -25,21 +25,30 @@ struct OperationsController<Storage: MediaStores>: Sendable {
             guard report.ready else {
                 return JSONResponse.make(
                     status: .serviceUnavailable,
-                    Status(status: "unavailable", ceph: report.ceph == nil ? "ok" : "unavailable", postgres: report.postgres == nil ? "ok" : "unavailable"),
-                    headers: [.retryAfter: "\(retryAfter)"])
+                    Status(
+                        status: "unavailable",
+                        ceph: report.ceph == nil ? "ok" : "unavailable",
+                        postgres: report.postgres == nil ? "ok" : "unavailable"
+                    ),
+                    headers: [.retryAfter: "\(retryAfter)"]
+                )
             }
             return JSONResponse.make(status: .ok, Status(status: "ready", ceph: "ok", postgres: "ok"))
         }
         routes.add(.get, "/metrics", on: router) { _, _ in
             let text = registry.emitToBuffer()
             return Response(
-                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                body: ResponseBody(byteBuffer: ByteBuffer(bytes: text)))
+                status: .ok,
+                headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: text))
+            )
         }
         routes.add(.get, "/openapi.json", on: router) { _, _ in
             Response(
-                status: .ok, headers: [.contentType: "application/json"],
-                body: ResponseBody(byteBuffer: ByteBuffer(bytes: OpenAPIDocument.bytes)))
+                status: .ok,
+                headers: [.contentType: "application/json"],
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: OpenAPIDocument.bytes))
+            )
         }
     }
 }
@@ -48,7 +57,7 @@ struct OperationsController<Storage: MediaStores>: Sendable {
 public enum OpenAPIDocument {
     public static let bytes: [UInt8] = {
         guard let url = Bundle.module.url(forResource: "openapi", withExtension: "json"),
-              let data = try? Data(contentsOf: url)
+            let data = try? Data(contentsOf: url)
         else { preconditionFailure("openapi.json is missing from the MediaHTTP bundle") }
         return Array(data)
     }()

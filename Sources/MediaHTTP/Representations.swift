@@ -194,8 +194,16 @@ struct PartResultJSON: Encodable {
 
     static func stored(_ part: Int, _ filename: String?, _ media: Media) -> PartResultJSON {
         PartResultJSON(
-            part: part, filename: filename, id: media.id.description, kind: media.kind.rawValue, size: media.size,
-            sha256: media.sha256, mime: media.mime, state: media.state.rawValue, error: nil)
+            part: part,
+            filename: filename,
+            id: media.id.description,
+            kind: media.kind.rawValue,
+            size: media.size,
+            sha256: media.sha256,
+            mime: media.mime,
+            state: media.state.rawValue,
+            error: nil
+        )
     }
 
     static func refused(_ part: Int, _ filename: String?, _ error: APIError) -> PartResultJSON {
@@ -258,13 +266,21 @@ indirect enum JSONDocument: Codable, Sendable {
 
     init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
-        if container.decodeNil() { self = .null }
-        else if let value = try? container.decode(Bool.self) { self = .bool(value) }
-        else if let value = try? container.decode(Int64.self) { self = .integer(value) }
-        else if let value = try? container.decode(Double.self) { self = .number(value) }
-        else if let value = try? container.decode(String.self) { self = .string(value) }
-        else if let value = try? container.decode([JSONDocument].self) { self = .array(value) }
-        else { self = .object(try container.decode([String: JSONDocument].self)) }
+        if container.decodeNil() {
+            self = .null
+        } else if let value = try? container.decode(Bool.self) {
+            self = .bool(value)
+        } else if let value = try? container.decode(Int64.self) {
+            self = .integer(value)
+        } else if let value = try? container.decode(Double.self) {
+            self = .number(value)
+        } else if let value = try? container.decode(String.self) {
+            self = .string(value)
+        } else if let value = try? container.decode([JSONDocument].self) {
+            self = .array(value)
+        } else {
+            self = .object(try container.decode([String: JSONDocument].self))
+        }
     }
 
     func encode(to encoder: any Encoder) throws {

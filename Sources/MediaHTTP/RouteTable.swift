@@ -13,7 +13,9 @@ public final class RouteTable: Sendable {
 
     /// Registers `handler` for `method` at `path` (Hummingbird `:name` parameters) on `router`, and records it.
     func add<Context: RequestContext>(
-        _ method: HTTPRequest.Method, _ path: String, on router: Router<Context>,
+        _ method: HTTPRequest.Method,
+        _ path: String,
+        on router: Router<Context>,
         _ handler: @escaping @Sendable (Request, Context) async throws -> Response
     ) {
         router.on(RouterPath(path), method: method, use: handler)

@@ -86,14 +86,18 @@ struct UploadController<Storage: MediaStores>: Sendable {
             context.logger.info("upload request ended early", metadata: ["error": "\(error)", "upload_set.id": "\(setID)"])
             throw RequestError(.malformedMultipart, "the request body ended unexpectedly")
         }
-        Counter(label: "mediagw_http_received_bytes_total", dimensions: [("route", "/v1/upload-sets/{id}/media")]).increment(by: Int(reader.bytesRead))
+        Counter(label: "mediagw_http_received_bytes_total", dimensions: [("route", "/v1/upload-sets/{id}/media")]).increment(
+            by: Int(reader.bytesRead)
+        )
         if results.isEmpty {
             throw RequestError(.malformedMultipart, "the request carries no file part")
         }
         let status = firstError?.status ?? .created
         let response = JSONResponse.make(
-            status: status, UploadResultJSON(media: results, error: firstError.map { .init(code: $0.code, message: $0.message) }),
-            headers: firstError?.headers ?? [:])
+            status: status,
+            UploadResultJSON(media: results, error: firstError.map { .init(code: $0.code, message: $0.message) }),
+            headers: firstError?.headers ?? [:]
+        )
         return abandoned || !reader.isComplete ? response.closingConnection(context.channel) : response
     }
 }

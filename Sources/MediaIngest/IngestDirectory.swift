@@ -7,8 +7,12 @@ public enum IngestDirectory {
     /// directories (a leading dot) are skipped.
     public static func files(under root: String) -> [String] {
         let rootURL = URL(fileURLWithPath: root)
-        guard let enumerator = FileManager.default.enumerator(
-            at: rootURL, includingPropertiesForKeys: [.isRegularFileKey], options: [.skipsHiddenFiles])
+        guard
+            let enumerator = FileManager.default.enumerator(
+                at: rootURL,
+                includingPropertiesForKeys: [.isRegularFileKey],
+                options: [.skipsHiddenFiles]
+            )
         else { return [] }
         var files: [String] = []
         let prefix = rootURL.standardizedFileURL.path + "/"

@@ -1,5 +1,5 @@
-import MediaConcurrency
 import Foundation
+import MediaConcurrency
 import MediaCore
 
 /// The durable state of an ingest, a JSON Lines file appended to (and flushed to disk) as the run goes:

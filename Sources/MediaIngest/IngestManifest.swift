@@ -36,7 +36,10 @@ public enum IngestManifest {
             let header = splitCSV(lines[headerIndex]).map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
             let missing = ["path", "owner_id", "context", "context_id"].filter { !header.contains($0) }
             guard missing.isEmpty else {
-                throw MediaError(.invalidRequest, "the CSV header lacks \(missing.joined(separator: ", ")) (expected path,owner_id,context,context_id[,private])")
+                throw MediaError(
+                    .invalidRequest,
+                    "the CSV header lacks \(missing.joined(separator: ", ")) (expected path,owner_id,context,context_id[,private])"
+                )
             }
             for index in lines.indices where index > headerIndex && !lines[index].trimmingCharacters(in: .whitespaces).isEmpty {
                 let cells = splitCSV(lines[index])
@@ -70,7 +73,11 @@ public enum IngestManifest {
     }
 
     private static func append(
-        _ fields: [String: String], line: Int, raw: String, to items: inout [IngestItem], errors: inout [ManifestRowError]
+        _ fields: [String: String],
+        line: Int,
+        raw: String,
+        to items: inout [IngestItem],
+        errors: inout [ManifestRowError]
     ) {
         let path = fields["path"]?.trimmingCharacters(in: .whitespaces) ?? ""
         func fail(_ message: String) { errors.append(ManifestRowError(line: line, path: path.isEmpty ? raw : path, message: message)) }
@@ -93,7 +100,9 @@ public enum IngestManifest {
         case "true", "1", "yes": isPrivate = true
         default: return fail("private must be true or false")
         }
-        items.append(IngestItem(path: path, destination: IngestDestination(ownerID: owner, context: context, contextID: contextID, isPrivate: isPrivate)))
+        items.append(
+            IngestItem(path: path, destination: IngestDestination(ownerID: owner, context: context, contextID: contextID, isPrivate: isPrivate))
+        )
     }
 
     /// Splits one CSV line (RFC 4180 quoting; a quoted cell may contain commas and doubled quotes).
@@ -108,7 +117,12 @@ public enum IngestManifest {
             if quoted {
                 if character == "\"" {
                     let next = iterator.next()
-                    if next == "\"" { cell.append("\"") } else { quoted = false; pending = next }
+                    if next == "\"" {
+                        cell.append("\"")
+                    } else {
+                        quoted = false
+                        pending = next
+                    }
                 } else {
                     cell.append(character)
                 }

@@ -55,8 +55,16 @@ public struct IngestResult: Sendable, Codable, Hashable {
         case mediaID = "media_id"
     }
 
-    public init(path: String, outcome: IngestOutcome, mediaID: String? = nil, sha256: String? = nil, size: Int64? = nil,
-                code: String? = nil, message: String? = nil, line: Int? = nil) {
+    public init(
+        path: String,
+        outcome: IngestOutcome,
+        mediaID: String? = nil,
+        sha256: String? = nil,
+        size: Int64? = nil,
+        code: String? = nil,
+        message: String? = nil,
+        line: Int? = nil
+    ) {
         self.path = path
         self.outcome = outcome
         self.mediaID = mediaID
@@ -96,8 +104,13 @@ public final class IngestRunner<Target: IngestTarget>: Sendable {
     let onResult: @Sendable (IngestResult) -> Void
 
     /// - Parameter onResult: called once per input file as it completes (the report writer).
-    public init(target: Target, journal: IngestJournal, options: IngestOptions, logger: Logger,
-                onResult: @escaping @Sendable (IngestResult) -> Void) {
+    public init(
+        target: Target,
+        journal: IngestJournal,
+        options: IngestOptions,
+        logger: Logger,
+        onResult: @escaping @Sendable (IngestResult) -> Void
+    ) {
         self.target = target
         self.journal = journal
         self.options = options
@@ -114,7 +127,8 @@ public final class IngestRunner<Target: IngestTarget>: Sendable {
         // one destination's files next to each other, so that its set is committed early
         var order: [String: Int] = [:]
         for item in items where order[item.destination.key] == nil { order[item.destination.key] = order.count }
-        let sorted = items.enumerated().sorted { (order[$0.element.destination.key]!, $0.offset) < (order[$1.element.destination.key]!, $1.offset) }.map(\.element)
+        let sorted = items.enumerated().sorted { (order[$0.element.destination.key]!, $0.offset) < (order[$1.element.destination.key]!, $1.offset) }
+            .map(\.element)
         var found: [Int64?] = []
         for item in sorted {
             found.append(try? await FileSystem.shared.info(forFileAt: FilePath(item.path)).flatMap { $0.type == .regular ? $0.size : nil })
@@ -127,7 +141,10 @@ public final class IngestRunner<Target: IngestTarget>: Sendable {
         }
         await destinations.expect(sorted.map(\.destination.key))
         for error in rowErrors {
-            complete(IngestResult(path: error.path, outcome: .refused, code: "invalid_manifest_row", message: error.message, line: error.line), bytes: 0)
+            complete(
+                IngestResult(path: error.path, outcome: .refused, code: "invalid_manifest_row", message: error.message, line: error.line),
+                bytes: 0
+            )
         }
 
         let next = NextIndex()
@@ -142,9 +159,20 @@ public final class IngestRunner<Target: IngestTarget>: Sendable {
                         let result = await self.ingest(item, size: sizes[index])
                         self.complete(result, bytes: sizes[index] ?? 0)
                         if let failure = await self.destinations.finish(item.destination.key, dryRun: dryRun) {
-                            self.logger.warning("an upload set could not be committed", metadata: ["ingest.destination": "\(item.destination.key)", "error": "\(failure)"])
-                            self.complete(IngestResult(path: item.path, outcome: .failed, code: failure.code.rawValue,
-                                                       message: "the upload set of this destination could not be committed: \(failure.message)"), bytes: 0, counted: false)
+                            self.logger.warning(
+                                "an upload set could not be committed",
+                                metadata: ["ingest.destination": "\(item.destination.key)", "error": "\(failure)"]
+                            )
+                            self.complete(
+                                IngestResult(
+                                    path: item.path,
+                                    outcome: .failed,
+                                    code: failure.code.rawValue,
+                                    message: "the upload set of this destination could not be committed: \(failure.message)"
+                                ),
+                                bytes: 0,
+                                counted: false
+                            )
                         }
                     }
                 }
@@ -182,7 +210,8 @@ public final class IngestRunner<Target: IngestTarget>: Sendable {
             sha256 = value
             return value
         }
-        let done = await journal.done[path], refusal = await journal.refused[path]
+        let done = await journal.done[path]
+        let refusal = await journal.refused[path]
         do {
             if done != nil || refusal != nil || options.dryRun { _ = try await hashed() }
         } catch {
@@ -204,7 +233,8 @@ public final class IngestRunner<Target: IngestTarget>: Sendable {
                 let set = try await destinations.set(for: item.destination)
                 // stored just before an earlier run died, not yet in the journal: recognised by content
                 if await destinations.hasUnclaimed(in: item.destination.key),
-                   let mediaID = await destinations.claim(try await hashed(), in: item.destination.key) {
+                    let mediaID = await destinations.claim(try await hashed(), in: item.destination.key)
+                {
                     await destinations.stored(in: set)
                     try await journal.recordDone(path: path, sha256: try await hashed(), mediaID: mediaID)
                     return IngestResult(path: path, outcome: .ingested, mediaID: mediaID, sha256: sha256, size: size)
@@ -212,8 +242,11 @@ public final class IngestRunner<Target: IngestTarget>: Sendable {
                 let chunkSize = options.chunkSize
                 let stored = try await FileSystem.shared.withFileHandle(forReadingAt: FilePath(path)) { handle in
                     try await self.target.upload(
-                        handle.readChunks(chunkLength: .bytes(Int64(chunkSize))), size: size,
-                        filename: (path as NSString).lastPathComponent, into: set)
+                        handle.readChunks(chunkLength: .bytes(Int64(chunkSize))),
+                        size: size,
+                        filename: (path as NSString).lastPathComponent,
+                        into: set
+                    )
                 }
                 await destinations.stored(in: set)
                 try await journal.recordDone(path: path, sha256: stored.sha256, mediaID: stored.mediaID)

@@ -116,7 +116,11 @@ public struct DirectIngestTarget<Storage: MediaStores>: IngestTarget {
 
     public func openSet(for destination: IngestDestination) async throws -> IngestSet {
         let opened = try await media.openUploadSet(
-            ownerID: destination.ownerID, context: destination.context, contextID: destination.contextID, isPrivate: destination.isPrivate)
+            ownerID: destination.ownerID,
+            context: destination.context,
+            contextID: destination.contextID,
+            isPrivate: destination.isPrivate
+        )
         self.opened.remember(opened.set)
         return IngestSet(id: opened.set.id.description, token: nil)
     }
@@ -134,10 +138,17 @@ public struct DirectIngestTarget<Storage: MediaStores>: IngestTarget {
         for item in items where item.state != .deleted { byHash[item.sha256, default: []].append(item.id.description) }
         return IngestSetState(
             acceptsUploads: uploadSet.state == .draft && uploadSet.expiresAt > Date().addingTimeInterval(60),
-            isCommitted: uploadSet.state == .committed, mediaByHash: byHash)
+            isCommitted: uploadSet.state == .committed,
+            mediaByHash: byHash
+        )
     }
 
-    public func upload<Chunks: AsyncSequence & Sendable>(_ chunks: Chunks, size: Int64, filename: String, into set: IngestSet) async throws
+    public func upload<Chunks: AsyncSequence & Sendable>(
+        _ chunks: Chunks,
+        size: Int64,
+        filename: String,
+        into set: IngestSet
+    ) async throws
         -> IngestedFile
     where Chunks.Element == ByteBuffer {
         guard let id = UploadSetID(set.id) else { throw MediaError(.notFound, "no upload set \(set.id)") }

@@ -38,8 +38,14 @@ public enum ProcessorCommand {
         do {
             try await runtime.run { runtime in
                 let processor = MediaProcessor(
-                    blobs: runtime.blobs, ledger: runtime.pendingLedger, images: images, transcoder: FFmpegTranscoder(),
-                    pools: runtime.storagePools, settings: configuration.processing.processing, logger: logger)
+                    blobs: runtime.blobs,
+                    ledger: runtime.pendingLedger,
+                    images: images,
+                    transcoder: FFmpegTranscoder(),
+                    pools: runtime.storagePools,
+                    settings: configuration.processing.processing,
+                    logger: logger
+                )
                 await ProcessorChildLoop.serve(processor)
             }
             return 0
@@ -58,16 +64,22 @@ public enum ProcessorCommand {
             let loaders = images.loaders.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value ? "yes" : "no")" }.joined(separator: ", ")
             findings.append(
                 CheckFinding(
-                    service: "media", ok: images.loaders["jpeg"] == true && images.loaders["webp-save"] == true,
-                    message: "libvips \(VipsImageProcessor.version): \(loaders)"))
+                    service: "media",
+                    ok: images.loaders["jpeg"] == true && images.loaders["webp-save"] == true,
+                    message: "libvips \(VipsImageProcessor.version): \(loaders)"
+                )
+            )
         } catch {
             findings.append(CheckFinding(service: "media", ok: false, message: "libvips: \(error)"))
         }
         let versions = FFmpegTranscoder().versions
         findings.append(
             CheckFinding(
-                service: "media", ok: versions["libx264"] == "yes" && versions["aac"] == "yes",
-                message: "FFmpeg \(versions["ffmpeg"] ?? "?"): libx264 encoder \(versions["libx264"] ?? "no"), aac encoder \(versions["aac"] ?? "no")"))
+                service: "media",
+                ok: versions["libx264"] == "yes" && versions["aac"] == "yes",
+                message: "FFmpeg \(versions["ffmpeg"] ?? "?"): libx264 encoder \(versions["libx264"] ?? "no"), aac encoder \(versions["aac"] ?? "no")"
+            )
+        )
         return findings
     }
 

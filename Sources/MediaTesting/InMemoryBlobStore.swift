@@ -47,7 +47,9 @@ public final class InMemoryBlobStore: BlobStore {
     }
 
     public func write<Source: AsyncSequence>(
-        _ location: ObjectLocation, from source: Source, mode: ObjectWriteMode
+        _ location: ObjectLocation,
+        from source: Source,
+        mode: ObjectWriteMode
     ) async throws -> Int64 where Source.Element == ByteBuffer {
         try check(location)
         // like RADOS: the object exists from the first write on, and goes again when the source fails

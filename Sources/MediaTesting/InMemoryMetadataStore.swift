@@ -59,8 +59,15 @@ public final class InMemoryMetadataStore: MetadataStore {
         try withState { state throws(MetadataStoreError) in
             guard state.sets[new.id] == nil else { throw MetadataStoreError(.conflict, "upload set \(new.id) exists") }
             let set = UploadSet(
-                id: new.id, ownerID: new.ownerID, context: new.context, contextID: new.contextID, isPrivate: new.isPrivate, state: .draft,
-                createdAt: Date(), expiresAt: new.expiresAt)
+                id: new.id,
+                ownerID: new.ownerID,
+                context: new.context,
+                contextID: new.contextID,
+                isPrivate: new.isPrivate,
+                state: .draft,
+                createdAt: Date(),
+                expiresAt: new.expiresAt
+            )
             state.sets[new.id] = set
             return set
         }
@@ -71,7 +78,9 @@ public final class InMemoryMetadataStore: MetadataStore {
     }
 
     public func media(inSet id: UploadSetID) async throws -> [Media] {
-        try withState { state in state.media.values.filter { $0.uploadSetID == id }.sorted { ($0.createdAt, $0.id.description) < ($1.createdAt, $1.id.description) } }
+        try withState { state in
+            state.media.values.filter { $0.uploadSetID == id }.sorted { ($0.createdAt, $0.id.description) < ($1.createdAt, $1.id.description) }
+        }
     }
 
     public func recordUpload(_ new: NewMedia, maxCount: Int, now: Date) async throws -> Media {
@@ -89,8 +98,17 @@ public final class InMemoryMetadataStore: MetadataStore {
             set.liveCounts = set.liveCounts.adding(1, to: new.kind)
             state.sets[set.id] = set
             let media = Media(
-                id: new.id, kind: new.kind, ownerID: new.ownerID, uploadSetID: new.uploadSetID, state: .stored, size: new.size,
-                sha256: new.sha256, mime: new.mime, location: new.location, createdAt: now)
+                id: new.id,
+                kind: new.kind,
+                ownerID: new.ownerID,
+                uploadSetID: new.uploadSetID,
+                state: .stored,
+                size: new.size,
+                sha256: new.sha256,
+                mime: new.mime,
+                location: new.location,
+                createdAt: now
+            )
             state.media[media.id] = media
             state.jobs[state.nextJob] = Job(id: state.nextJob, mediaID: media.id, state: "queued", runAfter: now)
             state.nextJob += 1
@@ -113,8 +131,13 @@ public final class InMemoryMetadataStore: MetadataStore {
                 ids.append(mediaID.description)
             }
             Self.append(
-                &state, "upload_set.committed", mediaID: nil, setID: id,
-                payload: ["upload_set_id": id.description, "owner_id": set.ownerID, "media_ids": ids.sorted()], now: now)
+                &state,
+                "upload_set.committed",
+                mediaID: nil,
+                setID: id,
+                payload: ["upload_set_id": id.description, "owner_id": set.ownerID, "media_ids": ids.sorted()],
+                now: now
+            )
             return set
         }
     }
@@ -163,7 +186,11 @@ public final class InMemoryMetadataStore: MetadataStore {
 
     public func mediaAwaitingPurge(limit: Int) async throws -> [Media] {
         try withState { state in
-            Array(state.media.values.filter { $0.deletedAt != nil && !state.purged.contains($0.id) }.sorted { $0.deletedAt! < $1.deletedAt! }.prefix(limit))
+            Array(
+                state.media.values.filter { $0.deletedAt != nil && !state.purged.contains($0.id) }.sorted { $0.deletedAt! < $1.deletedAt! }.prefix(
+                    limit
+                )
+            )
         }
     }
 
@@ -215,8 +242,15 @@ public final class InMemoryMetadataStore: MetadataStore {
                 }
                 claimed.append(
                     ProcessingJob(
-                        jobID: job.id, mediaID: media.id, kind: media.kind, original: media.location, size: media.size, mime: media.mime,
-                        attempts: job.attempts))
+                        jobID: job.id,
+                        mediaID: media.id,
+                        kind: media.kind,
+                        original: media.location,
+                        size: media.size,
+                        mime: media.mime,
+                        attempts: job.attempts
+                    )
+                )
             }
             return claimed
         }
@@ -234,8 +268,16 @@ public final class InMemoryMetadataStore: MetadataStore {
             var renditions: [String: Rendition] = [:]
             for record in outcome.renditions {
                 renditions[record.name] = Rendition(
-                    mediaID: job.mediaID, name: record.name, mime: record.mime, width: record.width, height: record.height, size: record.size,
-                    sha256: record.sha256, location: record.location, createdAt: now)
+                    mediaID: job.mediaID,
+                    name: record.name,
+                    mime: record.mime,
+                    width: record.width,
+                    height: record.height,
+                    size: record.size,
+                    sha256: record.sha256,
+                    location: record.location,
+                    createdAt: now
+                )
             }
             state.renditions[job.mediaID] = renditions
             media.state = .ready
@@ -282,9 +324,18 @@ public final class InMemoryMetadataStore: MetadataStore {
         try withState { state in
             guard let media = state.media[id], let set = state.sets[media.uploadSetID] else { return nil }
             return OriginRecord(
-                id: id, kind: media.kind, state: media.state, mime: media.mime, size: media.size, sha256: media.sha256, location: media.location,
-                createdAt: media.createdAt, context: set.context, setIsPrivate: set.isPrivate,
-                renditions: (state.renditions[id] ?? [:]).values.filter { renditionNames.contains($0.name) }.sorted { $0.name < $1.name })
+                id: id,
+                kind: media.kind,
+                state: media.state,
+                mime: media.mime,
+                size: media.size,
+                sha256: media.sha256,
+                location: media.location,
+                createdAt: media.createdAt,
+                context: set.context,
+                setIsPrivate: set.isPrivate,
+                renditions: (state.renditions[id] ?? [:]).values.filter { renditionNames.contains($0.name) }.sorted { $0.name < $1.name }
+            )
         }
     }
 
@@ -302,7 +353,11 @@ public final class InMemoryMetadataStore: MetadataStore {
     private static func append(_ state: inout State, _ type: String, mediaID: MediaID?, setID: UploadSetID?, payload: [String: Any], now: Date) {
         let json = (try? JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
         state.events.append(
-            Event(sequence: nil, event: OutboxEvent(sequence: 0, id: UUID(), type: type, mediaID: mediaID, uploadSetID: setID, payload: json, createdAt: now)))
+            Event(
+                sequence: nil,
+                event: OutboxEvent(sequence: 0, id: UUID(), type: type, mediaID: mediaID, uploadSetID: setID, payload: json, createdAt: now)
+            )
+        )
     }
 }
 

@@ -54,13 +54,20 @@ public final class InMemoryPendingLedger: PendingLedger {
         periods.withLock { _ = $0[ticket.location.pool]?[ticket.slot]?.entries.removeValue(forKey: ticket.location.key) }
     }
 
-    public func stale(in pool: String, registeredBefore cutoff: Date, after cursor: String?, limit: Int) async throws
+    public func stale(
+        in pool: String,
+        registeredBefore cutoff: Date,
+        after cursor: String?,
+        limit: Int
+    ) async throws
         -> (records: [PendingRecord], next: String?)
     {
         try check()
         let all = periods.withLock { pools in
             (pools[pool] ?? [:]).flatMap { name, period in
-                period.entries.values.filter { $0.1.registeredAt < cutoff }.map { (cursor: "\(name)/\($0.0.key)", slot: name, location: $0.0, entry: $0.1) }
+                period.entries.values.filter { $0.1.registeredAt < cutoff }.map {
+                    (cursor: "\(name)/\($0.0.key)", slot: name, location: $0.0, entry: $0.1)
+                }
             }
         }
         let page = all.sorted { $0.cursor < $1.cursor }.filter { cursor == nil || $0.cursor > cursor! }.prefix(limit)

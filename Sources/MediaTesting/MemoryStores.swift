@@ -23,7 +23,9 @@ public let quietLogger: Logger = {
 /// Polls `condition` until it holds (or `timeout` passes, which fails the test): for work that finishes in
 /// the background.
 public func eventually(
-    within timeout: Duration = .seconds(15), _ condition: () async throws -> Bool, sourceLocation: SourceLocation = #_sourceLocation
+    within timeout: Duration = .seconds(15),
+    _ condition: () async throws -> Bool,
+    sourceLocation: SourceLocation = #_sourceLocation
 ) async throws {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {

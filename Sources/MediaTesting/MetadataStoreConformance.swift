@@ -50,15 +50,27 @@ public struct MetadataStoreConformance<Store: MetadataStore>: Sendable {
     func newSet(context: UploadContext = .post, isPrivate: Bool = false, expiresIn: TimeInterval = 3600) async throws -> UploadSet {
         try await store.createUploadSet(
             NewUploadSet(
-                ownerID: "user-\(UUID().uuidString.prefix(8))", context: context, contextID: "ctx-1", isPrivate: isPrivate,
-                expiresAt: Date().addingTimeInterval(expiresIn)))
+                ownerID: "user-\(UUID().uuidString.prefix(8))",
+                context: context,
+                contextID: "ctx-1",
+                isPrivate: isPrivate,
+                expiresAt: Date().addingTimeInterval(expiresIn)
+            )
+        )
     }
 
     func newMedia(_ set: UploadSet, kind: MediaKind = .photo, owner: String? = nil) -> NewMedia {
         let id = MediaID.generate()
         return NewMedia(
-            id: id, kind: kind, ownerID: owner ?? set.ownerID, uploadSetID: set.id, size: 1234, sha256: String(repeating: "ab", count: 32),
-            mime: "image/jpeg", location: ObjectLocation(pool: "media.\(kind)", key: "\(set.id)/\(id)"))
+            id: id,
+            kind: kind,
+            ownerID: owner ?? set.ownerID,
+            uploadSetID: set.id,
+            size: 1234,
+            sha256: String(repeating: "ab", count: 32),
+            mime: "image/jpeg",
+            location: ObjectLocation(pool: "media.\(kind)", key: "\(set.id)/\(id)")
+        )
     }
 
     func record(_ set: UploadSet, kind: MediaKind = .photo, maxCount: Int = 10) async throws -> Media {
@@ -83,14 +95,25 @@ public struct MetadataStoreConformance<Store: MetadataStore>: Sendable {
 
     func rendition(_ media: Media, _ name: String, version: String = "v1") -> RenditionRecord {
         RenditionRecord(
-            name: name, mime: name.hasSuffix(".webp") ? "image/webp" : "image/jpeg", width: 160, height: 120, size: 99,
-            sha256: String(repeating: "cd", count: 32), location: ObjectLocation(pool: "media.derived", key: "\(media.id)/\(version)/\(name)"))
+            name: name,
+            mime: name.hasSuffix(".webp") ? "image/webp" : "image/jpeg",
+            width: 160,
+            height: 120,
+            size: 99,
+            sha256: String(repeating: "cd", count: 32),
+            location: ObjectLocation(pool: "media.derived", key: "\(media.id)/\(version)/\(name)")
+        )
     }
 
     func outcome(_ renditions: [RenditionRecord]) -> ProcessingOutcome {
         ProcessingOutcome(
-            width: 640, height: 480, durationMilliseconds: nil, metadata: ["orientation": .integer(1), "blurhash": .string("LKO2?U%2Tw=w")],
-            renditions: renditions, staged: [])
+            width: 640,
+            height: 480,
+            durationMilliseconds: nil,
+            metadata: ["orientation": .integer(1), "blurhash": .string("LKO2?U%2Tw=w")],
+            renditions: renditions,
+            staged: []
+        )
     }
 
     // MARK: Checks
@@ -128,8 +151,15 @@ public struct MetadataStoreConformance<Store: MetadataStore>: Sendable {
     func unknownSet() async throws {
         let id = MediaID.generate()
         let new = NewMedia(
-            id: id, kind: .photo, ownerID: "o", uploadSetID: .generate(), size: 1, sha256: "00", mime: "image/png",
-            location: ObjectLocation(pool: "media.photo", key: "x/\(id)"))
+            id: id,
+            kind: .photo,
+            ownerID: "o",
+            uploadSetID: .generate(),
+            size: 1,
+            sha256: "00",
+            mime: "image/png",
+            location: ObjectLocation(pool: "media.photo", key: "x/\(id)")
+        )
         await expectMetadataError(.notFound) { _ = try await store.recordUpload(new, maxCount: 10, now: Date()) }
         #expect(try await store.media(id) == nil)
     }

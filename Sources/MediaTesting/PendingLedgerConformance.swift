@@ -44,7 +44,12 @@ public struct PendingLedgerConformance<Ledger: PendingLedger>: Sendable {
 
     func location(_ pool: String? = nil) -> ObjectLocation { ObjectLocation(pool: pool ?? pools.0, key: uniqueKey("ledger")) }
 
-    func allStale(_ ledger: Ledger, in pool: String? = nil, before cutoff: Date = Date().addingTimeInterval(-1800), limit: Int = 100) async throws
+    func allStale(
+        _ ledger: Ledger,
+        in pool: String? = nil,
+        before cutoff: Date = Date().addingTimeInterval(-1800),
+        limit: Int = 100
+    ) async throws
         -> [PendingRecord]
     {
         var all: [PendingRecord] = []

@@ -36,7 +36,9 @@ public func pieces(_ content: [UInt8], size: Int) -> [ByteBuffer] {
 
 /// Expects `body` to throw a ``BlobStoreError`` with `code`.
 public func expectBlobError(
-    _ code: BlobStoreError.Code, sourceLocation: SourceLocation = #_sourceLocation, _ body: () async throws -> Void
+    _ code: BlobStoreError.Code,
+    sourceLocation: SourceLocation = #_sourceLocation,
+    _ body: () async throws -> Void
 ) async {
     do {
         try await body()
@@ -50,7 +52,9 @@ public func expectBlobError(
 
 /// Expects `body` to throw a ``MetadataStoreError`` with `code`.
 public func expectMetadataError(
-    _ code: MetadataStoreError.Code, sourceLocation: SourceLocation = #_sourceLocation, _ body: () async throws -> Void
+    _ code: MetadataStoreError.Code,
+    sourceLocation: SourceLocation = #_sourceLocation,
+    _ body: () async throws -> Void
 ) async {
     do {
         try await body()

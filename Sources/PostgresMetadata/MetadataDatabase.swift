@@ -1,6 +1,6 @@
-import MediaConcurrency
 import Foundation
 import Logging
+import MediaConcurrency
 import MediaCore
 import NIOPosix
 import NIOSSL
@@ -22,8 +22,13 @@ public final class MetadataDatabase: Sendable {
 
     static func clientConfiguration(_ configuration: PostgresConfiguration) -> PostgresClient.Configuration {
         var client = PostgresClient.Configuration(
-            host: configuration.host, port: configuration.port, username: configuration.username,
-            password: configuration.password, database: configuration.database, tls: tls(configuration))
+            host: configuration.host,
+            port: configuration.port,
+            username: configuration.username,
+            password: configuration.password,
+            database: configuration.database,
+            tls: tls(configuration)
+        )
         client.options.maximumConnections = configuration.maxConnections
         client.options.connectTimeout = configuration.connectTimeout
         client.options.additionalStartupParameters = startupParameters(configuration)
@@ -69,13 +74,21 @@ public final class MetadataDatabase: Sendable {
                 let connection = try await PostgresConnection.connect(
                     on: MultiThreadedEventLoopGroup.singleton.any(),
                     configuration: PostgresConnection.Configuration(
-                        host: configuration.host, port: configuration.port, username: configuration.username,
-                        password: configuration.password, database: configuration.database,
-                        tls: connectionTLS(configuration)),
-                    id: 0, logger: logger)
+                        host: configuration.host,
+                        port: configuration.port,
+                        username: configuration.username,
+                        password: configuration.password,
+                        database: configuration.database,
+                        tls: connectionTLS(configuration)
+                    ),
+                    id: 0,
+                    logger: logger
+                )
                 do {
                     let rows = try await connection.query(
-                        "SELECT current_setting('server_version'), current_database(), current_user", logger: logger)
+                        "SELECT current_setting('server_version'), current_database(), current_user",
+                        logger: logger
+                    )
                     var info = ServerInfo(version: "?", database: "?", user: "?")
                     for try await (version, database, user) in rows.decode((String, String, String).self) {
                         info = ServerInfo(version: version, database: database, user: user)
@@ -135,7 +148,9 @@ public final class MetadataDatabase: Sendable {
         let deadline = ContinuousClock.now + .seconds(120)
         while true {
             var locked = false
-            for try await taken in try await connection.query("SELECT pg_try_advisory_lock(7261, hashtext(\(schema)))", logger: logger).decode(Bool.self) {
+            for try await taken in try await connection.query("SELECT pg_try_advisory_lock(7261, hashtext(\(schema)))", logger: logger).decode(
+                Bool.self
+            ) {
                 locked = taken
             }
             if locked { return }
@@ -157,10 +172,13 @@ public final class MetadataDatabase: Sendable {
                 checksum   bigint NOT NULL,
                 applied_at timestamptz NOT NULL DEFAULT now()
             )
-            """, logger: logger)
+            """,
+            logger: logger
+        )
         var recorded: [Int: Int64] = [:]
         for try await (version, checksum) in try await connection.query(
-            "SELECT version, checksum FROM schema_migrations", logger: logger
+            "SELECT version, checksum FROM schema_migrations",
+            logger: logger
         ).decode((Int, Int64).self) {
             recorded[version] = checksum
         }
@@ -178,7 +196,8 @@ public final class MetadataDatabase: Sendable {
                 }
                 try await transaction.query(
                     "INSERT INTO schema_migrations (version, name, checksum) VALUES (\(migration.version), \(migration.name), \(migration.checksum))",
-                    logger: logger)
+                    logger: logger
+                )
             }
             logger.info("applied migration", metadata: ["migration.version": "\(migration.version)", "migration.name": "\(migration.name)"])
             applied.append(migration)
@@ -191,7 +210,9 @@ public final class MetadataDatabase: Sendable {
     public func schemaVersion() async throws -> Int {
         do {
             let rows = try await client.query(
-                "SELECT coalesce(max(version), 0) FROM schema_migrations", logger: logger)
+                "SELECT coalesce(max(version), 0) FROM schema_migrations",
+                logger: logger
+            )
             for try await version in rows.decode(Int.self) { return version }
             return 0
         } catch let error as PSQLError where error.serverInfo?[.sqlState] == "42P01" {

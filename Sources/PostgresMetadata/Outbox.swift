@@ -35,12 +35,15 @@ enum Outbox {
 
         static func setCommitted(_ set: UploadSet, media: [Media]) -> Event {
             Event(
-                type: "upload_set.committed", mediaID: nil, uploadSetID: set.id,
+                type: "upload_set.committed",
+                mediaID: nil,
+                uploadSetID: set.id,
                 payload: [
                     "upload_set_id": .string(set.id.description), "owner_id": .string(set.ownerID),
                     "context": .string(set.context.rawValue), "context_id": .string(set.contextID),
                     "media_ids": .array(media.map { .string($0.id.description) }),
-                ])
+                ]
+            )
         }
 
         static func describe(_ media: Media) -> [String: JSONValue] {
@@ -61,7 +64,9 @@ enum Outbox {
                 """
                 INSERT INTO outbox (event_id, type, media_id, upload_set_id, payload)
                 VALUES (\(UUID()), \(event.type), \(event.mediaID?.uuid), \(event.uploadSetID?.uuid), \(payload)::jsonb)
-                """, logger: logger)
+                """,
+                logger: logger
+            )
         }
     }
 
@@ -77,7 +82,8 @@ enum Outbox {
         }
         var positions: [Int64] = []
         for try await position in try await connection.query(
-            "SELECT pos FROM outbox WHERE seq IS NULL ORDER BY pos LIMIT 10000", logger: logger
+            "SELECT pos FROM outbox WHERE seq IS NULL ORDER BY pos LIMIT 10000",
+            logger: logger
         ).decode(Int64.self) {
             positions.append(position)
         }
@@ -88,7 +94,9 @@ enum Outbox {
             UPDATE outbox SET seq = numbered.seq
             FROM unnest(\(positions)::bigint[], \(numbers)::bigint[]) AS numbered(pos, seq)
             WHERE outbox.pos = numbered.pos
-            """, logger: logger)
+            """,
+            logger: logger
+        )
     }
 }
 

@@ -28,9 +28,16 @@ public struct PostgresConfiguration: Sendable, Hashable {
     public var schema: String
 
     public init(
-        host: String = "127.0.0.1", port: Int = 5432, username: String = "mediagw", password: String? = nil,
-        database: String = "mediagw", tls: TLSMode = .disable, maxConnections: Int = 20,
-        connectTimeout: Duration = .seconds(5), statementTimeout: Duration = .seconds(5), schema: String = "public"
+        host: String = "127.0.0.1",
+        port: Int = 5432,
+        username: String = "mediagw",
+        password: String? = nil,
+        database: String = "mediagw",
+        tls: TLSMode = .disable,
+        maxConnections: Int = 20,
+        connectTimeout: Duration = .seconds(5),
+        statementTimeout: Duration = .seconds(5),
+        schema: String = "public"
     ) {
         self.host = host
         self.port = port
@@ -47,8 +54,8 @@ public struct PostgresConfiguration: Sendable, Hashable {
     /// Parses a `postgres://` URL; the pool settings keep their defaults.
     public init(url: String) throws(ConfigurationError) {
         guard let components = URLComponents(string: url),
-              components.scheme == "postgres" || components.scheme == "postgresql",
-              let host = components.host, !host.isEmpty
+            components.scheme == "postgres" || components.scheme == "postgresql",
+            let host = components.host, !host.isEmpty
         else {
             throw ConfigurationError("MEDIAGW_DATABASE_URL must look like postgres://user:password@host:port/database")
         }
@@ -64,8 +71,13 @@ public struct PostgresConfiguration: Sendable, Hashable {
             tls = parsed
         }
         self.init(
-            host: host, port: components.port ?? 5432, username: components.user?.removingPercentEncoding ?? user,
-            password: components.password?.removingPercentEncoding, database: database, tls: tls)
+            host: host,
+            port: components.port ?? 5432,
+            username: components.user?.removingPercentEncoding ?? user,
+            password: components.password?.removingPercentEncoding,
+            database: database,
+            tls: tls
+        )
     }
 
     public func validate() throws(ConfigurationError) {

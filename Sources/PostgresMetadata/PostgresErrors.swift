@@ -23,7 +23,11 @@ extension MetadataStoreError {
             let serverMessage = error.serverInfo?[.message] ?? ""
             switch (error.code, state) {
             case (.server, "28P01"), (.server, "28000"):
-                return MetadataStoreError(.unavailable, "PostgreSQL at \(database) refused the login: \(serverMessage)", cause: SendableDescription(error))
+                return MetadataStoreError(
+                    .unavailable,
+                    "PostgreSQL at \(database) refused the login: \(serverMessage)",
+                    cause: SendableDescription(error)
+                )
             case (.server, "3D000"):
                 return MetadataStoreError(.unavailable, "PostgreSQL database does not exist: \(serverMessage)")
             case (.server, "23505"), (.server, "40001"), (.server, "40P01"):
@@ -37,7 +41,7 @@ extension MetadataStoreError {
             case (.server, _):
                 return MetadataStoreError(.other, "\(operation): \(serverMessage) (SQLSTATE \(state))")
             case (.connectionError, _), (.serverClosedConnection, _), (.clientClosedConnection, _),
-                 (.uncleanShutdown, _), (.poolClosed, _), (.sslUnsupported, _), (.failedToAddSSLHandler, _):
+                (.uncleanShutdown, _), (.poolClosed, _), (.sslUnsupported, _), (.failedToAddSSLHandler, _):
                 return MetadataStoreError(.unavailable, "\(operation): cannot reach PostgreSQL at \(database) (\(reason(error.underlying)))")
             case (.queryCancelled, _):
                 return MetadataStoreError(.timedOut, "\(operation): query cancelled")
@@ -54,8 +58,10 @@ extension MetadataStoreError {
 private func reason(_ underlying: (any Error)?) -> String {
     guard let underlying else { return "connection closed" }
     let text = String(describing: underlying)
-    for (needle, reason) in [("Connection refused", "connection refused"), ("timed out", "connect timed out"),
-                             ("Connection reset", "connection reset"), ("No route", "no route to host")] where text.contains(needle) {
+    for (needle, reason) in [
+        ("Connection refused", "connection refused"), ("timed out", "connect timed out"),
+        ("Connection reset", "connection reset"), ("No route", "no route to host"),
+    ] where text.contains(needle) {
         return reason
     }
     return String(text.prefix(160))

@@ -1,6 +1,6 @@
-import MediaConcurrency
 import Foundation
 import Logging
+import MediaConcurrency
 import MediaCore
 import Metrics
 import PostgresNIO
@@ -42,7 +42,9 @@ public struct PostgresMetadataStore: MetadataStore {
                 INSERT INTO upload_sets (id, owner_id, context, context_id, is_private, expires_at)
                 VALUES (\(new.id.uuid), \(new.ownerID), \(new.context.rawValue), \(new.contextID), \(new.isPrivate), \(new.expiresAt))
                 RETURNING \(unescaped: UploadSetRow.columns)
-                """, logger: logger)
+                """,
+                logger: logger
+            )
             guard let set = try await UploadSetRow.first(rows) else {
                 throw MetadataStoreError(.other, "create upload set: no row returned")
             }
@@ -61,7 +63,8 @@ public struct PostgresMetadataStore: MetadataStore {
         try await run("read_set_media") { [client, logger] in
             let rows = try await client.query(
                 "SELECT \(unescaped: MediaRow.columns) FROM media WHERE upload_set_id = \(id.uuid) ORDER BY created_at, id",
-                logger: logger)
+                logger: logger
+            )
             return try await MediaRow.all(rows)
         }
     }
@@ -87,23 +90,35 @@ public struct PostgresMetadataStore: MetadataStore {
     public func commitUploadSet(_ id: UploadSetID, now: Date) async throws -> UploadSet {
         try await run("commit_upload_set") { [client, logger] in
             try await client.withTransaction(logger: logger) { connection in
-                let current = try await UploadSetRow.first(try await connection.query(
-                    "SELECT \(unescaped: UploadSetRow.columns) FROM upload_sets WHERE id = \(id.uuid) FOR UPDATE", logger: logger))
+                let current = try await UploadSetRow.first(
+                    try await connection.query(
+                        "SELECT \(unescaped: UploadSetRow.columns) FROM upload_sets WHERE id = \(id.uuid) FOR UPDATE",
+                        logger: logger
+                    )
+                )
                 guard let current else { throw MetadataStoreError(.notFound, "no upload set \(id)") }
                 if current.state == .committed { return current }
                 guard current.state == .draft, current.expiresAt > now else {
                     throw MetadataStoreError(.setExpired, "the set has expired")
                 }
-                let committed = try await UploadSetRow.first(try await connection.query(
-                    """
-                    UPDATE upload_sets SET state = 'committed', committed_at = \(now) WHERE id = \(id.uuid)
-                    RETURNING \(unescaped: UploadSetRow.columns)
-                    """, logger: logger))!
-                let media = try await MediaRow.all(try await connection.query(
-                    """
-                    UPDATE media SET committed_at = \(now) WHERE upload_set_id = \(id.uuid) AND deleted_at IS NULL
-                    RETURNING \(unescaped: MediaRow.columns)
-                    """, logger: logger))
+                let committed = try await UploadSetRow.first(
+                    try await connection.query(
+                        """
+                        UPDATE upload_sets SET state = 'committed', committed_at = \(now) WHERE id = \(id.uuid)
+                        RETURNING \(unescaped: UploadSetRow.columns)
+                        """,
+                        logger: logger
+                    )
+                )!
+                let media = try await MediaRow.all(
+                    try await connection.query(
+                        """
+                        UPDATE media SET committed_at = \(now) WHERE upload_set_id = \(id.uuid) AND deleted_at IS NULL
+                        RETURNING \(unescaped: MediaRow.columns)
+                        """,
+                        logger: logger
+                    )
+                )
                 try await Outbox.append([.setCommitted(committed, media: media)], on: connection, logger: logger)
                 return committed
             }
@@ -113,7 +128,9 @@ public struct PostgresMetadataStore: MetadataStore {
     public func media(_ id: MediaID) async throws -> Media? {
         try await run("read_media") { [client, logger] in
             let rows = try await client.query(
-                "SELECT \(unescaped: MediaRow.columns) FROM media WHERE id = \(id.uuid)", logger: logger)
+                "SELECT \(unescaped: MediaRow.columns) FROM media WHERE id = \(id.uuid)",
+                logger: logger
+            )
             return try await MediaRow.first(rows)
         }
     }
@@ -121,24 +138,36 @@ public struct PostgresMetadataStore: MetadataStore {
     public func tombstoneMedia(_ id: MediaID, now: Date) async throws -> Media? {
         try await run("tombstone_media") { [client, logger] in
             try await client.withTransaction(logger: logger) { connection in
-                guard let current = try await MediaRow.first(try await connection.query(
-                    "SELECT \(unescaped: MediaRow.columns) FROM media WHERE id = \(id.uuid)", logger: logger))
+                guard
+                    let current = try await MediaRow.first(
+                        try await connection.query(
+                            "SELECT \(unescaped: MediaRow.columns) FROM media WHERE id = \(id.uuid)",
+                            logger: logger
+                        )
+                    )
                 else { return nil }
                 if current.deletedAt != nil { return current }
                 // lock order everywhere: the set, then its media
                 try await connection.query("SELECT 1 FROM upload_sets WHERE id = \(current.uploadSetID.uuid) FOR UPDATE", logger: logger).consume()
-                guard let deleted = try await MediaRow.first(try await connection.query(
-                    """
-                    UPDATE media SET state = 'deleted', deleted_at = \(now)
-                    WHERE kind = \(current.kind.rawValue) AND id = \(id.uuid) AND deleted_at IS NULL
-                    RETURNING \(unescaped: MediaRow.columns)
-                    """, logger: logger))
+                guard
+                    let deleted = try await MediaRow.first(
+                        try await connection.query(
+                            """
+                            UPDATE media SET state = 'deleted', deleted_at = \(now)
+                            WHERE kind = \(current.kind.rawValue) AND id = \(id.uuid) AND deleted_at IS NULL
+                            RETURNING \(unescaped: MediaRow.columns)
+                            """,
+                            logger: logger
+                        )
+                    )
                 else { return current }
                 try await connection.query(
                     """
                     UPDATE upload_sets SET \(unescaped: UploadSetRow.counter(deleted.kind)) = \(unescaped: UploadSetRow.counter(deleted.kind)) - 1
                     WHERE id = \(deleted.uploadSetID.uuid) AND \(unescaped: UploadSetRow.counter(deleted.kind)) > 0
-                    """, logger: logger)
+                    """,
+                    logger: logger
+                )
                 try await connection.query("DELETE FROM jobs WHERE media_id = \(id.uuid) AND state IN ('queued', 'running')", logger: logger)
                 try await Outbox.append([.mediaDeleted(deleted, reason: "deleted")], on: connection, logger: logger)
                 return deleted
@@ -158,19 +187,26 @@ public struct PostgresMetadataStore: MetadataStore {
                     )
                     UPDATE upload_sets s SET state = 'expired', photo_count = 0, audio_count = 0, video_count = 0
                     FROM due WHERE s.id = due.id RETURNING s.id
-                    """, logger: logger
+                    """,
+                    logger: logger
                 ).decode(UUID.self) {
                     expired.append(id)
                 }
                 guard !expired.isEmpty else { return [] }
-                let media = try await MediaRow.all(try await connection.query(
-                    """
-                    UPDATE media SET state = 'deleted', deleted_at = \(now)
-                    WHERE upload_set_id = ANY(\(expired)) AND deleted_at IS NULL
-                    RETURNING \(unescaped: MediaRow.columns)
-                    """, logger: logger))
+                let media = try await MediaRow.all(
+                    try await connection.query(
+                        """
+                        UPDATE media SET state = 'deleted', deleted_at = \(now)
+                        WHERE upload_set_id = ANY(\(expired)) AND deleted_at IS NULL
+                        RETURNING \(unescaped: MediaRow.columns)
+                        """,
+                        logger: logger
+                    )
+                )
                 try await connection.query(
-                    "DELETE FROM jobs WHERE media_id = ANY(\(media.map(\.id.uuid))) AND state IN ('queued', 'running')", logger: logger)
+                    "DELETE FROM jobs WHERE media_id = ANY(\(media.map(\.id.uuid))) AND state IN ('queued', 'running')",
+                    logger: logger
+                )
                 try await Outbox.append(media.map { .mediaDeleted($0, reason: "set_expired") }, on: connection, logger: logger)
                 return expired.map(UploadSetID.init(uuid:))
             }
@@ -179,11 +215,15 @@ public struct PostgresMetadataStore: MetadataStore {
 
     public func mediaAwaitingPurge(limit: Int) async throws -> [Media] {
         try await run("media_awaiting_purge") { [client, logger] in
-            try await MediaRow.all(try await client.query(
-                """
-                SELECT \(unescaped: MediaRow.columns) FROM media
-                WHERE deleted_at IS NOT NULL AND purged_at IS NULL ORDER BY deleted_at LIMIT \(limit)
-                """, logger: logger))
+            try await MediaRow.all(
+                try await client.query(
+                    """
+                    SELECT \(unescaped: MediaRow.columns) FROM media
+                    WHERE deleted_at IS NOT NULL AND purged_at IS NULL ORDER BY deleted_at LIMIT \(limit)
+                    """,
+                    logger: logger
+                )
+            )
         }
     }
 
@@ -199,7 +239,9 @@ public struct PostgresMetadataStore: MetadataStore {
                 """
                 SELECT EXISTS (SELECT 1 FROM media WHERE pool = \(location.pool) AND object_key = \(location.key))
                     OR EXISTS (SELECT 1 FROM renditions WHERE pool = \(location.pool) AND object_key = \(location.key))
-                """, logger: logger)
+                """,
+                logger: logger
+            )
             for try await exists in rows.decode(Bool.self) { return exists }
             return false
         }
@@ -216,11 +258,20 @@ public struct PostgresMetadataStore: MetadataStore {
                 """
                 SELECT seq, event_id, type, media_id, upload_set_id, payload::text, created_at
                 FROM outbox WHERE seq > \(after) ORDER BY seq LIMIT \(limit)
-                """, logger: logger
+                """,
+                logger: logger
             ).decode((Int64, UUID, String, UUID?, UUID?, String, Date).self) {
-                events.append(OutboxEvent(
-                    sequence: seq, id: id, type: type, mediaID: media.map(MediaID.init(uuid:)),
-                    uploadSetID: set.map(UploadSetID.init(uuid:)), payload: payload, createdAt: created))
+                events.append(
+                    OutboxEvent(
+                        sequence: seq,
+                        id: id,
+                        type: type,
+                        mediaID: media.map(MediaID.init(uuid:)),
+                        uploadSetID: set.map(UploadSetID.init(uuid:)),
+                        payload: payload,
+                        createdAt: created
+                    )
+                )
             }
             return events
         }
@@ -256,12 +307,21 @@ public struct PostgresMetadataStore: MetadataStore {
                 )
                 SELECT c.id, c.media_id, c.media_kind, c.attempts, m.pool, m.object_key, m.size_bytes, m.mime
                 FROM claimed c JOIN media m ON m.kind = c.media_kind AND m.id = c.media_id
-                """, logger: logger
+                """,
+                logger: logger
             ).decode((Int64, UUID, String, Int, String, String, Int64, String).self) {
                 guard let kind = MediaKind(rawValue: kind) else { continue }
-                jobs.append(ProcessingJob(
-                    jobID: jobID, mediaID: MediaID(uuid: mediaID), kind: kind, original: ObjectLocation(pool: pool, key: key),
-                    size: size, mime: mime, attempts: attempts))
+                jobs.append(
+                    ProcessingJob(
+                        jobID: jobID,
+                        mediaID: MediaID(uuid: mediaID),
+                        kind: kind,
+                        original: ObjectLocation(pool: pool, key: key),
+                        size: size,
+                        mime: mime,
+                        attempts: attempts
+                    )
+                )
             }
             return jobs
         }
@@ -271,9 +331,12 @@ public struct PostgresMetadataStore: MetadataStore {
         let metadata = String(decoding: try JSONEncoder.sorted.encode(outcome.metadata), as: UTF8.self)
         return try await run("complete_job") { [client, logger] in
             try await client.withTransaction(logger: logger) { connection in
-                let current = try await MediaRow.first(try await connection.query(
-                    "SELECT \(unescaped: MediaRow.columns) FROM media WHERE kind = \(job.kind.rawValue) AND id = \(job.mediaID.uuid) FOR UPDATE",
-                    logger: logger))
+                let current = try await MediaRow.first(
+                    try await connection.query(
+                        "SELECT \(unescaped: MediaRow.columns) FROM media WHERE kind = \(job.kind.rawValue) AND id = \(job.mediaID.uuid) FOR UPDATE",
+                        logger: logger
+                    )
+                )
                 try await connection.query("DELETE FROM jobs WHERE id = \(job.jobID)", logger: logger)
                 guard let current, current.deletedAt == nil else {
                     // deleted while it was processed: nothing refers to this run's renditions
@@ -284,7 +347,8 @@ public struct PostgresMetadataStore: MetadataStore {
                     """
                     DELETE FROM renditions WHERE media_id = \(job.mediaID.uuid) AND NOT (name = ANY(\(outcome.renditions.map(\.name))))
                     RETURNING pool, object_key
-                    """, logger: logger
+                    """,
+                    logger: logger
                 ).decode((String, String).self) {
                     obsolete.append(ObjectLocation(pool: pool, key: key))
                 }
@@ -297,15 +361,21 @@ public struct PostgresMetadataStore: MetadataStore {
                         ON CONFLICT (media_id, name) DO UPDATE SET
                             mime = excluded.mime, width = excluded.width, height = excluded.height, size_bytes = excluded.size_bytes,
                             sha256 = excluded.sha256, pool = excluded.pool, object_key = excluded.object_key, created_at = excluded.created_at
-                        """, logger: logger)
+                        """,
+                        logger: logger
+                    )
                 }
-                let ready = try await MediaRow.first(try await connection.query(
-                    """
-                    UPDATE media SET state = 'ready', width = \(outcome.width), height = \(outcome.height),
-                        duration_ms = \(outcome.durationMilliseconds), metadata = \(metadata)::jsonb, failure_reason = NULL
-                    WHERE kind = \(job.kind.rawValue) AND id = \(job.mediaID.uuid)
-                    RETURNING \(unescaped: MediaRow.columns)
-                    """, logger: logger))!
+                let ready = try await MediaRow.first(
+                    try await connection.query(
+                        """
+                        UPDATE media SET state = 'ready', width = \(outcome.width), height = \(outcome.height),
+                            duration_ms = \(outcome.durationMilliseconds), metadata = \(metadata)::jsonb, failure_reason = NULL
+                        WHERE kind = \(job.kind.rawValue) AND id = \(job.mediaID.uuid)
+                        RETURNING \(unescaped: MediaRow.columns)
+                        """,
+                        logger: logger
+                    )
+                )!
                 try await Outbox.append([.mediaReady(ready, renditions: outcome.renditions.map(\.name))], on: connection, logger: logger)
                 return obsolete
             }
@@ -322,18 +392,25 @@ public struct PostgresMetadataStore: MetadataStore {
                         UPDATE jobs SET state = 'queued', run_after = \(now.addingTimeInterval(retryAfter.seconds)), leased_until = NULL,
                             last_error = \(reason), updated_at = \(now)
                         WHERE id = \(job.jobID)
-                        """, logger: logger)
+                        """,
+                        logger: logger
+                    )
                     return
                 }
                 try await connection.query(
                     "UPDATE jobs SET state = 'dead', leased_until = NULL, last_error = \(reason), updated_at = \(now) WHERE id = \(job.jobID)",
-                    logger: logger)
-                let failed = try await MediaRow.first(try await connection.query(
-                    """
-                    UPDATE media SET state = 'failed', failure_reason = \(reason)
-                    WHERE kind = \(job.kind.rawValue) AND id = \(job.mediaID.uuid) AND deleted_at IS NULL
-                    RETURNING \(unescaped: MediaRow.columns)
-                    """, logger: logger))
+                    logger: logger
+                )
+                let failed = try await MediaRow.first(
+                    try await connection.query(
+                        """
+                        UPDATE media SET state = 'failed', failure_reason = \(reason)
+                        WHERE kind = \(job.kind.rawValue) AND id = \(job.mediaID.uuid) AND deleted_at IS NULL
+                        RETURNING \(unescaped: MediaRow.columns)
+                        """,
+                        logger: logger
+                    )
+                )
                 if let failed {
                     try await Outbox.append([.mediaFailed(failed, reason: reason)], on: connection, logger: logger)
                 }
@@ -348,11 +425,22 @@ public struct PostgresMetadataStore: MetadataStore {
                 """
                 SELECT name, mime, width, height, size_bytes, sha256, pool, object_key, created_at
                 FROM renditions WHERE media_id = \(id.uuid) ORDER BY name
-                """, logger: logger
+                """,
+                logger: logger
             ).decode((String, String, Int?, Int?, Int64, String, String, String, Date).self) {
-                renditions.append(Rendition(
-                    mediaID: id, name: name, mime: mime, width: width, height: height, size: size, sha256: sha256,
-                    location: ObjectLocation(pool: pool, key: key), createdAt: created))
+                renditions.append(
+                    Rendition(
+                        mediaID: id,
+                        name: name,
+                        mime: mime,
+                        width: width,
+                        height: height,
+                        size: size,
+                        sha256: sha256,
+                        location: ObjectLocation(pool: pool, key: key),
+                        createdAt: created
+                    )
+                )
             }
             return renditions
         }
@@ -374,7 +462,8 @@ public struct PostgresMetadataStore: MetadataStore {
 
 /// Column lists and row decoding, in one place per table.
 enum UploadSetRow {
-    static let columns = "id, owner_id, context, context_id, is_private, state, created_at, expires_at, committed_at, photo_count, audio_count, video_count"
+    static let columns =
+        "id, owner_id, context, context_id, is_private, state, created_at, expires_at, committed_at, photo_count, audio_count, video_count"
 
     /// The live-count column of a kind (a fixed identifier, never user input).
     static func counter(_ kind: MediaKind) -> String { "\(kind.rawValue)_count" }
@@ -386,9 +475,17 @@ enum UploadSetRow {
             throw MetadataStoreError(.other, "upload set \(id) has an unknown context or state")
         }
         return UploadSet(
-            id: UploadSetID(uuid: id), ownerID: owner, context: context, contextID: contextID, isPrivate: isPrivate, state: state,
-            createdAt: created, expiresAt: expires, committedAt: committed,
-            liveCounts: LiveCounts(photo: photos, audio: audio, video: videos))
+            id: UploadSetID(uuid: id),
+            ownerID: owner,
+            context: context,
+            contextID: contextID,
+            isPrivate: isPrivate,
+            state: state,
+            createdAt: created,
+            expiresAt: expires,
+            committedAt: committed,
+            liveCounts: LiveCounts(photo: photos, audio: audio, video: videos)
+        )
     }
 
     static func first(_ rows: PostgresRowSequence) async throws -> UploadSet? {
@@ -407,20 +504,30 @@ enum MediaRow {
         let cells = PostgresRandomAccessRow(row)
         let id = try cells["id"].decode(UUID.self)
         guard let kind = MediaKind(rawValue: try cells["kind"].decode(String.self)),
-              let state = MediaState(rawValue: try cells["state"].decode(String.self))
+            let state = MediaState(rawValue: try cells["state"].decode(String.self))
         else {
             throw MetadataStoreError(.other, "media \(id) has an unknown kind or state")
         }
         return Media(
-            id: MediaID(uuid: id), kind: kind, ownerID: try cells["owner_id"].decode(String.self),
-            uploadSetID: UploadSetID(uuid: try cells["upload_set_id"].decode(UUID.self)), state: state,
-            size: try cells["size_bytes"].decode(Int64.self), sha256: try cells["sha256"].decode(String.self),
-            mime: try cells["mime"].decode(String.self), width: try cells["width"].decode(Int?.self),
-            height: try cells["height"].decode(Int?.self), durationMilliseconds: try cells["duration_ms"].decode(Int64?.self),
+            id: MediaID(uuid: id),
+            kind: kind,
+            ownerID: try cells["owner_id"].decode(String.self),
+            uploadSetID: UploadSetID(uuid: try cells["upload_set_id"].decode(UUID.self)),
+            state: state,
+            size: try cells["size_bytes"].decode(Int64.self),
+            sha256: try cells["sha256"].decode(String.self),
+            mime: try cells["mime"].decode(String.self),
+            width: try cells["width"].decode(Int?.self),
+            height: try cells["height"].decode(Int?.self),
+            durationMilliseconds: try cells["duration_ms"].decode(Int64?.self),
             location: ObjectLocation(pool: try cells["pool"].decode(String.self), key: try cells["object_key"].decode(String.self)),
-            createdAt: try cells["created_at"].decode(Date.self), committedAt: try cells["committed_at"].decode(Date?.self),
-            deletedAt: try cells["deleted_at"].decode(Date?.self), failureReason: try cells["failure_reason"].decode(String?.self),
-            metadata: (try? JSONDecoder().decode([String: MetadataValue].self, from: Data(try cells["metadata_json"].decode(String.self).utf8))) ?? [:])
+            createdAt: try cells["created_at"].decode(Date.self),
+            committedAt: try cells["committed_at"].decode(Date?.self),
+            deletedAt: try cells["deleted_at"].decode(Date?.self),
+            failureReason: try cells["failure_reason"].decode(String?.self),
+            metadata: (try? JSONDecoder().decode([String: MetadataValue].self, from: Data(try cells["metadata_json"].decode(String.self).utf8)))
+                ?? [:]
+        )
     }
 
     static func first(_ rows: PostgresRowSequence) async throws -> Media? {

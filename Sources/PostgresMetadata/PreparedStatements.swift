@@ -74,9 +74,12 @@ struct RecordUploadStatement: PostgresPreparedStatement {
         let cells = PostgresRandomAccessRow(row)
         let inserted = try cells["id"].decode(UUID?.self) != nil
         return Outcome(
-            setOwner: try cells["set_owner"].decode(String.self), setState: try cells["set_state"].decode(String.self),
-            setExpiresAt: try cells["set_expires_at"].decode(Date.self), count: try cells["set_live"].decode(Int.self),
-            media: inserted ? try MediaRow.decode(row) : nil)
+            setOwner: try cells["set_owner"].decode(String.self),
+            setState: try cells["set_state"].decode(String.self),
+            setExpiresAt: try cells["set_expires_at"].decode(Date.self),
+            count: try cells["set_live"].decode(Int.self),
+            media: inserted ? try MediaRow.decode(row) : nil
+        )
     }
 }
 
@@ -126,10 +129,16 @@ struct OriginRecordStatement: PostgresPreparedStatement {
     }
 
     func decodeRow(_ row: PostgresRow) throws -> Row {
-        let (id, kind, state, mime, size, sha256, pool, key, created, context, isPrivate,
-             name, renditionMIME, width, height, renditionSize, renditionSHA, renditionPool, renditionKey, renditionCreated) =
-            try row.decode((UUID, String, String, String, Int64, String, String, String, Date, String, Bool,
-                            String?, String?, Int?, Int?, Int64?, String?, String?, String?, Date?).self)
+        let (
+            id, kind, state, mime, size, sha256, pool, key, created, context, isPrivate,
+            name, renditionMIME, width, height, renditionSize, renditionSHA, renditionPool, renditionKey, renditionCreated
+        ) =
+            try row.decode(
+                (
+                    UUID, String, String, String, Int64, String, String, String, Date, String, Bool,
+                    String?, String?, Int?, Int?, Int64?, String?, String?, String?, Date?
+                ).self
+            )
         guard let kind = MediaKind(rawValue: kind), let state = MediaState(rawValue: state), let context = UploadContext(rawValue: context) else {
             throw MetadataStoreError(.other, "media \(id) has an unknown kind, state or context")
         }
@@ -137,14 +146,32 @@ struct OriginRecordStatement: PostgresPreparedStatement {
         var rendition: Rendition?
         if let name, let renditionMIME, let renditionSize, let renditionSHA, let renditionPool, let renditionKey, let renditionCreated {
             rendition = Rendition(
-                mediaID: mediaID, name: name, mime: renditionMIME, width: width, height: height, size: renditionSize, sha256: renditionSHA,
-                location: ObjectLocation(pool: renditionPool, key: renditionKey), createdAt: renditionCreated)
+                mediaID: mediaID,
+                name: name,
+                mime: renditionMIME,
+                width: width,
+                height: height,
+                size: renditionSize,
+                sha256: renditionSHA,
+                location: ObjectLocation(pool: renditionPool, key: renditionKey),
+                createdAt: renditionCreated
+            )
         }
         return Row(
             record: OriginRecord(
-                id: mediaID, kind: kind, state: state, mime: mime, size: size, sha256: sha256,
-                location: ObjectLocation(pool: pool, key: key), createdAt: created, context: context, setIsPrivate: isPrivate,
-                renditions: []),
-            rendition: rendition)
+                id: mediaID,
+                kind: kind,
+                state: state,
+                mime: mime,
+                size: size,
+                sha256: sha256,
+                location: ObjectLocation(pool: pool, key: key),
+                createdAt: created,
+                context: context,
+                setIsPrivate: isPrivate,
+                renditions: []
+            ),
+            rendition: rendition
+        )
     }
 }

@@ -28,147 +28,167 @@ public struct Migration: Sendable, Hashable {
 /// The schema of the media service, oldest migration first.
 public enum Schema {
     public static let migrations: [Migration] = [
-        Migration(version: 1, name: "upload sets, media partitioned by kind, renditions, jobs, outbox", statements: [
-            """
-            CREATE TABLE upload_sets (
-                id           uuid PRIMARY KEY,
-                owner_id     text NOT NULL,
-                context      text NOT NULL CHECK (context IN ('post', 'profile', 'community', 'message')),
-                context_id   text NOT NULL,
-                state        text NOT NULL DEFAULT 'draft' CHECK (state IN ('draft', 'committed', 'expired')),
-                created_at   timestamptz NOT NULL DEFAULT now(),
-                expires_at   timestamptz NOT NULL,
-                committed_at timestamptz
-            )
-            """,
-            // the expiry sweep reads drafts by expiry; owners and contexts are looked up by other services
-            "CREATE INDEX upload_sets_drafts_by_expiry ON upload_sets (expires_at) WHERE state = 'draft'",
-            "CREATE INDEX upload_sets_by_owner ON upload_sets (owner_id, created_at DESC)",
-            "CREATE INDEX upload_sets_by_context ON upload_sets (context, context_id)",
-            """
-            CREATE TABLE media (
-                id             uuid NOT NULL,
-                kind           text NOT NULL CHECK (kind IN ('photo', 'audio', 'video')),
-                owner_id       text NOT NULL,
-                upload_set_id  uuid NOT NULL REFERENCES upload_sets (id),
-                state          text NOT NULL CHECK (state IN ('stored', 'processing', 'ready', 'failed', 'deleted')),
-                size_bytes     bigint NOT NULL CHECK (size_bytes >= 0),
-                sha256         text NOT NULL,
-                mime           text NOT NULL,
-                width          integer,
-                height         integer,
-                duration_ms    bigint,
-                pool           text NOT NULL,
-                object_key     text NOT NULL,
-                metadata       jsonb NOT NULL DEFAULT '{}'::jsonb,
-                failure_reason text,
-                created_at     timestamptz NOT NULL DEFAULT now(),
-                committed_at   timestamptz,
-                deleted_at     timestamptz,
-                PRIMARY KEY (kind, id)
-            ) PARTITION BY LIST (kind)
-            """,
-            "CREATE TABLE media_photo PARTITION OF media FOR VALUES IN ('photo')",
-            "CREATE TABLE media_audio PARTITION OF media FOR VALUES IN ('audio')",
-            "CREATE TABLE media_video PARTITION OF media FOR VALUES IN ('video')",
-            // lookups by id alone probe one small index per partition
-            "CREATE INDEX media_by_id ON media (id)",
-            // counting a set's live media of one kind under the set's row lock
-            "CREATE INDEX media_live_by_set ON media (upload_set_id, kind) WHERE deleted_at IS NULL",
-            "CREATE INDEX media_by_owner ON media (owner_id, created_at DESC)",
-            // the reconciler asks whether an object has a row
-            "CREATE UNIQUE INDEX media_by_object ON media (kind, pool, object_key)",
-            """
-            CREATE TABLE renditions (
-                media_id   uuid NOT NULL,
-                media_kind text NOT NULL,
-                name       text NOT NULL,
-                mime       text NOT NULL,
-                width      integer,
-                height     integer,
-                size_bytes bigint NOT NULL CHECK (size_bytes >= 0),
-                sha256     text NOT NULL,
-                pool       text NOT NULL,
-                object_key text NOT NULL,
-                created_at timestamptz NOT NULL DEFAULT now(),
-                PRIMARY KEY (media_id, name),
-                FOREIGN KEY (media_kind, media_id) REFERENCES media (kind, id) ON DELETE CASCADE
-            )
-            """,
-            "CREATE UNIQUE INDEX renditions_by_object ON renditions (pool, object_key)",
-            """
-            CREATE TABLE jobs (
-                id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                queue        text NOT NULL,
-                media_id     uuid,
-                media_kind   text,
-                payload      jsonb NOT NULL DEFAULT '{}'::jsonb,
-                state        text NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'running', 'done', 'dead')),
-                attempts     integer NOT NULL DEFAULT 0,
-                max_attempts integer NOT NULL DEFAULT 5,
-                run_after    timestamptz NOT NULL DEFAULT now(),
-                leased_until timestamptz,
-                last_error   text,
-                created_at   timestamptz NOT NULL DEFAULT now(),
-                updated_at   timestamptz NOT NULL DEFAULT now()
-            )
-            """,
-            // workers take runnable jobs with FOR UPDATE SKIP LOCKED in run_after order
-            "CREATE INDEX jobs_runnable ON jobs (queue, run_after) WHERE state = 'queued'",
-            // expired leases of killed workers are found by lease end
-            "CREATE INDEX jobs_leases ON jobs (leased_until) WHERE state = 'running'",
-            // at most one live job per media item and queue: re-enqueueing is idempotent
-            "CREATE UNIQUE INDEX jobs_live_per_media ON jobs (queue, media_id) WHERE state IN ('queued', 'running')",
-            """
-            CREATE TABLE outbox (
-                seq           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                event_id      uuid NOT NULL UNIQUE,
-                type          text NOT NULL,
-                media_id      uuid,
-                upload_set_id uuid,
-                payload       jsonb NOT NULL,
-                created_at    timestamptz NOT NULL DEFAULT now()
-            )
-            """,
-            // retention: old events are pruned by age
-            "CREATE INDEX outbox_by_age ON outbox (created_at)",
-        ]),
-        Migration(version: 2, name: "live counts per set, purge tracking, lookups by object", statements: [
-            // the live items of each kind, kept under the set's row lock: limits are checked without counting rows
-            """
-            ALTER TABLE upload_sets
-                ADD COLUMN photo_count integer NOT NULL DEFAULT 0 CHECK (photo_count >= 0),
-                ADD COLUMN audio_count integer NOT NULL DEFAULT 0 CHECK (audio_count >= 0),
-                ADD COLUMN video_count integer NOT NULL DEFAULT 0 CHECK (video_count >= 0)
-            """,
-            // tombstoned rows whose objects are not removed yet
-            "ALTER TABLE media ADD COLUMN purged_at timestamptz",
-            "CREATE INDEX media_awaiting_purge ON media (deleted_at) WHERE deleted_at IS NOT NULL AND purged_at IS NULL",
-            // the reconciler asks whether an object has a row, knowing only its pool and key
-            "CREATE INDEX media_by_location ON media (pool, object_key)",
-            "CREATE INDEX media_by_set ON media (upload_set_id, created_at)",
-        ]),
-        Migration(version: 3, name: "outbox sequenced after commit", statements: [
-            // Writers no longer number events: a sequencer gives committed events their seq, in order, so that
-            // commits run in parallel while readers still see seq only ever grow.
-            "ALTER TABLE outbox ALTER COLUMN seq DROP IDENTITY IF EXISTS",
-            "ALTER TABLE outbox DROP CONSTRAINT outbox_pkey",
-            "ALTER TABLE outbox ALTER COLUMN seq DROP NOT NULL",
-            "ALTER TABLE outbox ADD COLUMN pos bigint GENERATED ALWAYS AS IDENTITY",
-            "ALTER TABLE outbox ADD PRIMARY KEY (pos)",
-            "CREATE UNIQUE INDEX outbox_by_seq ON outbox (seq) WHERE seq IS NOT NULL",
-            "CREATE INDEX outbox_unsequenced ON outbox (pos) WHERE seq IS NULL",
-        ]),
-        Migration(version: 4, name: "processing jobs for media stored before processing existed", statements: [
-            """
-            INSERT INTO jobs (queue, media_id, media_kind)
-            SELECT 'process', id, kind FROM media WHERE state = 'stored' AND deleted_at IS NULL
-            ON CONFLICT DO NOTHING
-            """,
-        ]),
-        Migration(version: 5, name: "private upload sets", statements: [
-            // a set created private has its media served through signed URLs only, whatever its context
-            "ALTER TABLE upload_sets ADD COLUMN is_private boolean NOT NULL DEFAULT false",
-        ]),
+        Migration(
+            version: 1,
+            name: "upload sets, media partitioned by kind, renditions, jobs, outbox",
+            statements: [
+                """
+                CREATE TABLE upload_sets (
+                    id           uuid PRIMARY KEY,
+                    owner_id     text NOT NULL,
+                    context      text NOT NULL CHECK (context IN ('post', 'profile', 'community', 'message')),
+                    context_id   text NOT NULL,
+                    state        text NOT NULL DEFAULT 'draft' CHECK (state IN ('draft', 'committed', 'expired')),
+                    created_at   timestamptz NOT NULL DEFAULT now(),
+                    expires_at   timestamptz NOT NULL,
+                    committed_at timestamptz
+                )
+                """,
+                // the expiry sweep reads drafts by expiry; owners and contexts are looked up by other services
+                "CREATE INDEX upload_sets_drafts_by_expiry ON upload_sets (expires_at) WHERE state = 'draft'",
+                "CREATE INDEX upload_sets_by_owner ON upload_sets (owner_id, created_at DESC)",
+                "CREATE INDEX upload_sets_by_context ON upload_sets (context, context_id)",
+                """
+                CREATE TABLE media (
+                    id             uuid NOT NULL,
+                    kind           text NOT NULL CHECK (kind IN ('photo', 'audio', 'video')),
+                    owner_id       text NOT NULL,
+                    upload_set_id  uuid NOT NULL REFERENCES upload_sets (id),
+                    state          text NOT NULL CHECK (state IN ('stored', 'processing', 'ready', 'failed', 'deleted')),
+                    size_bytes     bigint NOT NULL CHECK (size_bytes >= 0),
+                    sha256         text NOT NULL,
+                    mime           text NOT NULL,
+                    width          integer,
+                    height         integer,
+                    duration_ms    bigint,
+                    pool           text NOT NULL,
+                    object_key     text NOT NULL,
+                    metadata       jsonb NOT NULL DEFAULT '{}'::jsonb,
+                    failure_reason text,
+                    created_at     timestamptz NOT NULL DEFAULT now(),
+                    committed_at   timestamptz,
+                    deleted_at     timestamptz,
+                    PRIMARY KEY (kind, id)
+                ) PARTITION BY LIST (kind)
+                """,
+                "CREATE TABLE media_photo PARTITION OF media FOR VALUES IN ('photo')",
+                "CREATE TABLE media_audio PARTITION OF media FOR VALUES IN ('audio')",
+                "CREATE TABLE media_video PARTITION OF media FOR VALUES IN ('video')",
+                // lookups by id alone probe one small index per partition
+                "CREATE INDEX media_by_id ON media (id)",
+                // counting a set's live media of one kind under the set's row lock
+                "CREATE INDEX media_live_by_set ON media (upload_set_id, kind) WHERE deleted_at IS NULL",
+                "CREATE INDEX media_by_owner ON media (owner_id, created_at DESC)",
+                // the reconciler asks whether an object has a row
+                "CREATE UNIQUE INDEX media_by_object ON media (kind, pool, object_key)",
+                """
+                CREATE TABLE renditions (
+                    media_id   uuid NOT NULL,
+                    media_kind text NOT NULL,
+                    name       text NOT NULL,
+                    mime       text NOT NULL,
+                    width      integer,
+                    height     integer,
+                    size_bytes bigint NOT NULL CHECK (size_bytes >= 0),
+                    sha256     text NOT NULL,
+                    pool       text NOT NULL,
+                    object_key text NOT NULL,
+                    created_at timestamptz NOT NULL DEFAULT now(),
+                    PRIMARY KEY (media_id, name),
+                    FOREIGN KEY (media_kind, media_id) REFERENCES media (kind, id) ON DELETE CASCADE
+                )
+                """,
+                "CREATE UNIQUE INDEX renditions_by_object ON renditions (pool, object_key)",
+                """
+                CREATE TABLE jobs (
+                    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                    queue        text NOT NULL,
+                    media_id     uuid,
+                    media_kind   text,
+                    payload      jsonb NOT NULL DEFAULT '{}'::jsonb,
+                    state        text NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'running', 'done', 'dead')),
+                    attempts     integer NOT NULL DEFAULT 0,
+                    max_attempts integer NOT NULL DEFAULT 5,
+                    run_after    timestamptz NOT NULL DEFAULT now(),
+                    leased_until timestamptz,
+                    last_error   text,
+                    created_at   timestamptz NOT NULL DEFAULT now(),
+                    updated_at   timestamptz NOT NULL DEFAULT now()
+                )
+                """,
+                // workers take runnable jobs with FOR UPDATE SKIP LOCKED in run_after order
+                "CREATE INDEX jobs_runnable ON jobs (queue, run_after) WHERE state = 'queued'",
+                // expired leases of killed workers are found by lease end
+                "CREATE INDEX jobs_leases ON jobs (leased_until) WHERE state = 'running'",
+                // at most one live job per media item and queue: re-enqueueing is idempotent
+                "CREATE UNIQUE INDEX jobs_live_per_media ON jobs (queue, media_id) WHERE state IN ('queued', 'running')",
+                """
+                CREATE TABLE outbox (
+                    seq           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                    event_id      uuid NOT NULL UNIQUE,
+                    type          text NOT NULL,
+                    media_id      uuid,
+                    upload_set_id uuid,
+                    payload       jsonb NOT NULL,
+                    created_at    timestamptz NOT NULL DEFAULT now()
+                )
+                """,
+                // retention: old events are pruned by age
+                "CREATE INDEX outbox_by_age ON outbox (created_at)",
+            ]
+        ),
+        Migration(
+            version: 2,
+            name: "live counts per set, purge tracking, lookups by object",
+            statements: [
+                // the live items of each kind, kept under the set's row lock: limits are checked without counting rows
+                """
+                ALTER TABLE upload_sets
+                    ADD COLUMN photo_count integer NOT NULL DEFAULT 0 CHECK (photo_count >= 0),
+                    ADD COLUMN audio_count integer NOT NULL DEFAULT 0 CHECK (audio_count >= 0),
+                    ADD COLUMN video_count integer NOT NULL DEFAULT 0 CHECK (video_count >= 0)
+                """,
+                // tombstoned rows whose objects are not removed yet
+                "ALTER TABLE media ADD COLUMN purged_at timestamptz",
+                "CREATE INDEX media_awaiting_purge ON media (deleted_at) WHERE deleted_at IS NOT NULL AND purged_at IS NULL",
+                // the reconciler asks whether an object has a row, knowing only its pool and key
+                "CREATE INDEX media_by_location ON media (pool, object_key)",
+                "CREATE INDEX media_by_set ON media (upload_set_id, created_at)",
+            ]
+        ),
+        Migration(
+            version: 3,
+            name: "outbox sequenced after commit",
+            statements: [
+                // Writers no longer number events: a sequencer gives committed events their seq, in order, so that
+                // commits run in parallel while readers still see seq only ever grow.
+                "ALTER TABLE outbox ALTER COLUMN seq DROP IDENTITY IF EXISTS",
+                "ALTER TABLE outbox DROP CONSTRAINT outbox_pkey",
+                "ALTER TABLE outbox ALTER COLUMN seq DROP NOT NULL",
+                "ALTER TABLE outbox ADD COLUMN pos bigint GENERATED ALWAYS AS IDENTITY",
+                "ALTER TABLE outbox ADD PRIMARY KEY (pos)",
+                "CREATE UNIQUE INDEX outbox_by_seq ON outbox (seq) WHERE seq IS NOT NULL",
+                "CREATE INDEX outbox_unsequenced ON outbox (pos) WHERE seq IS NULL",
+            ]
+        ),
+        Migration(
+            version: 4,
+            name: "processing jobs for media stored before processing existed",
+            statements: [
+                """
+                INSERT INTO jobs (queue, media_id, media_kind)
+                SELECT 'process', id, kind FROM media WHERE state = 'stored' AND deleted_at IS NULL
+                ON CONFLICT DO NOTHING
+                """
+            ]
+        ),
+        Migration(
+            version: 5,
+            name: "private upload sets",
+            statements: [
+                // a set created private has its media served through signed URLs only, whatever its context
+                "ALTER TABLE upload_sets ADD COLUMN is_private boolean NOT NULL DEFAULT false"
+            ]
+        ),
     ]
 }

@@ -1,6 +1,6 @@
-import MediaConcurrency
 import Foundation
 import Logging
+import MediaConcurrency
 import MediaCore
 import NIOConcurrencyHelpers
 
@@ -117,7 +117,8 @@ final class ProcessorProcess: @unchecked Sendable {
         var environment = environment
         environment["MALLOC_ARENA_MAX"] = "2"
         process.environment = environment
-        let input = Pipe(), output = Pipe()
+        let input = Pipe()
+        let output = Pipe()
         process.standardInput = input
         process.standardOutput = output
         process.standardError = FileHandle.standardError

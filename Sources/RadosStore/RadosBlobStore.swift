@@ -21,7 +21,9 @@ public struct RadosBlobStore: BlobStore {
     // MARK: Writing
 
     public func write<Source: AsyncSequence>(
-        _ location: ObjectLocation, from source: Source, mode: ObjectWriteMode
+        _ location: ObjectLocation,
+        from source: Source,
+        mode: ObjectWriteMode
     ) async throws -> Int64 where Source.Element == ByteBuffer {
         try Self.validate(location)
         return try await cluster.withOperation {
@@ -72,7 +74,8 @@ public struct RadosBlobStore: BlobStore {
                     } catch {
                         cluster.logger.warning(
                             "could not remove a partial object",
-                            metadata: ["object": "\(location)", "error": "\(error)"])
+                            metadata: ["object": "\(location)", "error": "\(error)"]
+                        )
                     }
                 }
                 throw error
@@ -82,7 +85,11 @@ public struct RadosBlobStore: BlobStore {
 
     /// Starts one chunk's write, referencing `pieces` without copying them, and returns without waiting.
     private func submitWrite(
-        _ io: IOContext, _ location: ObjectLocation, _ pieces: [ByteBuffer], at offset: Int64, mode: ObjectWriteMode
+        _ io: IOContext,
+        _ location: ObjectLocation,
+        _ pieces: [ByteBuffer],
+        at offset: Int64,
+        mode: ObjectWriteMode
     ) throws -> SubmittedWrite {
         let completion = try RadosCompletion.make()
         // The storage of a ByteBuffer that is not mutated stays put; SubmittedWrite keeps it alive.
@@ -100,8 +107,12 @@ public struct RadosBlobStore: BlobStore {
             throw BlobStoreError.rados(rc, "write", location)
         }
         return SubmittedWrite(
-            completion: completion, pieces: pieces, location: location, started: .now,
-            metric: offset == 0 ? "write_first" : "write")
+            completion: completion,
+            pieces: pieces,
+            location: location,
+            started: .now,
+            metric: offset == 0 ? "write_first" : "write"
+        )
     }
 
     // MARK: Reading
@@ -162,7 +173,8 @@ public struct RadosBlobStore: BlobStore {
 
     /// Entries in key order, after `startAfter` and starting with `prefix`, at most `limit` of them; whether
     /// more follow. An object that does not exist has none.
-    func entries(of location: ObjectLocation, startAfter: String?, prefix: String?, limit: Int) async throws -> (entries: [OmapEntry], hasMore: Bool) {
+    func entries(of location: ObjectLocation, startAfter: String?, prefix: String?, limit: Int) async throws -> (entries: [OmapEntry], hasMore: Bool)
+    {
         guard limit > 0 else { return ([], false) }
         let operation = ReadOperation()
         let iterator = RadosOutput<rados_omap_iter_t?>(nil)
@@ -243,7 +255,8 @@ public struct RadosBlobStore: BlobStore {
     /// Submits one AIO operation and suspends until librados completes it. Returns the non-negative
     /// return value; a negative one is thrown as an ``BlobStoreError``.
     private func perform(
-        _ operation: String, _ location: ObjectLocation,
+        _ operation: String,
+        _ location: ObjectLocation,
         _ submit: (rados_ioctx_t, UnsafePointer<CChar>, rados_completion_t) -> Int32
     ) async throws -> Int32 {
         try Self.validate(location)

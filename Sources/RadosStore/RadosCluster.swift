@@ -31,7 +31,9 @@ public final class RadosCluster: @unchecked Sendable, Service {
     /// ``BlobStoreError`` whose message is one line saying what is wrong (missing ceph.conf or keyring,
     /// unreachable monitors, refused key, missing pool).
     public static func connect(
-        _ configuration: RadosConfiguration, pools: [String], logger: Logger
+        _ configuration: RadosConfiguration,
+        pools: [String],
+        logger: Logger
     ) async throws -> RadosCluster {
         do {
             try configuration.validate()
@@ -96,7 +98,12 @@ public final class RadosCluster: @unchecked Sendable, Service {
             let keyring = configuration.keyringPath ?? "the keyring named in \(configuration.configPath)"
             switch -rc {
             case ETIMEDOUT:
-                throw fail(BlobStoreError(.timedOut, "no Ceph monitor answered within \(configuration.mountTimeout) (mon_host in \(configuration.configPath))"))
+                throw fail(
+                    BlobStoreError(
+                        .timedOut,
+                        "no Ceph monitor answered within \(configuration.mountTimeout) (mon_host in \(configuration.configPath))"
+                    )
+                )
             case EACCES, EPERM, EIO:
                 // cephx answers a wrong key with EIO, an unknown client with EACCES
                 throw fail(BlobStoreError(.permissionDenied, "Ceph monitors refused to authenticate \(client) with the key in \(keyring)"))
@@ -119,7 +126,9 @@ public final class RadosCluster: @unchecked Sendable, Service {
 
     /// The librados version this process runs with, for example `3.0.0`.
     public static var libraryVersion: String {
-        var major: Int32 = 0, minor: Int32 = 0, extra: Int32 = 0
+        var major: Int32 = 0
+        var minor: Int32 = 0
+        var extra: Int32 = 0
         rados_version(&major, &minor, &extra)
         return "\(major).\(minor).\(extra)"
     }
@@ -243,4 +252,3 @@ final class OperationGate: Sendable {
         return true
     }
 }
-

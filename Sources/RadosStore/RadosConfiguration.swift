@@ -28,10 +28,16 @@ public struct RadosConfiguration: Sendable, Hashable {
     public var namespace: String
 
     public init(
-        configPath: String = "/etc/ceph/ceph.conf", clientID: String = "mediagw", keyringPath: String? = nil,
-        mountTimeout: Duration = .seconds(10), operationTimeout: Duration = .seconds(10),
-        objecterTimeout: Duration = .seconds(3), chunkSize: Int = 1 << 20,
-        readChunkSize: Int = 256 << 10, maxReadsInFlight: Int = 16, namespace: String = ""
+        configPath: String = "/etc/ceph/ceph.conf",
+        clientID: String = "mediagw",
+        keyringPath: String? = nil,
+        mountTimeout: Duration = .seconds(10),
+        operationTimeout: Duration = .seconds(10),
+        objecterTimeout: Duration = .seconds(3),
+        chunkSize: Int = 1 << 20,
+        readChunkSize: Int = 256 << 10,
+        maxReadsInFlight: Int = 16,
+        namespace: String = ""
     ) {
         self.configPath = configPath
         self.clientID = clientID

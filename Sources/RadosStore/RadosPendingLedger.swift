@@ -1,5 +1,5 @@
-import MediaConcurrency
 import Foundation
+import MediaConcurrency
 import MediaCore
 import Synchronization
 
@@ -67,7 +67,12 @@ public final class RadosPendingLedger: PendingLedger {
         try await completions.submit(ticket.location.key, to: ObjectLocation(pool: ticket.location.pool, key: ticket.slot))
     }
 
-    public func stale(in pool: String, registeredBefore cutoff: Date, after cursor: String?, limit: Int) async throws
+    public func stale(
+        in pool: String,
+        registeredBefore cutoff: Date,
+        after cursor: String?,
+        limit: Int
+    ) async throws
         -> (records: [PendingRecord], next: String?)
     {
         // the cursor is "<bucket>/<last key read>": buckets in name order (hour, then shard), keys in order
@@ -79,13 +84,18 @@ public final class RadosPendingLedger: PendingLedger {
             var after = bucket == startBucket ? startKey : nil
             while true {
                 let page = try await blobs.entries(
-                    of: ObjectLocation(pool: pool, key: bucket), startAfter: after, prefix: nil, limit: limit - records.count)
+                    of: ObjectLocation(pool: pool, key: bucket),
+                    startAfter: after,
+                    prefix: nil,
+                    limit: limit - records.count
+                )
                 for entry in page.entries {
                     let registered = try? JSONDecoder().decode(PendingEntry.self, from: Data(entry.value))
                     // still within its grace: it may be streaming right now
                     if let registered, registered.registeredAt >= cutoff { continue }
                     records.append(
-                        PendingRecord(ticket: PendingTicket(location: ObjectLocation(pool: pool, key: entry.key), slot: bucket), entry: registered))
+                        PendingRecord(ticket: PendingTicket(location: ObjectLocation(pool: pool, key: entry.key), slot: bucket), entry: registered)
+                    )
                 }
                 after = page.entries.last?.key
                 if records.count >= limit, let after { return (records, "\(bucket)/\(after)") }

@@ -31,7 +31,9 @@ enum ImageSanity {
     static func png(_ b: [UInt8]) throws(ProcessingError) {
         var at = 8
         var idat: [UInt8] = []
-        var width = 0, height = 0, bitsPerPixel = 0
+        var width = 0
+        var height = 0
+        var bitsPerPixel = 0
         var sawEnd = false
         while at < b.count && !sawEnd {
             guard at + 12 <= b.count else { throw invalid("the PNG ends inside a chunk header") }
@@ -47,7 +49,8 @@ enum ImageSanity {
                 guard length == 13 else { throw invalid("the PNG header has the wrong size") }
                 width = uint32(b, at + 8)
                 height = uint32(b, at + 12)
-                let depth = Int(b[at + 16]), colour = Int(b[at + 17])
+                let depth = Int(b[at + 16])
+                let colour = Int(b[at + 17])
                 let valid: [Int: [Int]] = [0: [1, 2, 4, 8, 16], 2: [8, 16], 3: [1, 2, 4, 8], 4: [8, 16], 6: [8, 16]]
                 guard width > 0, height > 0, valid[colour]?.contains(depth) == true else { throw invalid("the PNG header is invalid") }
                 let channels = [0: 1, 2: 3, 3: 1, 4: 2, 6: 4][colour]!
@@ -90,7 +93,8 @@ enum ImageSanity {
     /// A canvas with both dimensions, every frame inside it, whole blocks, at most `maxFrames` frames.
     static func gif(_ b: [UInt8], maxFrames: Int) throws(ProcessingError) {
         guard b.count >= 13 else { throw invalid("the GIF is truncated") }
-        let width = uint16LE(b, 6), height = uint16LE(b, 8)
+        let width = uint16LE(b, 6)
+        let height = uint16LE(b, 8)
         guard width > 0, height > 0 else { throw invalid("the GIF canvas has a zero dimension") }
         var at = 13
         if b[10] & 0x80 != 0 { at += 3 << (Int(b[10] & 0x07) + 1) }
@@ -118,8 +122,10 @@ enum ImageSanity {
                 try skipBlocks()
             case 0x2C:
                 guard at + 10 <= b.count else { throw invalid("the GIF is truncated") }
-                let left = uint16LE(b, at + 1), top = uint16LE(b, at + 3)
-                let frameWidth = uint16LE(b, at + 5), frameHeight = uint16LE(b, at + 7)
+                let left = uint16LE(b, at + 1)
+                let top = uint16LE(b, at + 3)
+                let frameWidth = uint16LE(b, at + 5)
+                let frameHeight = uint16LE(b, at + 7)
                 guard frameWidth > 0, frameHeight > 0, left + frameWidth <= width, top + frameHeight <= height else {
                     throw ProcessingError(.unsupported, "a GIF frame lies outside its \(width)x\(height) canvas")
                 }
@@ -145,8 +151,14 @@ enum ImageSanity {
             guard at + 4 <= b.count else { throw invalid("the JPEG ends before its image data") }
             guard b[at] == 0xFF else { throw invalid("the JPEG has a broken marker") }
             let marker = b[at + 1]
-            if marker == 0xFF { at += 1; continue }  // fill byte
-            if (0xD0...0xD7).contains(marker) || marker == 0x01 { at += 2; continue }
+            if marker == 0xFF {
+                at += 1
+                continue
+            }  // fill byte
+            if (0xD0...0xD7).contains(marker) || marker == 0x01 {
+                at += 2
+                continue
+            }
             let length = Int(b[at + 2]) << 8 | Int(b[at + 3])
             guard length >= 2, at + 2 + length <= b.count else { throw invalid("a JPEG segment runs past the end of the file") }
             let segment = b[(at + 4)..<(at + 2 + length)]
@@ -159,7 +171,8 @@ enum ImageSanity {
                     throw invalid("the JPEG's EXIF block is malformed")
                 }
                 let littleEndian = tiff[0] == 0x49
-                let offset = littleEndian
+                let offset =
+                    littleEndian
                     ? Int(tiff[4]) | Int(tiff[5]) << 8 | Int(tiff[6]) << 16 | Int(tiff[7]) << 24
                     : uint32(tiff, 4)
                 guard offset >= 8, offset + 2 <= tiff.count else { throw invalid("the JPEG's EXIF block is malformed") }

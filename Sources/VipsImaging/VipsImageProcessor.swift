@@ -1,6 +1,6 @@
 import CVipsShim
-import MediaConcurrency
 import Foundation
+import MediaConcurrency
 import MediaCore
 import Synchronization
 
@@ -24,8 +24,10 @@ public struct VipsImageProcessor: ImageProcessor {
     public static var version: String { String(cString: mgw_vips_version()) }
 
     public var loaders: [String: Bool] {
-        let names = ["jpeg": "jpegload_buffer", "png": "pngload_buffer", "webp": "webpload_buffer", "gif": "gifload_buffer",
-                     "heif/avif": "heifload_buffer", "webp-save": "webpsave_buffer", "jpeg-save": "jpegsave_buffer"]
+        let names = [
+            "jpeg": "jpegload_buffer", "png": "pngload_buffer", "webp": "webpload_buffer", "gif": "gifload_buffer",
+            "heif/avif": "heifload_buffer", "webp-save": "webpsave_buffer", "jpeg-save": "jpegsave_buffer",
+        ]
         return names.mapValues { mgw_vips_has_operation($0) != 0 }
     }
 
@@ -89,7 +91,7 @@ public struct VipsImageProcessor: ImageProcessor {
         //    not sniff)
         let loader = String(cString: mgw_vips_loader(header.pointer))
         guard ["jpegload", "pngload", "gifload", "webpload", "heifload"].contains(where: { loader.hasPrefix($0) }),
-              let sniffed = MediaSniffer.sniff(bytes.prefix(MediaSniffer.prefixLength)), sniffed.kind == .photo
+            let sniffed = MediaSniffer.sniff(bytes.prefix(MediaSniffer.prefixLength)), sniffed.kind == .photo
         else {
             throw ProcessingError(.unsupported, "not a supported photo format (\(loader))")
         }
@@ -118,9 +120,15 @@ public struct VipsImageProcessor: ImageProcessor {
             }
             let stripped = try Self.make(.internal) { mgw_vips_strip(animated.pointer, $0) }
             let frame = max(1, Int(mgw_vips_page_height(stripped.pointer)))
-            derivation.renditions.append(EncodedImage(
-                name: "\(prefix)anim.webp", mime: "image/webp", width: stripped.width, height: frame,
-                bytes: try Self.save(stripped, webp: true, quality: settings.webpQuality)))
+            derivation.renditions.append(
+                EncodedImage(
+                    name: "\(prefix)anim.webp",
+                    mime: "image/webp",
+                    width: stripped.width,
+                    height: frame,
+                    bytes: try Self.save(stripped, webp: true, quality: settings.webpQuality)
+                )
+            )
         }
         return derivation
     }
@@ -133,7 +141,8 @@ public struct VipsImageProcessor: ImageProcessor {
             try Self.make(.internal) { mgw_vips_from_rgb(raw.baseAddress, Int32(frame.width), Int32(frame.height), $0) }
         }
         let largest = settings.widths.max() ?? 1280
-        let base = image.width > largest
+        let base =
+            image.width > largest
             ? try Self.make(.internal) { mgw_vips_resize(image.pointer, Double(largest) / Double(image.width), $0) }
             : image
         return try ladder(from: base, settings: settings, prefix: prefix, orientation: 1, frames: 1)
@@ -151,13 +160,25 @@ public struct VipsImageProcessor: ImageProcessor {
                 sized = try Self.make(.internal) { mgw_vips_sharpen(resized.pointer, $0) }
             }
             let stripped = try Self.make(.internal) { mgw_vips_strip(sized.pointer, $0) }
-            renditions.append(EncodedImage(
-                name: "\(prefix)w\(width).webp", mime: "image/webp", width: stripped.width, height: stripped.height,
-                bytes: try Self.save(stripped, webp: true, quality: settings.webpQuality)))
+            renditions.append(
+                EncodedImage(
+                    name: "\(prefix)w\(width).webp",
+                    mime: "image/webp",
+                    width: stripped.width,
+                    height: stripped.height,
+                    bytes: try Self.save(stripped, webp: true, quality: settings.webpQuality)
+                )
+            )
             let flat = try Self.make(.internal) { mgw_vips_flatten_rgb(stripped.pointer, $0) }
-            renditions.append(EncodedImage(
-                name: "\(prefix)w\(width).jpg", mime: "image/jpeg", width: flat.width, height: flat.height,
-                bytes: try Self.save(flat, webp: false, quality: settings.jpegQuality)))
+            renditions.append(
+                EncodedImage(
+                    name: "\(prefix)w\(width).jpg",
+                    mime: "image/jpeg",
+                    width: flat.width,
+                    height: flat.height,
+                    bytes: try Self.save(flat, webp: false, quality: settings.jpegQuality)
+                )
+            )
             if target == base.width { break }
         }
         // placeholder: a small copy's pixels
@@ -171,15 +192,21 @@ public struct VipsImageProcessor: ImageProcessor {
         let sample = Array(UnsafeBufferPointer(start: pixels, count: length))
         mgw_vips_free(pixels)
         return PhotoDerivation(
-            width: base.width, height: base.height, orientation: orientation, frames: frames,
+            width: base.width,
+            height: base.height,
+            orientation: orientation,
+            frames: frames,
             blurHash: BlurHash.encode(rgb: sample, width: sampleWidth, height: sampleHeight),
-            dominantColor: BlurHash.dominantColor(rgb: sample), renditions: renditions)
+            dominantColor: BlurHash.dominantColor(rgb: sample),
+            renditions: renditions
+        )
     }
 
     static func save(_ image: Image, webp: Bool, quality: Int) throws -> [UInt8] {
         var buffer: UnsafeMutableRawPointer?
         var length = 0
-        let rc = webp
+        let rc =
+            webp
             ? mgw_vips_save_webp(image.pointer, Int32(quality), &buffer, &length)
             : mgw_vips_save_jpeg(image.pointer, Int32(quality), &buffer, &length)
         guard rc == 0, let buffer else { throw ProcessingError(.internal, "encoding failed: \(lastError())") }

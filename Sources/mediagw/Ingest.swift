@@ -21,7 +21,10 @@ struct Ingest: AsyncParsableCommand {
     var owner = "ingest"
     @Option(help: "Directory mode: the context of every file (post, profile, community, message).")
     var context = "community"
-    @Option(help: "Directory mode: one context id for every file (its limits apply to them together); by default each file gets its own, derived from its path.")
+    @Option(
+        help:
+            "Directory mode: one context id for every file (its limits apply to them together); by default each file gets its own, derived from its path."
+    )
     var contextID: String?
     @Flag(name: .customLong("private"), help: "Directory mode: serve the files through signed URLs only.")
     var isPrivate = false
@@ -44,8 +47,19 @@ struct Ingest: AsyncParsableCommand {
     func run() async throws {
         await failing {
             try await IngestCommand(
-                directory: directory, manifest: manifest, owner: owner, context: context, contextID: contextID, isPrivate: isPrivate,
-                gateway: gateway, token: token, jobs: jobs, state: state, report: report, dryRun: dryRun, progress: progress,
+                directory: directory,
+                manifest: manifest,
+                owner: owner,
+                context: context,
+                contextID: contextID,
+                isPrivate: isPrivate,
+                gateway: gateway,
+                token: token,
+                jobs: jobs,
+                state: state,
+                report: report,
+                dryRun: dryRun,
+                progress: progress,
                 environment: options.environment()
             ).run()
         }

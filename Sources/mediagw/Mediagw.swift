@@ -39,7 +39,9 @@ struct ConnectionOptions: ParsableArguments {
     /// Reads one command's configuration and sets up logging; a bad setting ends the process with one line
     /// and exit code 2.
     func load<C>(
-        _ extra: [String: String?] = [:], defaultLogLevel: Logger.Level = .info, _ read: (EnvironmentReader) throws(ConfigurationError) -> C
+        _ extra: [String: String?] = [:],
+        defaultLogLevel: Logger.Level = .info,
+        _ read: (EnvironmentReader) throws(ConfigurationError) -> C
     ) throws -> (C, Logger, EnvironmentReader) {
         let environment = environment(extra)
         do {

@@ -68,7 +68,8 @@ struct Migrate: AsyncParsableCommand {
 /// `mediagw check`: connect to Ceph and PostgreSQL and print what was found.
 struct Check: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Connect to Ceph and PostgreSQL, ask the processor about the media libraries, and print what was found; exit 1 if anything is wrong."
+        abstract:
+            "Connect to Ceph and PostgreSQL, ask the processor about the media libraries, and print what was found; exit 1 if anything is wrong."
     )
 
     @OptionGroup var options: ConnectionOptions

@@ -21,7 +21,12 @@ import Testing
     var deadline: Date { Date().addingTimeInterval(60) }
 
     func transcodeVideo(_ path: String, settings: TranscodeSettings? = nil, deadline: Date? = nil) async throws -> VideoResult {
-        try await transcoder.transcodeVideo(try bytes(path), settings: settings ?? self.settings, workDirectory: work, deadline: deadline ?? self.deadline)
+        try await transcoder.transcodeVideo(
+            try bytes(path),
+            settings: settings ?? self.settings,
+            workDirectory: work,
+            deadline: deadline ?? self.deadline
+        )
     }
 
     func transcodeAudio(_ path: String) async throws -> AudioResult {
@@ -42,9 +47,11 @@ import Testing
         return result
     }
 
-    static let videos = ["video/3gp-h263-amr.3gp", "video/mkv-h264-aac.mkv", "video/mov-h264.mov", "video/mov-iphone-rotated-90-gps.mov",
-                         "video/mp4-h264-aac-bbb-10s.mp4", "video/mp4-h264-aac-testpattern-8s.mp4", "video/mp4-hevc-1080p.mp4",
-                         "video/mp4-hevc-aac.mp4", "video/webm-vp8-vorbis.webm", "video/webm-vp9-opus.webm"]
+    static let videos = [
+        "video/3gp-h263-amr.3gp", "video/mkv-h264-aac.mkv", "video/mov-h264.mov", "video/mov-iphone-rotated-90-gps.mov",
+        "video/mp4-h264-aac-bbb-10s.mp4", "video/mp4-h264-aac-testpattern-8s.mp4", "video/mp4-hevc-1080p.mp4",
+        "video/mp4-hevc-aac.mp4", "video/webm-vp8-vorbis.webm", "video/webm-vp9-opus.webm",
+    ]
 
     @Test(arguments: videos)
     func everyValidVideoBecomesFastStartH264MP4WithAPoster(_ path: String) async throws {
@@ -56,7 +63,8 @@ import Testing
         let moov = try #require(top["moov"], "\(path)")
         let mdat = try #require(top["mdat"], "\(path)")
         #expect(moov < mdat, "\(path): the index comes first (fast start)")
-        let width = try #require(result.output.width), height = try #require(result.output.height)
+        let width = try #require(result.output.width)
+        let height = try #require(result.output.height)
         #expect(max(width, height) <= 1280 && min(width, height) <= 720 && width % 2 == 0 && height % 2 == 0, "\(path): \(width)x\(height)")
         #expect(result.poster != nil, "\(path)")
         #expect(result.probe.videoCodec != nil)
@@ -90,7 +98,9 @@ import Testing
         #expect(result.probe.durationMilliseconds == 8000)
     }
 
-    @Test(arguments: ["video/malformed-mkv-corrupt-ebml-header.mkv", "video/malformed-mp4-truncated-init.mp4", "video/malformed-webm-invalid-vp9-bitstream.webm"])
+    @Test(arguments: [
+        "video/malformed-mkv-corrupt-ebml-header.mkv", "video/malformed-mp4-truncated-init.mp4", "video/malformed-webm-invalid-vp9-bitstream.webm",
+    ])
     func malformedVideosFailWithAReason(_ path: String) async throws {
         do {
             let result = try await transcodeVideo(path)
@@ -103,9 +113,11 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: work).isEmpty, "no temporary file left behind")
     }
 
-    static let audio = ["audio/aac-adts-stereo.aac", "audio/aac-lc-stereo.m4a", "audio/alac.m4a", "audio/flac-stereo.flac",
-                        "audio/mp3-id3-cover-art.mp3", "audio/opus-mono.opus", "audio/speech-jfk-11s-16khz.wav", "audio/speech-jfk-11s.mp3",
-                        "audio/vorbis-stereo.ogg", "audio/wav-containing-mp3.wav"]
+    static let audio = [
+        "audio/aac-adts-stereo.aac", "audio/aac-lc-stereo.m4a", "audio/alac.m4a", "audio/flac-stereo.flac",
+        "audio/mp3-id3-cover-art.mp3", "audio/opus-mono.opus", "audio/speech-jfk-11s-16khz.wav", "audio/speech-jfk-11s.mp3",
+        "audio/vorbis-stereo.ogg", "audio/wav-containing-mp3.wav",
+    ]
 
     @Test(arguments: audio)
     func everyValidAudioBecomesAACInM4AWithAWaveform(_ path: String) async throws {

@@ -1,7 +1,7 @@
 import AsyncHTTPClient
 import Foundation
-import MediaTesting
 import MediaCore
+import MediaTesting
 import NIOCore
 import NIOHTTP1
 import Testing
@@ -13,11 +13,14 @@ import Testing
     static func generatedVideo() async throws -> [UInt8] {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("edge-\(UUID().uuidString).mp4").path
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let (status, output) = try await TestStack.run("/usr/bin/ffmpeg", [
-            "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30",
-            "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "6", "-c:v", "libx264", "-preset", "veryfast",
-            "-b:v", "4M", "-maxrate", "4M", "-bufsize", "8M", "-c:a", "aac", "-movflags", "+faststart", "-shortest", path,
-        ])
+        let (status, output) = try await TestStack.run(
+            "/usr/bin/ffmpeg",
+            [
+                "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30",
+                "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "6", "-c:v", "libx264", "-preset", "veryfast",
+                "-b:v", "4M", "-maxrate", "4M", "-bufsize", "8M", "-c:a", "aac", "-movflags", "+faststart", "-shortest", path,
+            ]
+        )
         guard status == 0 else { throw TestFailure("ffmpeg failed: \(output)") }
         return Array(try Data(contentsOf: URL(fileURLWithPath: path)))
     }
@@ -27,7 +30,9 @@ import Testing
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var address = loopbackAddress(port: 0)
-        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
         guard bound == 0 else { throw TestFailure("no free port") }
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
@@ -43,7 +48,8 @@ import Testing
             let listen = "127.0.0.1:\(try CDNEdgeTests.freePort())"
             let (status, output) = try await TestStack.run(
                 TestStack.root.appendingPathComponent("Deploy/cdn/edge").path,
-                ["start", "--origin", origin, "--listen", listen, "--dir", directory.path])
+                ["start", "--origin", origin, "--listen", listen, "--dir", directory.path]
+            )
             guard status == 0 else { throw TestFailure("the edge did not start: \(output)") }
             return Edge(baseURL: "http://\(listen)", directory: directory)
         }
@@ -81,7 +87,8 @@ import Testing
         let uploaded = try await gateway.upload(set, [("photo.jpg", photoBytes), ("clip.mp4", videoBytes)])
         let ids = (uploaded.json["media"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
         #expect(ids.count == 2, "\(uploaded.text)")
-        let photo = try await gateway.settled(ids[0]), video = try await gateway.settled(ids[1])
+        let photo = try await gateway.settled(ids[0])
+        let video = try await gateway.settled(ids[1])
         #expect(photo["state"] as? String == "ready" && video["state"] as? String == "ready")
         let photoID = ids[0]
         let rendition = try #require((photo["renditions"] as? [[String: Any]])?.first { $0["name"] as? String == "w320.jpg" })

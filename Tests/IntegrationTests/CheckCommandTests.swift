@@ -49,7 +49,8 @@ import Testing
     }
 
     @Test func anUnreachableMonitorFailsWithinTheMountTimeout() async throws {
-        let conf = try String(contentsOfFile: TestStack.environment["MEDIAGW_CEPH_CONF"] ?? "", encoding: .utf8)
+        let conf =
+            try String(contentsOfFile: TestStack.environment["MEDIAGW_CEPH_CONF"] ?? "", encoding: .utf8)
             .split(separator: "\n").map { $0.hasPrefix("mon_host") ? "mon_host = [v2:127.0.0.1:1,v1:127.0.0.1:2]" : String($0) }
             .joined(separator: "\n") + "\n"
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("unreachable-\(UUID()).conf")
@@ -77,6 +78,9 @@ import Testing
     @Test func anInvalidSettingExitsWithCodeTwo() async throws {
         let (status, output) = try await check(["MEDIAGW_CEPH_OP_TIMEOUT": "soon"])
         #expect(status == 2)
-        #expect(output.trimmingCharacters(in: .whitespacesAndNewlines) == "mediagw: error: configuration: MEDIAGW_CEPH_OP_TIMEOUT=soon is not a duration (examples: 10, 2.5s, 500ms, 24h)")
+        #expect(
+            output.trimmingCharacters(in: .whitespacesAndNewlines)
+                == "mediagw: error: configuration: MEDIAGW_CEPH_OP_TIMEOUT=soon is not a duration (examples: 10, 2.5s, 500ms, 24h)"
+        )
     }
 }

@@ -1,9 +1,9 @@
 import AsyncHTTPClient
 import Foundation
-import MediaTesting
 import Logging
 import MediaApp
 import MediaCore
+import MediaTesting
 import NIOCore
 import PostgresMetadata
 import RadosStore
@@ -19,13 +19,18 @@ extension FaultInjection {
     @Suite struct StackFaults {
         /// Runs `body` on fresh connections to `slice`'s part of the stack, closed when it returns.
         func withStores<T: Sendable>(
-            _ slice: Isolation, storage: (inout StorageConfiguration) -> Void = { _ in }, _ body: @escaping @Sendable (MediaRuntime) async throws -> T
+            _ slice: Isolation,
+            storage: (inout StorageConfiguration) -> Void = { _ in },
+            _ body: @escaping @Sendable (MediaRuntime) async throws -> T
         ) async throws -> T {
             let reader = EnvironmentReader(slice.environment)
             var configuration = try StorageConfiguration(environment: reader)
             storage(&configuration)
             let runtime = try await MediaRuntime.connect(
-                storage: configuration, database: try PostgresConfiguration(environment: reader), logger: TestStack.logger)
+                storage: configuration,
+                database: try PostgresConfiguration(environment: reader),
+                logger: TestStack.logger
+            )
             return try await runtime.run(body)
         }
 
@@ -39,11 +44,22 @@ extension FaultInjection {
             try await withStores(slice) { runtime in
                 try await runtime.blobs.write(object, bytes: ByteBuffer(bytes: content), mode: .createExclusive)
                 let set = try await runtime.metadata.createUploadSet(
-                    NewUploadSet(ownerID: "restart", context: .post, contextID: "p", expiresAt: Date().addingTimeInterval(3600)))
+                    NewUploadSet(ownerID: "restart", context: .post, contextID: "p", expiresAt: Date().addingTimeInterval(3600))
+                )
                 _ = try await runtime.metadata.recordUpload(
                     NewMedia(
-                        id: mediaID, kind: .photo, ownerID: "restart", uploadSetID: set.id, size: Int64(content.count), sha256: "00",
-                        mime: "image/jpeg", location: object), maxCount: 5, now: Date())
+                        id: mediaID,
+                        kind: .photo,
+                        ownerID: "restart",
+                        uploadSetID: set.id,
+                        size: Int64(content.count),
+                        sha256: "00",
+                        mime: "image/jpeg",
+                        location: object
+                    ),
+                    maxCount: 5,
+                    now: Date()
+                )
             }
 
             #expect(try await TestStack.stack("down") == 0)
@@ -60,7 +76,11 @@ extension FaultInjection {
 
         @Test func radosOperationsTimeOutWhileTheOSDIsDownAndRecoverWhenItReturns() async throws {
             let slice = try await Isolation.suite("OSDDown")
-            try await withStores(slice, storage: { $0.rados.operationTimeout = .seconds(4); $0.rados.objecterTimeout = .seconds(2) }) { runtime in
+            let shortTimeouts: (inout StorageConfiguration) -> Void = {
+                $0.rados.operationTimeout = .seconds(4)
+                $0.rados.objecterTimeout = .seconds(2)
+            }
+            try await withStores(slice, storage: shortTimeouts) { runtime in
                 let store = runtime.blobs
                 let object = ObjectLocation(pool: runtime.storagePools.photo, key: uniqueKey())
                 try await store.write(object, bytes: ByteBuffer(string: "before"), mode: .createExclusive)
@@ -89,7 +109,9 @@ extension FaultInjection {
             let slice = try await Isolation.suite("PostgresDown")
             try await withStores(slice) { runtime in
                 let store = runtime.metadata
-                let set = try await store.createUploadSet(NewUploadSet(ownerID: "pg-down", context: .post, contextID: "p", expiresAt: Date().addingTimeInterval(3600)))
+                let set = try await store.createUploadSet(
+                    NewUploadSet(ownerID: "pg-down", context: .post, contextID: "p", expiresAt: Date().addingTimeInterval(3600))
+                )
 
                 #expect(try await TestStack.stack("kill", "pg") == 0)
                 let started = ContinuousClock.now
@@ -117,8 +139,14 @@ extension FaultInjection {
 extension FaultInjection {
     @Suite struct GatewayFaults {
         /// Starts a streaming upload of `head` then waits; returns the task and the continuation that ends it.
-        func startStreamingUpload(_ baseURL: String, _ set: TestGateway.OpenedSet, head: [UInt8], filename: String)
-            -> (Task<HTTPClientResponse, any Error>, AsyncStream<ByteBuffer>.Continuation, String) {
+        func startStreamingUpload(
+            _ baseURL: String,
+            _ set: TestGateway.OpenedSet,
+            head: [UInt8],
+            filename: String
+        )
+            -> (Task<HTTPClientResponse, any Error>, AsyncStream<ByteBuffer>.Continuation, String)
+        {
             let boundary = "stream-\(UUID().uuidString)"
             let (stream, continuation) = AsyncStream<ByteBuffer>.makeStream()
             var request = HTTPClientRequest(url: baseURL + "/v1/upload-sets/\(set.id)/media")
@@ -155,7 +183,12 @@ extension FaultInjection {
             for index in 0..<4 {
                 let set = try await opener.openSet()
                 sets.append(set)
-                let (task, continuation, _) = startStreamingUpload(gateway.baseURL, set, head: try fakeMP4(3 << 20, seed: UInt64(index)), filename: "v.mp4")
+                let (task, continuation, _) = startStreamingUpload(
+                    gateway.baseURL,
+                    set,
+                    head: try fakeMP4(3 << 20, seed: UInt64(index)),
+                    filename: "v.mp4"
+                )
                 streams.append((task, continuation))
             }
             try await eventually {
@@ -179,7 +212,8 @@ extension FaultInjection {
 
             for set in sets {
                 let rows = try await rows(of: set.id, in: slice)
-                let objects = try await slice.listObjects(pool: pools.photo, prefix: "\(set.id)/") + slice.listObjects(pool: pools.video, prefix: "\(set.id)/")
+                let objects =
+                    try await slice.listObjects(pool: pools.photo, prefix: "\(set.id)/") + slice.listObjects(pool: pools.video, prefix: "\(set.id)/")
                 // zero rows without objects, zero objects without rows
                 #expect(Set(rows.map(\.location.key)) == Set(objects), "set \(set.id)")
             }
@@ -209,7 +243,9 @@ extension FaultInjection {
 
         @Test func uploadsGet503WhileCephOrPostgreSQLIsDownAndRecoverAfter() async throws {
             let gateway = try await TestGateway.start(
-                try await Isolation.suite("DependenciesDown"), ["MEDIAGW_CEPH_OP_TIMEOUT": "4s", "MEDIAGW_CEPH_OBJECTER_TIMEOUT": "2s"])
+                try await Isolation.suite("DependenciesDown"),
+                ["MEDIAGW_CEPH_OP_TIMEOUT": "4s", "MEDIAGW_CEPH_OBJECTER_TIMEOUT": "2s"]
+            )
             let photo = try TestStack.pools().photo
 
             // Ceph: the OSD dies
@@ -281,7 +317,10 @@ extension FaultInjection {
         }
 
         @Test func aCrashingProcessorFailsOneAttemptNotTheWorker() async throws {
-            let gateway = try await GatewayProcess.start(try await Isolation.suite("ProcessorCrash"), ["MEDIAGW_WORKERS": "1", "MEDIAGW_JOB_BACKOFF": "1s"])
+            let gateway = try await GatewayProcess.start(
+                try await Isolation.suite("ProcessorCrash"),
+                ["MEDIAGW_WORKERS": "1", "MEDIAGW_JOB_BACKOFF": "1s"]
+            )
             let set = try await gateway.openSet()
             let id = try await gateway.upload(set, "clip.mp4", try Corpus.bytes(Self.video))
             _ = try await gateway.isolation.waitForMedia(id) { $0.state == .processing }
@@ -309,7 +348,8 @@ extension FaultInjection {
         @Test func aJobPastItsTimeoutFailsAndTheWorkerGoesOn() async throws {
             let gateway = try await GatewayProcess.start(
                 try await Isolation.suite("JobTimeout"),
-                ["MEDIAGW_WORKERS": "1", "MEDIAGW_JOB_TIMEOUT": "300ms", "MEDIAGW_JOB_LEASE": "30s", "MEDIAGW_JOB_ATTEMPTS": "1"])
+                ["MEDIAGW_WORKERS": "1", "MEDIAGW_JOB_TIMEOUT": "300ms", "MEDIAGW_JOB_LEASE": "30s", "MEDIAGW_JOB_ATTEMPTS": "1"]
+            )
             let set = try await gateway.openSet()
             let slow = try await gateway.upload(set, "clip.mp4", try Corpus.bytes(Self.video))
             let failed = try await gateway.isolation.waitForMedia(slow) { $0.state == .failed || $0.state == .ready }
@@ -324,7 +364,9 @@ extension FaultInjection {
         @Test func afterEveryHostileFileTheWorkerIsRunningAndItsMemoryBounded() async throws {
             let gateway = try await GatewayProcess.start(try await Isolation.suite("HostileFiles"), ["MEDIAGW_WORKERS": "2"])
             var ids: [String] = []
-            let hostile = try Corpus.files().filter { ($0.hasPrefix("bad-images/") || $0.contains("/malformed-")) && UploadAPITests.expectedOutcome($0).status == 201 }
+            let hostile = try Corpus.files().filter {
+                ($0.hasPrefix("bad-images/") || $0.contains("/malformed-")) && UploadAPITests.expectedOutcome($0).status == 201
+            }
             for path in hostile {
                 let set = try await gateway.openSet(context: "community")
                 ids.append(try await gateway.upload(set, URL(fileURLWithPath: path).lastPathComponent, try Corpus.bytes(path)))

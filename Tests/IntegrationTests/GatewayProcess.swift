@@ -1,7 +1,7 @@
 import AsyncHTTPClient
 import Foundation
-import MediaTesting
 import MediaCore
+import MediaTesting
 import NIOCore
 import Testing
 
@@ -37,7 +37,8 @@ final class GatewayProcess: @unchecked Sendable {
         while ContinuousClock.now < deadline {
             let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
             if let range = text.range(of: #"http\.port=(\d+)"#, options: .regularExpression),
-               let port = Int(text[range].split(separator: "=").last ?? "") {
+                let port = Int(text[range].split(separator: "=").last ?? "")
+            {
                 return GatewayProcess(process: process, port: port, logPath: log, isolation: isolation)
             }
             guard process.isRunning else { break }
@@ -76,7 +77,9 @@ extension GatewayProcess {
         var request = HTTPClientRequest(url: baseURL + "/internal/v1/upload-sets")
         request.method = .POST
         request.headers.add(name: "Authorization", value: "Bearer \(TestGateway.serviceToken)")
-        request.body = .bytes(ByteBuffer(string: #"{"owner_id": "process-test", "context": "\#(context)", "context_id": "c-\#(UUID().uuidString.prefix(8))"}"#))
+        request.body = .bytes(
+            ByteBuffer(string: #"{"owner_id": "process-test", "context": "\#(context)", "context_id": "c-\#(UUID().uuidString.prefix(8))"}"#)
+        )
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
         let body = Array(try await response.body.collect(upTo: 1 << 20).readableBytesView)
         let json = (try JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] ?? [:]

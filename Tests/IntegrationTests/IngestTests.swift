@@ -1,6 +1,6 @@
 import Foundation
-import MediaTesting
 import MediaCore
+import MediaTesting
 import PostgresNIO
 import Testing
 
@@ -22,7 +22,10 @@ import Testing
 
     static func ingest(_ arguments: [String], state: URL) async throws -> Run {
         let (status, output) = try await TestStack.run(
-            TestStack.mediagwPath, ["ingest", "--progress", "lines", "--state", state.path] + arguments, environment: TestGateway.environment(try await Isolation.suite("Ingest")))
+            TestStack.mediagwPath,
+            ["ingest", "--progress", "lines", "--state", state.path] + arguments,
+            environment: TestGateway.environment(try await Isolation.suite("Ingest"))
+        )
         return Run(status: status, output: output, report: try report(for: state))
     }
 
@@ -44,7 +47,9 @@ import Testing
     /// Live media of an owner: (count, distinct content hashes, committed sets among theirs).
     static func stored(owner: String) async throws -> (media: Int, distinct: Int, uncommittedWithMedia: Int) {
         let database = try await Isolation.suite("Ingest").metadata.database
-        var media = 0, distinct = 0, uncommitted = 0
+        var media = 0
+        var distinct = 0
+        var uncommitted = 0
         for try await (count, hashes) in try await database.client.query(
             "SELECT count(*), count(DISTINCT sha256) FROM media WHERE owner_id = \(owner) AND state <> 'deleted'"
         ).decode((Int, Int).self) {
@@ -103,7 +108,12 @@ import Testing
 
         // the same command again: nothing new is stored, what was stored is skipped
         let again = try await Self.ingest([Corpus.root.path, "--owner", owner, "-j", "4"], state: state)
-        #expect(again.output.contains("ingested 0, skipped as already done \(run.report.values.filter { $0["outcome"] as? String == "ingested" }.count),"), "\(again.output)")
+        #expect(
+            again.output.contains(
+                "ingested 0, skipped as already done \(run.report.values.filter { $0["outcome"] as? String == "ingested" }.count),"
+            ),
+            "\(again.output)"
+        )
         #expect(try await Self.stored(owner: owner).media == run.report.values.filter { $0["outcome"] as? String == "ingested" }.count)
     }
 
@@ -114,7 +124,8 @@ import Testing
         let owner = "ingest-remote-\(UUID().uuidString.prefix(8))"
         let run = try await Self.ingest(
             [Corpus.root.path, "--owner", owner, "--gateway", gateway.baseURL, "--token", TestGateway.serviceToken, "-j", "4"],
-            state: scratch.appendingPathComponent("corpus.state.jsonl"))
+            state: scratch.appendingPathComponent("corpus.state.jsonl")
+        )
         await gateway.stop()
         try await Self.checkCorpusReport(run, owner: owner)
     }
@@ -133,7 +144,12 @@ import Testing
         let arguments = ["ingest", "--progress", "none", "--state", state.path, source.path, "--owner", owner, "-j", "2"]
 
         // killed with SIGKILL once part of the files are in
-        let pid = try TestStack.spawn(TestStack.mediagwPath, arguments, environment: TestGateway.environment(try await Isolation.suite("Ingest")), output: scratch.appendingPathComponent("first.out").path)
+        let pid = try TestStack.spawn(
+            TestStack.mediagwPath,
+            arguments,
+            environment: TestGateway.environment(try await Isolation.suite("Ingest")),
+            output: scratch.appendingPathComponent("first.out").path
+        )
         try await eventually {
             let text = (try? String(contentsOf: state, encoding: .utf8)) ?? ""
             return text.components(separatedBy: "\"type\":\"done\"").count - 1 >= 20
@@ -163,22 +179,26 @@ import Testing
         let other = Corpus.root.appendingPathComponent("images/progressive.jpg").path
         let csv = scratch.appendingPathComponent("rows.csv")
         try """
-            path,owner_id,context,context_id,private
-            \(photo),\(owner),post,post-1,false
-            "\(other)",\(owner),post,post-1,
-            missing/nothing-here.jpg,\(owner),post,post-2,false
-            \(photo),\(owner),newsletter,x,false
-            \(photo),bad owner!,post,post-3,false
-            \(photo),\(owner),post,post-4,maybe
-            \(photo),\(owner),post,post-5,false,extra
-            """.write(to: csv, atomically: true, encoding: .utf8)
+        path,owner_id,context,context_id,private
+        \(photo),\(owner),post,post-1,false
+        "\(other)",\(owner),post,post-1,
+        missing/nothing-here.jpg,\(owner),post,post-2,false
+        \(photo),\(owner),newsletter,x,false
+        \(photo),bad owner!,post,post-3,false
+        \(photo),\(owner),post,post-4,maybe
+        \(photo),\(owner),post,post-5,false,extra
+        """.write(to: csv, atomically: true, encoding: .utf8)
         let run = try await Self.ingest(["--manifest", csv.path], state: scratch.appendingPathComponent("rows.state.jsonl"))
         #expect(run.status == 1, "\(run.output)")
         let lines = try Self.reportLines(for: scratch.appendingPathComponent("rows.state.jsonl"))
         #expect(lines.count == 7, "one report line per row")
         let byOutcome = Dictionary(grouping: lines) { $0["outcome"] as? String ?? "" }
         #expect(byOutcome["ingested"]?.count == 2)
-        #expect(lines.contains { $0["path"] as? String == scratch.appendingPathComponent("missing/nothing-here.jpg").path && $0["code"] as? String == "file_not_found" })
+        #expect(
+            lines.contains {
+                $0["path"] as? String == scratch.appendingPathComponent("missing/nothing-here.jpg").path && $0["code"] as? String == "file_not_found"
+            }
+        )
         let badRows = lines.filter { $0["code"] as? String == "invalid_manifest_row" }
         #expect(badRows.compactMap { $0["line"] as? Int }.sorted() == [5, 6, 7, 8], "\(badRows)")
         #expect(try await Self.stored(owner: owner).media == 2)
@@ -187,7 +207,8 @@ import Testing
         let database = try await Isolation.suite("Ingest").metadata.database
         var sets = 0
         for try await count in try await database.client.query(
-            "SELECT count(*) FROM upload_sets WHERE owner_id = \(owner) AND context_id = 'post-1' AND state = 'committed'").decode(Int.self) {
+            "SELECT count(*) FROM upload_sets WHERE owner_id = \(owner) AND context_id = 'post-1' AND state = 'committed'"
+        ).decode(Int.self) {
             sets = count
         }
         #expect(sets == 1)
@@ -195,9 +216,9 @@ import Testing
         // JSON Lines, with a line that is not JSON
         let jsonl = scratch.appendingPathComponent("rows.jsonl")
         try """
-            {"path": "\(other)", "owner_id": "\(owner)", "context": "message", "context_id": "chat-1", "private": true}
-            not json at all
-            """.write(to: jsonl, atomically: true, encoding: .utf8)
+        {"path": "\(other)", "owner_id": "\(owner)", "context": "message", "context_id": "chat-1", "private": true}
+        not json at all
+        """.write(to: jsonl, atomically: true, encoding: .utf8)
         let second = try await Self.ingest(["--manifest", jsonl.path], state: scratch.appendingPathComponent("rows2.state.jsonl"))
         #expect(second.status == 1 && second.output.contains("ingested 1,"), "\(second.output)")
         #expect(second.report.values.contains { $0["code"] as? String == "invalid_manifest_row" && $0["line"] as? Int == 2 })
@@ -207,7 +228,10 @@ import Testing
         let scratch = try Self.scratch()
         defer { try? FileManager.default.removeItem(at: scratch) }
         let state = scratch.appendingPathComponent("x.state.jsonl")
-        for arguments in [[String](), ["/nonexistent-dir"], ["--manifest", "rows.txt"], [scratch.path, "--gateway", "http://127.0.0.1:1"], [scratch.path, "--context", "blog"]] {
+        for arguments in [
+            [String](), ["/nonexistent-dir"], ["--manifest", "rows.txt"], [scratch.path, "--gateway", "http://127.0.0.1:1"],
+            [scratch.path, "--context", "blog"],
+        ] {
             let run = try await Self.ingest(arguments, state: state)
             #expect(run.status == 2, "\(arguments): \(run.output)")
             #expect(run.output.split(separator: "\n").count == 1 && run.output.hasPrefix("mediagw: error:"), "\(arguments): \(run.output)")
@@ -218,7 +242,10 @@ import Testing
         let scratch = try Self.scratch()
         defer { try? FileManager.default.removeItem(at: scratch) }
         let owner = "ingest-dry-\(UUID().uuidString.prefix(8))"
-        let run = try await Self.ingest([Corpus.root.appendingPathComponent("images").path, "--owner", owner, "--dry-run"], state: scratch.appendingPathComponent("d.state.jsonl"))
+        let run = try await Self.ingest(
+            [Corpus.root.appendingPathComponent("images").path, "--owner", owner, "--dry-run"],
+            state: scratch.appendingPathComponent("d.state.jsonl")
+        )
         #expect(run.report.values.contains { $0["outcome"] as? String == "would_ingest" })
         #expect(!run.report.values.contains { $0["outcome"] as? String == "ingested" })
         #expect(try await Self.stored(owner: owner).media == 0)

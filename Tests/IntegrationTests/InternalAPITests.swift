@@ -1,7 +1,8 @@
 import Foundation
-import MediaTesting
 import MediaApp
 import MediaCore
+import MediaTesting
+import NIOHTTP1
 import Testing
 
 /// The internal API of the social modules through real HTTP, on the real stack.
@@ -53,7 +54,11 @@ import Testing
     ])
     func badSetRequestsAreRefusedWithInvalidRequest(_ body: String) async throws {
         let reply = try await gateway.request(
-            .POST, "/internal/v1/upload-sets", body: .bytes(.init(string: body)), headers: [("Content-Type", "application/json")])
+            .POST,
+            "/internal/v1/upload-sets",
+            body: .bytes(.init(string: body)),
+            headers: [("Content-Type", "application/json")]
+        )
         #expect(reply.status == 400)
         #expect(reply.errorCode == "invalid_request")
     }
@@ -188,8 +193,10 @@ import Testing
         let metrics = try await gateway.request(.GET, "/metrics", token: nil)
         #expect(metrics.status == 200)
         let text = metrics.text
-        for name in ["http_server_request_duration", "hb_requests", "mediagw_uploads_total", "mediagw_upload_bytes_total", "mediagw_http_received_bytes_total",
-                     "mediagw_rados_operation_duration_seconds", "mediagw_postgres_operation_duration_seconds"] {
+        for name in [
+            "http_server_request_duration", "hb_requests", "mediagw_uploads_total", "mediagw_upload_bytes_total", "mediagw_http_received_bytes_total",
+            "mediagw_rados_operation_duration_seconds", "mediagw_postgres_operation_duration_seconds",
+        ] {
             #expect(text.contains(name), "\(name)")
         }
         #expect(text.contains("/v1/upload-sets/{id}/media"))
@@ -208,5 +215,4 @@ enum HTTPMethodName: String {
     }
 }
 
-import NIOHTTP1
 typealias NIOHTTP1HTTPMethod = NIOHTTP1.HTTPMethod

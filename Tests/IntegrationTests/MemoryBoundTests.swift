@@ -38,15 +38,19 @@ import Testing
         let set = try await gateway.openSet()
         let connection = try RawConnection(gateway.baseURL)
         defer { connection.close() }
-        try await connection.send(Array("""
-            POST /v1/upload-sets/\(set.id)/media HTTP/1.1\r
-            Host: 127.0.0.1\r
-            Authorization: Bearer \(set.token)\r
-            Content-Type: multipart/form-data; boundary=b\r
-            Content-Length: \(50 << 20)\r
-            \r
+        try await connection.send(
+            Array(
+                """
+                POST /v1/upload-sets/\(set.id)/media HTTP/1.1\r
+                Host: 127.0.0.1\r
+                Authorization: Bearer \(set.token)\r
+                Content-Type: multipart/form-data; boundary=b\r
+                Content-Length: \(50 << 20)\r
+                \r
 
-            """.utf8))
+                """.utf8
+            )
+        )
         let answer = String(decoding: await connection.receiveAll(), as: UTF8.self)
         #expect(answer.hasPrefix("HTTP/1.1 413"), "\(answer.prefix(200))")
         #expect(answer.contains("request_too_large"))

@@ -1,8 +1,8 @@
 import AsyncHTTPClient
 import Crypto
 import Foundation
-import MediaTesting
 import MediaCore
+import MediaTesting
 import NIOCore
 import NIOHTTP1
 import PostgresNIO
@@ -18,7 +18,11 @@ import Testing
     }
 
     /// A corpus photo uploaded into a new set and processed; its media JSON.
-    func readyPhoto(context: String = "post", private isPrivate: Bool? = nil, file: String = "images/gps-nikon-coolpix-p6000-1.jpg") async throws -> [String: Any] {
+    func readyPhoto(
+        context: String = "post",
+        private isPrivate: Bool? = nil,
+        file: String = "images/gps-nikon-coolpix-p6000-1.jpg"
+    ) async throws -> [String: Any] {
         var body: [String: Any] = ["owner_id": "origin-\(UUID().uuidString.prefix(8))", "context": context, "context_id": "c1"]
         if let isPrivate { body["private"] = isPrivate }
         let created = try await gateway.request(.POST, "/internal/v1/upload-sets", json: body)
@@ -190,11 +194,17 @@ import Testing
         let media = try await readyPhoto(context: "message")
         let path = String((media["original_url"] as? String ?? "").prefix { $0 != "?" })
         let newSecret = Array(repeating: UInt8(42), count: 32)
-        let rotated = try await TestGateway.start(gateway.isolation, [
-            "MEDIAGW_URL_SIGNING_KEYS": "u2:\(Data(newSecret).base64EncodedString()),u1:\(Data(TestGateway.urlKeySecret).base64EncodedString())",
-            "MEDIAGW_WORKERS_IN_SERVE": "false",
-        ])
-        let old = URLSigner(keys: [try SigningKey(id: "u1", secret: TestGateway.urlKeySecret)]).sign(path: path, expiresAt: Date().addingTimeInterval(60))
+        let rotated = try await TestGateway.start(
+            gateway.isolation,
+            [
+                "MEDIAGW_URL_SIGNING_KEYS": "u2:\(Data(newSecret).base64EncodedString()),u1:\(Data(TestGateway.urlKeySecret).base64EncodedString())",
+                "MEDIAGW_WORKERS_IN_SERVE": "false",
+            ]
+        )
+        let old = URLSigner(keys: [try SigningKey(id: "u1", secret: TestGateway.urlKeySecret)]).sign(
+            path: path,
+            expiresAt: Date().addingTimeInterval(60)
+        )
         let served = try await rotated.request(.GET, "\(path)?\(old.query)", token: nil)
         let fresh = try await rotated.request(.GET, "/internal/v1/media/\(media["id"] as? String ?? "")")
         await rotated.stop()

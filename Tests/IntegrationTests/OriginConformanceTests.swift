@@ -1,14 +1,14 @@
 import Crypto
 import Foundation
-import MediaTesting
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import Logging
 import MediaCore
 import MediaHTTP
-import RadosStore
+import MediaTesting
 import NIOCore
+import RadosStore
 import Testing
 
 /// The conformance suite of the origin's GET path: every validator, conditional and range rule, checked
@@ -22,18 +22,36 @@ import Testing
         let content: [UInt8]
 
         /// Writes `content` and describes it as the origin would.
-        static func make(store: Objects, pool: String, content: [UInt8], cache: OriginCachePolicy, variesByAccept: Bool = false) async throws -> Fixture {
+        static func make(
+            store: Objects,
+            pool: String,
+            content: [UInt8],
+            cache: OriginCachePolicy,
+            variesByAccept: Bool = false
+        ) async throws -> Fixture {
             let location = ObjectLocation(pool: pool, key: uniqueKey("origin-conformance"))
             if content.isEmpty {
                 try await store.write(location, bytes: ByteBuffer(), mode: .createExclusive)
             } else {
-                _ = try await store.write(location, from: AsyncStream { $0.yield(ByteBuffer(bytes: content)); $0.finish() }, mode: .createExclusive)
+                _ = try await store.write(
+                    location,
+                    from: AsyncStream {
+                        $0.yield(ByteBuffer(bytes: content))
+                        $0.finish()
+                    },
+                    mode: .createExclusive
+                )
             }
             let object = OriginObject(
-                location: location, size: Int64(content.count), mime: "video/mp4",
+                location: location,
+                size: Int64(content.count),
+                mime: "video/mp4",
                 sha256: SHA256.hash(data: content).map { String(format: "%02x", $0) }.joined(),
-                lastModified: Date(timeIntervalSince1970: 1_790_000_000.75), cache: cache, variesByAccept: variesByAccept,
-                filename: "clip.mp4")
+                lastModified: Date(timeIntervalSince1970: 1_790_000_000.75),
+                cache: cache,
+                variesByAccept: variesByAccept,
+                filename: "clip.mp4"
+            )
             return Fixture(store: store, object: object, content: content)
         }
 
@@ -55,14 +73,25 @@ import Testing
 
     static let size = 3 * (1 << 20) + 123  // more than three RADOS read chunks
 
-    func fixture(cache: OriginCachePolicy = .publicImmutable(maxAge: 31_536_000), variesByAccept: Bool = false) async throws -> Fixture<RadosBlobStore> {
+    func fixture(
+        cache: OriginCachePolicy = .publicImmutable(maxAge: 31_536_000),
+        variesByAccept: Bool = false
+    ) async throws -> Fixture<RadosBlobStore> {
         try await Fixture.make(
-            store: try await Isolation.suite("OriginConformance").blobs, pool: try TestStack.pools().video,
-            content: patternBytes(count: Self.size, seed: 55), cache: cache, variesByAccept: variesByAccept)
+            store: try await Isolation.suite("OriginConformance").blobs,
+            pool: try TestStack.pools().video,
+            content: patternBytes(count: Self.size, seed: 55),
+            cache: cache,
+            variesByAccept: variesByAccept
+        )
     }
 
     /// GET `/object` with the given headers.
-    func get(_ client: any TestClientProtocol, _ headers: [(HTTPField.Name, String)] = [], method: HTTPRequest.Method = .get) async throws -> TestResponse {
+    func get(
+        _ client: any TestClientProtocol,
+        _ headers: [(HTTPField.Name, String)] = [],
+        method: HTTPRequest.Method = .get
+    ) async throws -> TestResponse {
         var fields = HTTPFields()
         for (name, value) in headers { fields[name] = value }
         return try await client.execute(uri: "/object", method: method, headers: fields)
@@ -184,7 +213,9 @@ import Testing
     @Test func ifModifiedSinceAnswers304UnlessTheObjectIsNewer() async throws {
         let fixture = try await fixture()
         try await fixture.withServer { client in
-            for date in ["Mon, 21 Sep 2026 14:13:20 GMT", "Tue, 22 Sep 2026 00:00:00 GMT", "Tuesday, 22-Sep-26 00:00:00 GMT", "Tue Sep 22 00:00:00 2026"] {
+            for date in [
+                "Mon, 21 Sep 2026 14:13:20 GMT", "Tue, 22 Sep 2026 00:00:00 GMT", "Tuesday, 22-Sep-26 00:00:00 GMT", "Tue Sep 22 00:00:00 2026",
+            ] {
                 do {
                     let status = try await get(client, [(.ifModifiedSince, date)]).status
                     #expect(status == .notModified, "\(date)")
@@ -264,7 +295,8 @@ import Testing
                 let head = try await get(client, headers, method: .head)
                 #expect(head.status == full.status, "\(headers)")
                 #expect(head.body.readableBytes == 0)
-                var getFields = full.headers, headFields = head.headers
+                var getFields = full.headers
+                var headFields = head.headers
                 getFields[.date] = nil
                 headFields[.date] = nil
                 #expect(headFields == getFields, "\(headers)")

@@ -1,7 +1,7 @@
 import Foundation
-import MediaTesting
 import Logging
 import MediaCore
+import MediaTesting
 import PostgresMetadata
 import PostgresNIO
 import Testing
@@ -43,7 +43,9 @@ import Testing
             let tables = try await database.client.query(
                 "SELECT table_name FROM information_schema.tables WHERE table_schema = \(database.configuration.schema) ORDER BY 1"
             ).decode(String.self).reduce(into: [String]()) { $0.append($1) }
-            #expect(tables == ["jobs", "media", "media_audio", "media_photo", "media_video", "outbox", "renditions", "schema_migrations", "upload_sets"])
+            #expect(
+                tables == ["jobs", "media", "media_audio", "media_photo", "media_video", "outbox", "renditions", "schema_migrations", "upload_sets"]
+            )
         }
     }
 
@@ -58,7 +60,9 @@ import Testing
                 WHERE p.relname = 'media' AND n.nspname = \(database.configuration.schema) ORDER BY 1
                 """
             ).decode((String, String).self).reduce(into: [String]()) { $0.append("\($1.0) \($1.1)") }
-            #expect(partitions == ["media_audio FOR VALUES IN ('audio')", "media_photo FOR VALUES IN ('photo')", "media_video FOR VALUES IN ('video')"])
+            #expect(
+                partitions == ["media_audio FOR VALUES IN ('audio')", "media_photo FOR VALUES IN ('photo')", "media_video FOR VALUES IN ('video')"]
+            )
         }
     }
 

@@ -1,6 +1,6 @@
 import Foundation
-import MediaTesting
 import MediaCore
+import MediaTesting
 import NIOCore
 import PostgresNIO
 import Testing
@@ -14,9 +14,13 @@ import Testing
     }
 
     /// Valid files this libvips cannot decode (see VipsImageProcessorTests) end failed, like broken ones.
-    static let undecodableHere: Set = ["images/edge-jpeg-12bit.jpg", "images/edge-jpeg-lossless-sof3.jpg",
-                                       "images/avif-animated.avifs", "images/avif-irot-rotate90.avif"]
-    static let validUnderAWrongName: Set = ["bad-images/wrong-ext-heic-named.jpg", "bad-images/wrong-ext-jpeg-named.png", "bad-images/wrong-ext-png-named.jpg"]
+    static let undecodableHere: Set = [
+        "images/edge-jpeg-12bit.jpg", "images/edge-jpeg-lossless-sof3.jpg",
+        "images/avif-animated.avifs", "images/avif-irot-rotate90.avif",
+    ]
+    static let validUnderAWrongName: Set = [
+        "bad-images/wrong-ext-heic-named.jpg", "bad-images/wrong-ext-jpeg-named.png", "bad-images/wrong-ext-png-named.jpg",
+    ]
 
     /// What processing must make of every corpus file the upload accepts.
     static func expectedState(_ path: String) -> String {

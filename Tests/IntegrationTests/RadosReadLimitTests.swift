@@ -1,6 +1,6 @@
 import Foundation
-import MediaTesting
 import MediaCore
+import MediaTesting
 import NIOCore
 import RadosStore
 import Testing

@@ -1,6 +1,6 @@
 import Foundation
-import MediaTesting
 import MediaCore
+import MediaTesting
 import NIOCore
 import PostgresMetadata
 import PostgresNIO
@@ -13,7 +13,9 @@ import Testing
         let slice = try await Isolation.suite("ReconcilerOrphans")
         let (metadata, blobs, ledger, pools) = (slice.metadata, slice.blobs, slice.ledger, slice.pools)
         let threeHoursAgo = Date().addingTimeInterval(-3 * 3600)
-        let set = try await metadata.createUploadSet(NewUploadSet(ownerID: "rec", context: .post, contextID: "c", expiresAt: Date().addingTimeInterval(3600)))
+        let set = try await metadata.createUploadSet(
+            NewUploadSet(ownerID: "rec", context: .post, contextID: "c", expiresAt: Date().addingTimeInterval(3600))
+        )
 
         // a crash between the Ceph write and the commit: entry and object, no row
         let orphanID = MediaID.generate()
@@ -28,7 +30,9 @@ import Testing
         try await blobs.write(kept, bytes: ByteBuffer(string: "kept"), mode: .createExclusive)
         _ = try await metadata.recordUpload(
             NewMedia(id: keptID, kind: .photo, ownerID: "rec", uploadSetID: set.id, size: 4, sha256: "00", mime: "image/jpeg", location: kept),
-            maxCount: 5, now: Date())
+            maxCount: 5,
+            now: Date()
+        )
 
         // an upload still streaming: young entry, object, no row yet
         let youngID = MediaID.generate()

@@ -26,7 +26,12 @@ final class TestGateway: Sendable {
     private let runner: Task<Void, any Error>
 
     private init(
-        baseURL: String, signer: UploadTokenSigner, routeTable: [String], isolation: Isolation, group: ServiceGroup, runner: Task<Void, any Error>
+        baseURL: String,
+        signer: UploadTokenSigner,
+        routeTable: [String],
+        isolation: Isolation,
+        group: ServiceGroup,
+        runner: Task<Void, any Error>
     ) {
         self.baseURL = baseURL
         self.signer = signer
@@ -77,8 +82,13 @@ final class TestGateway: Sendable {
         var iterator = portStream.makeAsyncIterator()
         guard let port = await iterator.next() else { throw ConfigurationError("the test gateway did not start") }
         return TestGateway(
-            baseURL: "http://127.0.0.1:\(port)", signer: UploadTokenSigner(keys: [try SigningKey(id: "t1", secret: keySecret)]),
-            routeTable: gateway.routes.routes, isolation: isolation, group: gateway.serviceGroup, runner: runner)
+            baseURL: "http://127.0.0.1:\(port)",
+            signer: UploadTokenSigner(keys: [try SigningKey(id: "t1", secret: keySecret)]),
+            routeTable: gateway.routes.routes,
+            isolation: isolation,
+            group: gateway.serviceGroup,
+            runner: runner
+        )
     }
 
     /// Graceful shutdown, then waits for the service group to finish.
@@ -99,7 +109,12 @@ final class TestGateway: Sendable {
         var text: String { String(decoding: body, as: UTF8.self) }
 
         /// Uploads files in one multipart request to the gateway at `baseURL`.
-        static func upload(_ baseURL: String, _ set: OpenedSet, _ files: [(filename: String?, bytes: [UInt8])], token: String? = nil) async throws -> Reply {
+        static func upload(
+            _ baseURL: String,
+            _ set: OpenedSet,
+            _ files: [(filename: String?, bytes: [UInt8])],
+            token: String? = nil
+        ) async throws -> Reply {
             let boundary = "test-\(UUID().uuidString)"
             var request = HTTPClientRequest(url: baseURL + "/v1/upload-sets/\(set.id)/media")
             request.method = .POST
@@ -113,8 +128,12 @@ final class TestGateway: Sendable {
     }
 
     func request(
-        _ method: HTTPMethod, _ path: String, token: String? = TestGateway.serviceToken, json: Any? = nil,
-        body: HTTPClientRequest.Body? = nil, headers: [(String, String)] = []
+        _ method: HTTPMethod,
+        _ path: String,
+        token: String? = TestGateway.serviceToken,
+        json: Any? = nil,
+        body: HTTPClientRequest.Body? = nil,
+        headers: [(String, String)] = []
     ) async throws -> Reply {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
@@ -140,7 +159,11 @@ final class TestGateway: Sendable {
     }
 
     func openSet(context: String = "post", owner: String = "owner-\(UUID().uuidString.prefix(8))") async throws -> OpenedSet {
-        let reply = try await request(.POST, "/internal/v1/upload-sets", json: ["owner_id": owner, "context": context, "context_id": "ctx-\(UUID().uuidString.prefix(8))"])
+        let reply = try await request(
+            .POST,
+            "/internal/v1/upload-sets",
+            json: ["owner_id": owner, "context": context, "context_id": "ctx-\(UUID().uuidString.prefix(8))"]
+        )
         #expect(reply.status == 201, "\(reply.text)")
         let json = reply.json
         return OpenedSet(id: json["id"] as? String ?? "", token: json["upload_token"] as? String ?? "", raw: reply.body)

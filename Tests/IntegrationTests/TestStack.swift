@@ -75,8 +75,13 @@ enum TestStack {
 
     /// `run`, with how long the program ran (from its start to its exit, measured on the waiting thread, so
     /// that a busy cooperative pool does not add to it).
-    static func runTimed(_ program: String, _ arguments: [String], environment: [String: String]? = nil) async throws
-        -> (status: Int32, output: String, duration: Duration) {
+    static func runTimed(
+        _ program: String,
+        _ arguments: [String],
+        environment: [String: String]? = nil
+    ) async throws
+        -> (status: Int32, output: String, duration: Duration)
+    {
         let output = OutputFile()
         defer { output.remove() }
         let started = ContinuousClock.now
@@ -85,7 +90,8 @@ enum TestStack {
     }
 
     /// `run`, blocking the calling thread: only for synchronous contexts (a `defer`).
-    static func runBlocking(_ program: String, _ arguments: [String], environment: [String: String]? = nil) throws -> (status: Int32, output: String) {
+    static func runBlocking(_ program: String, _ arguments: [String], environment: [String: String]? = nil) throws -> (status: Int32, output: String)
+    {
         let output = OutputFile()
         defer { output.remove() }
         let status = wait(try spawn(program, arguments, environment: environment, output: output.path))
@@ -118,7 +124,7 @@ enum TestStack {
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
         let argv = ([program] + arguments).map { strdup($0) } + [nil]
         let envp = (environment ?? self.environment).map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { (argv + envp).forEach { free($0) } }
+        defer { for pointer in argv + envp { free(pointer) } }
         var pid = pid_t()
         let spawned = posix_spawn(&pid, program, &actions, nil, argv, envp)
         guard spawned == 0 else { throw TestFailure("cannot run \(program): \(String(cString: strerror(spawned)))") }
@@ -181,7 +187,10 @@ final class Isolation: Sendable {
         environment["MEDIAGW_CEPH_NAMESPACE"] = name
         let reader = EnvironmentReader(environment)
         let runtime = try await MediaRuntime.connect(
-            storage: try StorageConfiguration(environment: reader), database: try PostgresConfiguration(environment: reader), logger: TestStack.logger)
+            storage: try StorageConfiguration(environment: reader),
+            database: try PostgresConfiguration(environment: reader),
+            logger: TestStack.logger
+        )
         let services = runtime.services
         Task.detached {
             try await ServiceGroup(configuration: .init(services: services, logger: TestStack.logger)).run()

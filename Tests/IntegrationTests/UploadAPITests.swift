@@ -1,8 +1,8 @@
 import AsyncHTTPClient
 import Crypto
 import Foundation
-import MediaTesting
 import MediaCore
+import MediaTesting
 import NIOCore
 import Testing
 
@@ -87,7 +87,10 @@ import Testing
             for index in 0..<16 {
                 group.addTask {
                     let set = try await gateway.openSet()
-                    return try await gateway.upload(set, [("a.jpg", fakeJPEG(300_000, seed: UInt64(100 + index))), ("b.jpg", fakeJPEG(200_000, seed: 7))]).status
+                    return try await gateway.upload(
+                        set,
+                        [("a.jpg", fakeJPEG(300_000, seed: UInt64(100 + index))), ("b.jpg", fakeJPEG(200_000, seed: 7))]
+                    ).status
                 }
             }
             return try await group.reduce(into: [Int]()) { $0.append($1) }
@@ -107,11 +110,14 @@ import Testing
 
     @Test func aRefusedPartDoesNotUndoTheStoredOnes() async throws {
         let set = try await gateway.openSet()
-        let reply = try await gateway.upload(set, [
-            ("one.jpg", try Corpus.bytes("images/orientation-1.jpg")),
-            ("drawing.svg", try Corpus.bytes("images/svg-inkscape.svg")),
-            ("clip.mov", try Corpus.bytes("video/mov-h264.mov")),
-        ])
+        let reply = try await gateway.upload(
+            set,
+            [
+                ("one.jpg", try Corpus.bytes("images/orientation-1.jpg")),
+                ("drawing.svg", try Corpus.bytes("images/svg-inkscape.svg")),
+                ("clip.mov", try Corpus.bytes("video/mov-h264.mov")),
+            ]
+        )
         #expect(reply.status == 415)
         let results = reply.json["media"] as? [[String: Any]] ?? []
         #expect(results.map { $0["part"] as? Int } == [1, 2, 3])
@@ -187,8 +193,12 @@ import Testing
         let set = try await gateway.openSet()
         for contentType in ["application/json", "multipart/form-data", "multipart/form-data; boundary=\"\""] {
             let reply = try await gateway.request(
-                .POST, "/v1/upload-sets/\(set.id)/media", token: set.token, body: .bytes(ByteBuffer(string: "{}")),
-                headers: [("Content-Type", contentType)])
+                .POST,
+                "/v1/upload-sets/\(set.id)/media",
+                token: set.token,
+                body: .bytes(ByteBuffer(string: "{}")),
+                headers: [("Content-Type", contentType)]
+            )
             #expect(reply.status == 400, "\(contentType)")
             #expect(reply.errorCode == "malformed_multipart")
         }
@@ -200,8 +210,12 @@ import Testing
         var body = Array(Multipart.partHeader(index: 0, filename: "whole.jpg", boundary: boundary).utf8) + fakeJPEG(20_000) + Array("\r\n".utf8)
         body += Array(Multipart.partHeader(index: 1, filename: "cut.jpg", boundary: boundary).utf8) + fakeJPEG(30_000)
         let reply = try await gateway.request(
-            .POST, "/v1/upload-sets/\(set.id)/media", token: set.token, body: .bytes(ByteBuffer(bytes: body)),
-            headers: [("Content-Type", "multipart/form-data; boundary=\(boundary)")])
+            .POST,
+            "/v1/upload-sets/\(set.id)/media",
+            token: set.token,
+            body: .bytes(ByteBuffer(bytes: body)),
+            headers: [("Content-Type", "multipart/form-data; boundary=\(boundary)")]
+        )
         #expect(reply.status == 400)
         #expect(reply.errorCode == "malformed_multipart")
         let results = reply.json["media"] as? [[String: Any]] ?? []
@@ -226,18 +240,28 @@ import Testing
         let reply = try await gateway.upload(set, files)
         #expect(reply.status == 413 || reply.status == 415, "\(reply.text.prefix(300))")
         #expect(reply.errorCode == "too_many_parts" || reply.errorCode == "unsupported_media_type")
-        #expect((reply.json["media"] as? [[String: Any]])?.contains { ($0["error"] as? [String: Any])?["code"] as? String == "too_many_parts" } == true)
+        #expect(
+            (reply.json["media"] as? [[String: Any]])?.contains { ($0["error"] as? [String: Any])?["code"] as? String == "too_many_parts" } == true
+        )
         #expect(try await gateway.request(.GET, "/healthz").status == 200)
     }
 
     @Test func hugePartHeadersAreRefused() async throws {
         let set = try await gateway.openSet()
         let boundary = "hdr"
-        let body = Array("--\(boundary)\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.jpg\"\r\nX-Padding: \(String(repeating: "p", count: 40_000))\r\n\r\n".utf8)
+        let body =
+            Array(
+                "--\(boundary)\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.jpg\"\r\nX-Padding: \(String(repeating: "p", count: 40_000))\r\n\r\n"
+                    .utf8
+            )
             + fakeJPEG(100) + Array("\r\n--\(boundary)--\r\n".utf8)
         let reply = try await gateway.request(
-            .POST, "/v1/upload-sets/\(set.id)/media", token: set.token, body: .bytes(ByteBuffer(bytes: body)),
-            headers: [("Content-Type", "multipart/form-data; boundary=\(boundary)")])
+            .POST,
+            "/v1/upload-sets/\(set.id)/media",
+            token: set.token,
+            body: .bytes(ByteBuffer(bytes: body)),
+            headers: [("Content-Type", "multipart/form-data; boundary=\(boundary)")]
+        )
         #expect(reply.status == 431)
         #expect(reply.errorCode == "header_too_large")
         #expect(try await gateway.request(.GET, "/healthz").status == 200)
@@ -249,15 +273,19 @@ import Testing
         // (An HTTP client's cancellation need not close its connection at once; this test is about the server.)
         let boundary = "cancel"
         let connection = try RawConnection(gateway.baseURL)
-        try await connection.send(Array("""
-            POST /v1/upload-sets/\(set.id)/media HTTP/1.1\r
-            Host: 127.0.0.1\r
-            Authorization: Bearer \(set.token)\r
-            Content-Type: multipart/form-data; boundary=\(boundary)\r
-            Content-Length: \(8 << 20)\r
-            \r
-            \(Multipart.partHeader(index: 0, filename: "slow.mp4", boundary: boundary))
-            """.utf8) + (try fakeMP4(3 << 20)))
+        try await connection.send(
+            Array(
+                """
+                POST /v1/upload-sets/\(set.id)/media HTTP/1.1\r
+                Host: 127.0.0.1\r
+                Authorization: Bearer \(set.token)\r
+                Content-Type: multipart/form-data; boundary=\(boundary)\r
+                Content-Length: \(8 << 20)\r
+                \r
+                \(Multipart.partHeader(index: 0, filename: "slow.mp4", boundary: boundary))
+                """.utf8
+            ) + (try fakeMP4(3 << 20))
+        )
         // the object exists (its first megabytes are written) while the part still streams
         try await eventually { try await gateway.listObjects(pool: TestStack.pools().video, prefix: "\(set.id)/").count == 1 }
         connection.close()

@@ -16,7 +16,9 @@ import Testing
         }
     }
 
-    @Test(arguments: [("10", Duration.seconds(10)), ("2.5s", .milliseconds(2500)), ("500ms", .milliseconds(500)), ("24h", .seconds(86_400)), ("1.5m", .seconds(90))])
+    @Test(arguments: [
+        ("10", Duration.seconds(10)), ("2.5s", .milliseconds(2500)), ("500ms", .milliseconds(500)), ("24h", .seconds(86_400)), ("1.5m", .seconds(90)),
+    ])
     func durationsAcceptUnits(_ raw: String, _ expected: Duration) throws {
         #expect(try EnvironmentReader(["T": raw]).duration("T", default: .zero) == expected)
     }

@@ -19,7 +19,8 @@ import Testing
 
     func openSet() async throws -> UploadSet {
         try await stores.metadata.createUploadSet(
-            NewUploadSet(ownerID: "owner", context: .post, contextID: "post-1", expiresAt: clock.now.addingTimeInterval(86400)))
+            NewUploadSet(ownerID: "owner", context: .post, contextID: "post-1", expiresAt: clock.now.addingTimeInterval(86400))
+        )
     }
 
     func uploads(_ faults: FaultInjection = .none) -> UploadService<MemoryStores> {
@@ -109,7 +110,14 @@ import Testing
 
         // worker A writes the renditions and dies before it commits them
         let plan = FaultPlan.crash(at: .jobProcessed)
-        let doomed = JobRunner(storage: stores, processing: processor(), settings: settings, clock: clock.clock, faults: plan.injection, logger: quietLogger)
+        let doomed = JobRunner(
+            storage: stores,
+            processing: processor(),
+            settings: settings,
+            clock: clock.clock,
+            faults: plan.injection,
+            logger: quietLogger
+        )
         Task { _ = try? await doomed.runOne() }
         await plan.reached()
         #expect(try await stores.metadata.media(media.id)?.state == .processing)
@@ -124,7 +132,9 @@ import Testing
         #expect(try await survivor.runOne() == true)
         let ready = try #require(try await stores.metadata.media(media.id))
         #expect(ready.state == .ready)
-        #expect(try await stores.metadata.renditions(of: media.id).map(\.location).sorted { $0.key < $1.key } == renditions.sorted { $0.key < $1.key })
+        #expect(
+            try await stores.metadata.renditions(of: media.id).map(\.location).sorted { $0.key < $1.key } == renditions.sorted { $0.key < $1.key }
+        )
 
         // A's entries (an earlier hour) are left; the reconciler finds their rows and only clears them
         try await eventually { stores.ledger.entries.count == 2 }
@@ -163,8 +173,14 @@ import Testing
 
     func processor() -> MediaProcessor<InMemoryBlobStore, InMemoryPendingLedger, FixedImages, NoTranscoder> {
         MediaProcessor(
-            blobs: stores.blobs, ledger: stores.ledger, images: FixedImages(), transcoder: NoTranscoder(), pools: pools,
-            settings: ProcessingSettings(), logger: quietLogger)
+            blobs: stores.blobs,
+            ledger: stores.ledger,
+            images: FixedImages(),
+            transcoder: NoTranscoder(),
+            pools: pools,
+            settings: ProcessingSettings(),
+            logger: quietLogger
+        )
     }
 }
 
@@ -172,11 +188,17 @@ import Testing
 struct FixedImages: ImageProcessor {
     func derive(encoded bytes: [UInt8], settings: PhotoSettings, prefix: String) async throws(ProcessingError) -> PhotoDerivation {
         PhotoDerivation(
-            width: 640, height: 480, orientation: 1, frames: 1, blurHash: "L00000fQfQfQfQfQfQfQfQfQfQfQ", dominantColor: "#000000",
+            width: 640,
+            height: 480,
+            orientation: 1,
+            frames: 1,
+            blurHash: "L00000fQfQfQfQfQfQfQfQfQfQfQ",
+            dominantColor: "#000000",
             renditions: [
                 EncodedImage(name: "\(prefix)w160.jpg", mime: "image/jpeg", width: 160, height: 120, bytes: fakeJPEG(900)),
                 EncodedImage(name: "\(prefix)w160.webp", mime: "image/webp", width: 160, height: 120, bytes: Array("RIFF0000WEBPVP8 ".utf8)),
-            ])
+            ]
+        )
     }
 
     func derive(frame: RGBFrame, settings: PhotoSettings, prefix: String) async throws(ProcessingError) -> PhotoDerivation {
@@ -188,13 +210,23 @@ struct FixedImages: ImageProcessor {
 
 /// A transcoder for tests of photos only.
 struct NoTranscoder: Transcoder {
-    func transcodeVideo(_ input: [UInt8], settings: TranscodeSettings, workDirectory: String, deadline: Date) async throws(ProcessingError)
+    func transcodeVideo(
+        _ input: [UInt8],
+        settings: TranscodeSettings,
+        workDirectory: String,
+        deadline: Date
+    ) async throws(ProcessingError)
         -> VideoResult
     {
         throw ProcessingError(.unsupported, "no video in these tests")
     }
 
-    func transcodeAudio(_ input: [UInt8], settings: TranscodeSettings, workDirectory: String, deadline: Date) async throws(ProcessingError)
+    func transcodeAudio(
+        _ input: [UInt8],
+        settings: TranscodeSettings,
+        workDirectory: String,
+        deadline: Date
+    ) async throws(ProcessingError)
         -> AudioResult
     {
         throw ProcessingError(.unsupported, "no audio in these tests")

@@ -31,7 +31,9 @@ import Testing
         #expect(MediaID(id.description.uppercased()) == id)
     }
 
-    @Test(arguments: ["", "not-a-uuid", "0192f1d2-7c1a-7000-8000-00000000000", "{0192f1d2-7c1a-7000-8000-000000000000}", "0192f1d2-7c1a-7000-8000-000000000000 "])
+    @Test(arguments: [
+        "", "not-a-uuid", "0192f1d2-7c1a-7000-8000-00000000000", "{0192f1d2-7c1a-7000-8000-000000000000}", "0192f1d2-7c1a-7000-8000-000000000000 ",
+    ])
     func malformedIdsAreRejected(_ text: String) {
         #expect(MediaID(text) == nil)
     }

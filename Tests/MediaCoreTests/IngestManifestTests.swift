@@ -1,6 +1,5 @@
 import MediaCore
 import MediaIngest
-import MediaIngest
 import Testing
 
 @Suite struct IngestManifestTests {
@@ -16,7 +15,9 @@ import Testing
         #expect(errors.isEmpty)
         #expect(items.map(\.path) == ["a.jpg", "dir, with comma/b.jpg", "say \"cheese\".jpg"])
         #expect(items[0].destination == IngestDestination(ownerID: "u1", context: .post, contextID: "p1", isPrivate: false))
-        #expect(items[1].destination.isPrivate && items[1].destination.key == items[0].destination.key.replacingOccurrences(of: "public", with: "private"))
+        #expect(
+            items[1].destination.isPrivate && items[1].destination.key == items[0].destination.key.replacingOccurrences(of: "public", with: "private")
+        )
         #expect(items[2].destination.context == .message)
     }
 

@@ -123,12 +123,14 @@ import Testing
         #expect(MediaSniffer.sniff(data) == Self.expected[path]!, "\(path)")
     }
 
-    @Test(arguments: [
-        ([0xFF, 0xFB, 0x90, 0x64], SniffedType(kind: .audio, mime: "audio/mpeg")),  // MPEG-1 layer III frame
-        ([0xFF, 0xF9, 0x50, 0x80], SniffedType(kind: .audio, mime: "audio/aac")),   // MPEG-2 ADTS
-        ([0xFF, 0xFB, 0xF0, 0x64], nil),                                          // bitrate index 15: not a frame
-        ([0xFF, 0xD8], nil),                                                      // too short for JPEG's magic
-    ] as [([UInt8], SniffedType?)])
+    @Test(
+        arguments: [
+            ([0xFF, 0xFB, 0x90, 0x64], SniffedType(kind: .audio, mime: "audio/mpeg")),  // MPEG-1 layer III frame
+            ([0xFF, 0xF9, 0x50, 0x80], SniffedType(kind: .audio, mime: "audio/aac")),  // MPEG-2 ADTS
+            ([0xFF, 0xFB, 0xF0, 0x64], nil),  // bitrate index 15: not a frame
+            ([0xFF, 0xD8], nil),  // too short for JPEG's magic
+        ] as [([UInt8], SniffedType?)]
+    )
     func frameHeadersAreCheckedFieldByField(_ bytes: [UInt8], _ expected: SniffedType?) {
         #expect(MediaSniffer.sniff(bytes) == expected)
     }

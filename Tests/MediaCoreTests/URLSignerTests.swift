@@ -37,8 +37,10 @@ import Testing
         notBase64.signature = "%%%"
         var negative = good
         negative.expires = "-5"
-        for (signature, signedPath) in [(later, path), (otherKey, path), (flipped, path), (notBase64, path), (negative, path),
-                                        (good, path.replacingOccurrences(of: "w320", with: "w1280")), (good, path + "x")] {
+        for (signature, signedPath) in [
+            (later, path), (otherKey, path), (flipped, path), (notBase64, path), (negative, path),
+            (good, path.replacingOccurrences(of: "w320", with: "w1280")), (good, path + "x"),
+        ] {
             do {
                 _ = try signer.verify(signature, path: signedPath, now: now)
                 Issue.record("\(signature) verified for \(signedPath)")
@@ -60,7 +62,9 @@ import Testing
 @Suite struct OriginTargetTests {
     @Test func originalsAreNamedOriginalWithOneExtension() {
         #expect(OriginTarget.parse(file: "original.jpg") == .original(fileExtension: "jpg"))
-        for file in ["original", "original.", "original.tar.gz", "copy.jpg", "original.j/g", "original.%2e", "original." + String(repeating: "a", count: 80)] {
+        for file in [
+            "original", "original.", "original.tar.gz", "copy.jpg", "original.j/g", "original.%2e", "original." + String(repeating: "a", count: 80),
+        ] {
             #expect(OriginTarget.parse(file: file) == nil, "\(file)")
         }
     }

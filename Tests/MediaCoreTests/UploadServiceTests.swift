@@ -17,7 +17,9 @@ import Testing
     }
 
     func openSet(_ context: UploadContext = .post) async throws -> UploadSet {
-        try await stores.metadata.createUploadSet(NewUploadSet(ownerID: "owner", context: context, contextID: "c", expiresAt: Date().addingTimeInterval(3600)))
+        try await stores.metadata.createUploadSet(
+            NewUploadSet(ownerID: "owner", context: context, contextID: "c", expiresAt: Date().addingTimeInterval(3600))
+        )
     }
 
     func code(_ body: () async throws -> Void) async -> MediaError.Code? {
@@ -50,7 +52,10 @@ import Testing
 
     @Test func theTypeComesFromTheBytesAndAnUnsupportedFileStoresNothing() async throws {
         let set = try await openSet()
-        #expect(await code { _ = try await uploads.storeOriginal([ByteBuffer(string: "<svg xmlns=\"http://www.w3.org/2000/svg\"/>")].async, into: set) } == .unsupportedMediaType)
+        #expect(
+            await code { _ = try await uploads.storeOriginal([ByteBuffer(string: "<svg xmlns=\"http://www.w3.org/2000/svg\"/>")].async, into: set) }
+                == .unsupportedMediaType
+        )
         #expect(await code { _ = try await uploads.storeOriginal([ByteBuffer]().async, into: set) } == .invalidRequest)
         #expect(stores.blobs.locations.isEmpty && stores.ledger.entries.isEmpty)
         let media = try await uploads.storeOriginal([ByteBuffer(bytes: fakeJPEG(5000))].async, into: set)
@@ -106,9 +111,21 @@ import Testing
         let set = try await openSet()
         let other = try await openSet()
         #expect(try await uploads.authorize(UploadGrant(uploadSetID: set.id, ownerID: "owner", expiresAt: .distantFuture), for: set.id).id == set.id)
-        #expect(await code { _ = try await uploads.authorize(UploadGrant(uploadSetID: other.id, ownerID: "owner", expiresAt: .distantFuture), for: set.id) } == .forbidden)
-        #expect(await code { _ = try await uploads.authorize(UploadGrant(uploadSetID: set.id, ownerID: "intruder", expiresAt: .distantFuture), for: set.id) } == .forbidden)
+        #expect(
+            await code {
+                _ = try await uploads.authorize(UploadGrant(uploadSetID: other.id, ownerID: "owner", expiresAt: .distantFuture), for: set.id)
+            } == .forbidden
+        )
+        #expect(
+            await code {
+                _ = try await uploads.authorize(UploadGrant(uploadSetID: set.id, ownerID: "intruder", expiresAt: .distantFuture), for: set.id)
+            } == .forbidden
+        )
         let unknown = UploadSetID.generate()
-        #expect(await code { _ = try await uploads.authorize(UploadGrant(uploadSetID: unknown, ownerID: "owner", expiresAt: .distantFuture), for: unknown) } == .notFound)
+        #expect(
+            await code {
+                _ = try await uploads.authorize(UploadGrant(uploadSetID: unknown, ownerID: "owner", expiresAt: .distantFuture), for: unknown)
+            } == .notFound
+        )
     }
 }

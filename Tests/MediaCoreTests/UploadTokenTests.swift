@@ -55,7 +55,9 @@ import Testing
         let secret = Data(repeating: 1, count: 32).base64EncodedString()
         let keys = try SigningKey.parseList("a:\(secret), b:\(secret)", variable: "X")
         #expect(keys.map(\.id) == ["a", "b"])
-        #expect(throws: ConfigurationError.self) { try SigningKey.parseList("a:\(Data(repeating: 1, count: 8).base64EncodedString())", variable: "X") }
+        #expect(throws: ConfigurationError.self) {
+            try SigningKey.parseList("a:\(Data(repeating: 1, count: 8).base64EncodedString())", variable: "X")
+        }
         #expect(throws: ConfigurationError.self) { try SigningKey.parseList("a:\(secret),a:\(secret)", variable: "X") }
         #expect(throws: ConfigurationError.self) { try SigningKey.parseList("nocolon", variable: "X") }
     }

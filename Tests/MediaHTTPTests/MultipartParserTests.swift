@@ -1,7 +1,8 @@
 import MediaCore
-@testable import MediaHTTP
 import NIOCore
 import Testing
+
+@testable import MediaHTTP
 
 /// A parsed part: its headers and its body bytes glued together.
 struct ParsedPart: Equatable {
@@ -10,7 +11,12 @@ struct ParsedPart: Equatable {
 }
 
 /// Feeds `body` to a parser in the given chunk sizes and collects the parts.
-func parse(_ body: [UInt8], boundary: String = "XyZ-boundary", chunks: [Int]? = nil, limits: MultipartLimits = MultipartLimits(maxParts: 100)) throws -> [ParsedPart] {
+func parse(
+    _ body: [UInt8],
+    boundary: String = "XyZ-boundary",
+    chunks: [Int]? = nil,
+    limits: MultipartLimits = MultipartLimits(maxParts: 100)
+) throws -> [ParsedPart] {
     var parser = try MultipartParser(boundary: boundary, limits: limits)
     var events: [MultipartEvent] = []
     var offset = 0
@@ -32,7 +38,12 @@ func parse(_ body: [UInt8], boundary: String = "XyZ-boundary", chunks: [Int]? = 
     return parts
 }
 
-func multipart(_ parts: [(name: String, filename: String?, body: [UInt8])], boundary: String = "XyZ-boundary", preamble: String = "", epilogue: String = "") -> [UInt8] {
+func multipart(
+    _ parts: [(name: String, filename: String?, body: [UInt8])],
+    boundary: String = "XyZ-boundary",
+    preamble: String = "",
+    epilogue: String = ""
+) -> [UInt8] {
     var out = Array(preamble.utf8)
     for (index, part) in parts.enumerated() {
         out += Array(((index == 0 && preamble.isEmpty) ? "--\(boundary)\r\n" : "\r\n--\(boundary)\r\n").utf8)
@@ -61,9 +72,11 @@ func multipart(_ parts: [(name: String, filename: String?, body: [UInt8])], boun
         var rng = SystemRandomNumberGenerator()
         let tricky = Array("\r\r\n\r\n-\r\n--\r\n--XyZ-boundar\r\n--XyZ-boundaryX".utf8)
         for round in 0..<200 {
-            let bodies = (0..<3).map { _ in (0..<Int.random(in: 0...300, using: &rng)).map { _ in
-                Bool.random(using: &rng) ? tricky.randomElement(using: &rng)! : UInt8.random(in: 0...255, using: &rng)
-            } }
+            let bodies = (0..<3).map { _ in
+                (0..<Int.random(in: 0...300, using: &rng)).map { _ in
+                    Bool.random(using: &rng) ? tricky.randomElement(using: &rng)! : UInt8.random(in: 0...255, using: &rng)
+                }
+            }
             let body = multipart(bodies.enumerated().map { ("f\($0.offset)", "f\($0.offset).bin", $0.element) })
             let whole = try parse(body)
             #expect(whole.map(\.body) == bodies, "round \(round)")
@@ -95,7 +108,10 @@ func multipart(_ parts: [(name: String, filename: String?, body: [UInt8])], boun
     }
 
     @Test func quotedAndExtendedFilenamesAreDecoded() throws {
-        let body = Array("--b\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a;b \\\"c\\\".jpg\"\r\n\r\nx\r\n--b\r\nContent-Disposition: form-data; name=g; filename*=UTF-8''caf%C3%A9.png\r\n\r\ny\r\n--b--".utf8)
+        let body = Array(
+            "--b\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a;b \\\"c\\\".jpg\"\r\n\r\nx\r\n--b\r\nContent-Disposition: form-data; name=g; filename*=UTF-8''caf%C3%A9.png\r\n\r\ny\r\n--b--"
+                .utf8
+        )
         let parts = try parse(body, boundary: "b")
         #expect(parts[0].headers.filename == "a;b \"c\".jpg")
         #expect(parts[1].headers.filename == "café.png")

@@ -1,8 +1,9 @@
 import Foundation
 import HTTPTypes
 import MediaCore
-@testable import MediaHTTP
 import Testing
+
+@testable import MediaHTTP
 
 /// The pure rules behind the origin's headers: byte ranges, entity tags, HTTP dates, `Accept`.
 @Suite struct OriginHeaderRulesTests {
@@ -62,8 +63,10 @@ import Testing
         for text in ["Sun, 06 Nov 1994 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994"] {
             #expect(HTTPDate.parse(text) == date, "\(text)")
         }
-        for text in ["", "yesterday", "Sun, 06 Nov 1994 08:49:37 CET", "Sun, 32 Nov 1994 08:49:37 GMT", "Sun, 06 Foo 1994 08:49:37 GMT",
-                     "Sun, 06 Nov 1994 25:49:37 GMT", String(repeating: "x", count: 100)] {
+        for text in [
+            "", "yesterday", "Sun, 06 Nov 1994 08:49:37 CET", "Sun, 32 Nov 1994 08:49:37 GMT", "Sun, 06 Foo 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 25:49:37 GMT", String(repeating: "x", count: 100),
+        ] {
             #expect(HTTPDate.parse(text) == nil, "\(text)")
         }
         #expect(HTTPDate.parse("Thursday, 01-Jan-26 00:00:00 GMT") == Date(timeIntervalSince1970: 1_767_225_600))
@@ -92,7 +95,8 @@ import Testing
             for (name, value) in fields { headers[name] = value }
             return OriginHeaders.preconditionStatus(headers, etag: etag, lastModified: modified)
         }
-        let later = HTTPDate.format(modified.addingTimeInterval(60)), earlier = HTTPDate.format(modified.addingTimeInterval(-60))
+        let later = HTTPDate.format(modified.addingTimeInterval(60))
+        let earlier = HTTPDate.format(modified.addingTimeInterval(-60))
         #expect(status([]) == nil)
         #expect(status([(.ifMatch, "\"zzz\""), (.ifNoneMatch, etag)]) == .preconditionFailed, "If-Match first")
         #expect(status([(.ifMatch, etag), (.ifUnmodifiedSince, earlier)]) == nil, "If-Unmodified-Since only without If-Match")

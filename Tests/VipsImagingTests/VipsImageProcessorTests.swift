@@ -86,9 +86,11 @@ import VipsImaging
         }
     }
 
-    @Test(arguments: ["images/cmyk-adobe.jpg", "images/cmyk-no-icc-profile.jpg", "images/png-16bit-rgb.png", "images/png-palette-trns.png",
-                      "images/webp-lossless-alpha.webp", "images/progressive.jpg", "images/heic-small.heic", "images/avif-8bit-yuv420.avif",
-                      "images/png-interlaced-adam7-rgba.png", "images/apng-animated.png", "images/edge-jpeg-arithmetic-coding.jpg"])
+    @Test(arguments: [
+        "images/cmyk-adobe.jpg", "images/cmyk-no-icc-profile.jpg", "images/png-16bit-rgb.png", "images/png-palette-trns.png",
+        "images/webp-lossless-alpha.webp", "images/progressive.jpg", "images/heic-small.heic", "images/avif-8bit-yuv420.avif",
+        "images/png-interlaced-adam7-rgba.png", "images/apng-animated.png", "images/edge-jpeg-arithmetic-coding.jpg",
+    ])
     func validPhotosOfEveryFlavourAreRendered(_ path: String) async throws {
         let result = try await derive(path)
         #expect(!result.renditions.isEmpty)
@@ -96,8 +98,10 @@ import VipsImaging
         #expect(result.dominantColor.count == 7 && result.dominantColor.hasPrefix("#"))
     }
 
-    @Test(arguments: ["bad-images/bomb-jpeg-64250x64250.jpg", "bad-images/bomb-png-65536x65536.png", "bad-images/bomb-gif-40k-frames.gif",
-                      "bad-images/bomb-jpeg-20000x14000-real.jpg"])
+    @Test(arguments: [
+        "bad-images/bomb-jpeg-64250x64250.jpg", "bad-images/bomb-png-65536x65536.png", "bad-images/bomb-gif-40k-frames.gif",
+        "bad-images/bomb-jpeg-20000x14000-real.jpg",
+    ])
     func bombsAreRefusedFromTheHeaderWithoutDecoding(_ path: String) async throws {
         let started = ContinuousClock.now
         do {
@@ -133,7 +137,9 @@ import VipsImaging
         }
     }
 
-    static let validPhotos = names(in: "images").filter { !$0.hasPrefix("svg-") && !$0.hasPrefix("tiff-") && !undecodableHere.contains("images/\($0)") }
+    static let validPhotos = names(in: "images").filter {
+        !$0.hasPrefix("svg-") && !$0.hasPrefix("tiff-") && !undecodableHere.contains("images/\($0)")
+    }
 
     @Test func theValidPhotosAreAllHere() {
         #expect(Self.validPhotos.count == 36)
@@ -148,8 +154,10 @@ import VipsImaging
 
     /// Valid files libvips 8.14 with Debian's libjpeg and libheif 1.15 cannot decode: 12-bit and lossless
     /// JPEG, AVIF sequences, and an AVIF rotated by its irot box ("bad image dimensions on decode").
-    static let undecodableHere = ["images/edge-jpeg-12bit.jpg", "images/edge-jpeg-lossless-sof3.jpg",
-                                  "images/avif-animated.avifs", "images/avif-irot-rotate90.avif"]
+    static let undecodableHere = [
+        "images/edge-jpeg-12bit.jpg", "images/edge-jpeg-lossless-sof3.jpg",
+        "images/avif-animated.avifs", "images/avif-irot-rotate90.avif",
+    ]
 
     @Test(arguments: undecodableHere)
     func validFilesThisLibvipsCannotDecodeFailCleanly(_ path: String) async throws {
@@ -163,9 +171,16 @@ import VipsImaging
 
     @Test func aVideoFrameGetsTheLadderToo() async throws {
         var pixels = [UInt8](repeating: 0, count: 640 * 360 * 3)
-        for index in stride(from: 0, to: pixels.count, by: 3) { pixels[index] = 200; pixels[index + 2] = 40 }
+        for index in stride(from: 0, to: pixels.count, by: 3) {
+            pixels[index] = 200
+            pixels[index + 2] = 40
+        }
         let result = try await processor.derive(frame: RGBFrame(width: 640, height: 360, pixels: pixels), settings: settings, prefix: "poster-")
-        #expect(result.renditions.map(\.name) == ["poster-w160.webp", "poster-w160.jpg", "poster-w320.webp", "poster-w320.jpg", "poster-w640.webp", "poster-w640.jpg"])
+        #expect(
+            result.renditions.map(\.name) == [
+                "poster-w160.webp", "poster-w160.jpg", "poster-w320.webp", "poster-w320.jpg", "poster-w640.webp", "poster-w640.jpg",
+            ]
+        )
         #expect(result.dominantColor == "#c80028")
     }
 

@@ -20,7 +20,10 @@ enum HTTPDate {
     static func parse(_ text: String) -> Date? {
         guard text.utf8.count <= 64 else { return nil }
         let tokens = text.split(whereSeparator: { $0 == " " || $0 == "," || $0 == "-" || $0 == ":" }).map(String.init)
-        let day: String, month: String, year: String, clock: ArraySlice<String>
+        let day: String
+        let month: String
+        let year: String
+        let clock: ArraySlice<String>
         if tokens.count == 7, months.contains(tokens[1]) {
             // asctime: weekday month day hh mm ss year
             (month, day, clock, year) = (tokens[1], tokens[2], tokens[3...5], tokens[6])
@@ -30,10 +33,10 @@ enum HTTPDate {
             return nil
         }
         guard let monthIndex = months.firstIndex(of: month), let dayNumber = Int32(day), (1...31).contains(dayNumber),
-              var yearNumber = Int32(year), year.count == 4 || year.count == 2,
-              let hour = Int32(clock[clock.startIndex]), let minute = Int32(clock[clock.startIndex + 1]),
-              let second = Int32(clock[clock.startIndex + 2]),
-              (0...23).contains(hour), (0...59).contains(minute), (0...60).contains(second)
+            var yearNumber = Int32(year), year.count == 4 || year.count == 2,
+            let hour = Int32(clock[clock.startIndex]), let minute = Int32(clock[clock.startIndex + 1]),
+            let second = Int32(clock[clock.startIndex + 2]),
+            (0...23).contains(hour), (0...59).contains(minute), (0...60).contains(second)
         else { return nil }
         if year.count == 2 {
             // RFC 850 two-digit years: the nearest year that is not more than 50 years ahead

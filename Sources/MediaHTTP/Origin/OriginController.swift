@@ -23,15 +23,21 @@ struct OriginController<Metadata: MetadataStore, Blobs: BlobStore>: Sendable {
     }
 
     private func serve(
-        _ request: Request, _ context: MediaRequestContext, target: (Parameters) -> OriginTarget?
+        _ request: Request,
+        _ context: MediaRequestContext,
+        target: (Parameters) -> OriginTarget?
     ) async throws -> Response {
         do {
             guard let id = context.parameters.get("id").flatMap(MediaID.init), let target = target(context.parameters) else {
                 throw MediaError(.notFound, "no such media")
             }
             let originRequest = OriginRequest(
-                mediaID: id, target: target, path: request.uri.path, signature: request.urlSignature,
-                acceptsWebP: request.headers[.accept].map(ContentNegotiation.acceptsWebP) ?? false)
+                mediaID: id,
+                target: target,
+                path: request.uri.path,
+                signature: request.urlSignature,
+                acceptsWebP: request.headers[.accept].map(ContentNegotiation.acceptsWebP) ?? false
+            )
             let object = try await origin.resolve(originRequest)
             return try await responder.respond(to: request, object: object, logger: context.logger)
         } catch let error as MediaError {

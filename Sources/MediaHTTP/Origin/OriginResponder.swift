@@ -98,9 +98,12 @@ public struct OriginResponder<Blobs: BlobStore>: Sendable {
                 }
             }
             guard sent == length else {
-                logger.error("object shorter than its metadata", metadata: [
-                    "object.location": "\(object.location)", "object.expected": "\(length)", "object.sent": "\(sent)",
-                ])
+                logger.error(
+                    "object shorter than its metadata",
+                    metadata: [
+                        "object.location": "\(object.location)", "object.expected": "\(length)", "object.sent": "\(sent)",
+                    ]
+                )
                 throw MediaError(.internal, "the object ended early")
             }
             try await writer.finish(nil)
@@ -183,7 +186,8 @@ enum OriginHeaders {
     static func rangeRequest(_ headers: HTTPFields, etag: String, lastModified: Date, size: Int64) -> RangeRequest {
         guard let range = headers[.range] else { return .whole }
         if let ifRange = headers[.ifRange]?.trimmingCharacters(in: .whitespaces) {
-            let current = ifRange.hasPrefix("\"") || ifRange.hasPrefix("W/")
+            let current =
+                ifRange.hasPrefix("\"") || ifRange.hasPrefix("W/")
                 ? ifRange == etag
                 : HTTPDate.parse(ifRange) == lastModified
             guard current else { return .whole }

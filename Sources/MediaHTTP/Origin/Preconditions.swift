@@ -38,7 +38,7 @@ enum RangeRequest: Equatable {
         guard let header else { return .whole }
         let trimmed = header.trimmingCharacters(in: .whitespaces)
         guard trimmed.utf8.count <= 1024, let equals = trimmed.firstIndex(of: "="),
-              trimmed[..<equals].trimmingCharacters(in: .whitespaces).lowercased() == "bytes"
+            trimmed[..<equals].trimmingCharacters(in: .whitespaces).lowercased() == "bytes"
         else { return .whole }
         let specs = trimmed[trimmed.index(after: equals)...].split(separator: ",", omittingEmptySubsequences: false)
             .map { $0.trimmingCharacters(in: .whitespaces) }
@@ -74,7 +74,8 @@ enum RangeRequest: Equatable {
 
     private static func parse(_ spec: String) -> Spec? {
         guard let dash = spec.firstIndex(of: "-") else { return nil }
-        let first = spec[..<dash], last = spec[spec.index(after: dash)...]
+        let first = spec[..<dash]
+        let last = spec[spec.index(after: dash)...]
         if first.isEmpty {
             guard let length = number(last) else { return nil }
             return .suffix(length)
