@@ -101,7 +101,8 @@ public struct GatewayServer: Sendable {
                         reconciler: runtime.reconciler(),
                         interval: configuration.reconciler.interval,
                         grace: configuration.reconciler.grace,
-                        logger: logger
+                        logger: logger,
+                        prepare: { try await runtime.migrate() }
                     )
                 )
             )
@@ -140,7 +141,7 @@ public enum WorkerCommand {
         logger: Logger
     ) async throws -> ServiceGroup {
         let runtime = try await MediaRuntime.connect(storage: configuration.storage, database: configuration.database, logger: logger)
-        let worker = WorkerService(runtime: runtime, configuration: configuration.processing, environment: environment, migrateFirst: true)
+        let worker = WorkerService(runtime: runtime, configuration: configuration.processing, environment: environment)
         var group = ServiceGroupConfiguration(
             services: runtime.services + [.init(service: worker)],
             gracefulShutdownSignals: [.sigterm, .sigint],
@@ -157,9 +158,8 @@ struct WorkerService: Service {
     let runtime: MediaRuntime
     let runner: JobRunner<GatewayStores, ProcessPool>
     let pool: ProcessPool
-    let migrateFirst: Bool
 
-    init(runtime: MediaRuntime, configuration: ProcessingConfiguration, environment: [String: String], migrateFirst: Bool = false) {
+    init(runtime: MediaRuntime, configuration: ProcessingConfiguration, environment: [String: String]) {
         self.runtime = runtime
         pool = ProcessPool(
             executable: configuration.processorExecutable,
@@ -169,11 +169,11 @@ struct WorkerService: Service {
             logger: runtime.logger
         )
         runner = JobRunner(storage: runtime.stores, processing: pool, settings: configuration.workers, logger: runtime.logger)
-        self.migrateFirst = migrateFirst
     }
 
     func run() async throws {
-        if migrateFirst { try await runtime.migrate() }
+        // the queue is a table of the schema: it must be there before the first claim
+        try await runtime.migrate()
         await runner.run(stop: { Task.isShuttingDownGracefully })
         await pool.shutdown()
     }
@@ -185,8 +185,11 @@ struct ReconcilerService<Storage: MediaStores>: Service {
     let interval: Duration
     let grace: Duration
     let logger: Logger
+    /// What must be done before the first pass (the schema migrated).
+    let prepare: @Sendable () async throws -> Void
 
     func run() async throws {
+        try await prepare()
         while !Task.isShuttingDownGracefully {
             do {
                 try await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }

@@ -4,6 +4,7 @@ import MediaCore
 import PostgresMetadata
 import RadosStore
 import ServiceLifecycle
+import Synchronization
 
 /// The stores of a deployment: PostgreSQL for metadata, RADOS for blobs and the pending ledger.
 public typealias GatewayStores = Stores<PostgresMetadataStore, RadosBlobStore, RadosPendingLedger>
@@ -20,6 +21,7 @@ public struct MediaRuntime: Sendable {
     let database: MetadataDatabase?
     let pools: StoragePools?
     let ledger: RadosPendingLedger?
+    private let migration = MigrationOnce()
 
     /// Connects to what is configured: Ceph (`storage`) and PostgreSQL (`database`, checked by a preflight
     /// connection; its pool runs as a service). Each failure is one line saying what is wrong.
@@ -103,11 +105,12 @@ public struct MediaRuntime: Sendable {
     /// All three ports.
     public var stores: GatewayStores { Stores(metadata: metadata, blobs: blobs, ledger: pendingLedger) }
 
-    /// Applies pending schema migrations (needs the PostgreSQL pool running).
+    /// Applies pending schema migrations (needs the PostgreSQL pool running), once per runtime: whoever
+    /// calls it first runs them, later callers (the server, the workers, the reconciler) wait for that run.
     @discardableResult
     public func migrate() async throws -> MetadataDatabase.MigrationReport {
         guard let database else { preconditionFailure("this runtime was opened without PostgreSQL") }
-        return try await database.migrate()
+        return try await migration.run { try await database.migrate() }
     }
 
     /// The schema version (needs the PostgreSQL pool running).
@@ -133,5 +136,26 @@ public struct MediaRuntime: Sendable {
 
     public func readinessProbe() -> ReadinessProbe<GatewayStores> {
         ReadinessProbe(storage: stores, pools: storagePools)
+    }
+}
+
+/// A migration run shared by everything that needs the schema: one run, and every caller gets its outcome
+/// (a failed run is tried again by the next caller).
+final class MigrationOnce: Sendable {
+    private let task = Mutex<Task<MetadataDatabase.MigrationReport, any Error>?>(nil)
+
+    func run(_ body: @escaping @Sendable () async throws -> MetadataDatabase.MigrationReport) async throws -> MetadataDatabase.MigrationReport {
+        let current = task.withLock { task in
+            if let task { return task }
+            let started = Task { try await body() }
+            task = started
+            return started
+        }
+        do {
+            return try await current.value
+        } catch {
+            task.withLock { if $0 == current { $0 = nil } }
+            throw error
+        }
     }
 }

@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import MediaCore
+import NIOCore
 
 /// A refusal of the HTTP layer itself, before or around the use cases: what only means something in HTTP
 /// (a body that is not well-formed multipart, a request over its caps).
@@ -13,6 +14,8 @@ public struct RequestError: Error, Sendable, Hashable, CustomStringConvertible {
         case requestTooLarge = "request_too_large"
         case tooManyParts = "too_many_parts"
         case headerTooLarge = "header_too_large"
+        /// The path exists, with other methods.
+        case methodNotAllowed = "method_not_allowed"
     }
 
     public var code: Code
@@ -80,6 +83,7 @@ public struct APIError: HTTPResponseError, Sendable {
         case .malformedMultipart: .badRequest
         case .requestTooLarge, .tooManyParts: .contentTooLarge
         case .headerTooLarge: .init(code: 431, reasonPhrase: "Request Header Fields Too Large")
+        case .methodNotAllowed: .methodNotAllowed
         }
     }
 
@@ -115,18 +119,35 @@ struct ErrorBody: Encodable, Sendable {
 
 /// Turns every error that reaches it into an ``APIError`` response. Unexpected errors are logged with
 /// their details and answered with a bare 500: nothing internal reaches the client.
-struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+struct ErrorMiddleware: RouterMiddleware {
+    typealias Context = MediaRequestContext
+
     let retryAfter: Int
+    /// The registered routes: a path that exists with other methods is answered 405 with `Allow`.
+    let routes: RouteTable
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let response = try await answer(request, context: context, next: next)
+        let response: Response
+        do {
+            response = try await next(request, context)
+        } catch {
+            // the handler gave up before reading the body, if it had one: the unread bytes must not be parsed
+            // as a next request, and a client that stops sending must not get a second answer
+            let refusal = try answer(error, request, context: context)
+            return request.declaresBody ? refusal.closingConnection(context.channel) : refusal
+        }
         // HEAD gets the status and headers of GET, never a body
         return request.method == .head ? response.createHeadResponse() : response
     }
 
-    private func answer(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    private func answer(_ error: any Error, _ request: Request, context: Context) throws -> Response {
+        let response = try response(to: error, request, context: context)
+        return request.method == .head ? response.createHeadResponse() : response
+    }
+
+    private func response(to error: any Error, _ request: Request, context: Context) throws -> Response {
         do {
-            return try await next(request, context)
+            throw error
         } catch let error as APIError {
             return try error.response(from: request, context: context)
         } catch let error as MediaError {
@@ -134,6 +155,21 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             return try APIError(error, retryAfter: retryAfter).response(from: request, context: context)
         } catch let error as RequestError {
             return try APIError(error).response(from: request, context: context)
+        } catch is NIOTooManyBytesError {
+            // a body collected with a cap (the JSON of the internal API) went past it
+            return try APIError(RequestError(.requestTooLarge, "the request body is larger than allowed")).response(from: request, context: context)
+        } catch let error as HTTPError where error.status == .notFound {
+            let allowed = routes.methods(forPath: request.uri.path)
+            guard !allowed.isEmpty else {
+                return JSONResponse.make(status: .notFound, ErrorBody(code: MediaError.Code.notFound.rawValue, message: "no such route"))
+            }
+            let allow = allowed.map(\.rawValue).joined(separator: ", ")
+            return try APIError(
+                status: .methodNotAllowed,
+                code: RequestError.Code.methodNotAllowed.rawValue,
+                message: "\(request.method.rawValue) is not allowed here; allowed: \(allow)",
+                headers: [.allow: allow]
+            ).response(from: request, context: context)
         } catch let error as HTTPError {
             let code =
                 switch error.status {

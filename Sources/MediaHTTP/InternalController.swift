@@ -119,4 +119,10 @@ extension Request {
         let token = parts[1].trimmingCharacters(in: .whitespaces)
         return token.isEmpty ? nil : token
     }
+
+    /// Whether the request says a body follows its headers (a length above zero, or chunks).
+    var declaresBody: Bool {
+        if let length = headers[.contentLength].flatMap(Int.init) { return length > 0 }
+        return headers[.transferEncoding] != nil
+    }
 }

@@ -38,9 +38,9 @@ public struct MediaAPI<Storage: MediaStores>: Sendable {
     public func buildRouter() -> (Router<MediaRequestContext>, RouteTable) {
         let router = Router(context: MediaRequestContext.self)
         let retryAfter = Int(configuration.retryAfter.seconds.rounded(.up))
-        router.add(middleware: MetricsMiddleware())
-        router.add(middleware: ErrorMiddleware(retryAfter: retryAfter))
         let routes = RouteTable()
+        router.add(middleware: MetricsMiddleware())
+        router.add(middleware: ErrorMiddleware(retryAfter: retryAfter, routes: routes))
         OperationsController(readiness: readiness, registry: registry, retryAfter: retryAfter).register(on: router, routes: routes)
         InternalController(service: media, grants: grants, origin: origin, tokens: serviceTokens).register(on: router, routes: routes)
         OriginController(

@@ -10,6 +10,8 @@ public final class MultipartReader<Body: AsyncSequence> where Body.Element == By
     private var position = 0
     private var inputEnded = false
     private var inPart = false
+    /// A parse error met in a chunk whose earlier events (the end of a good part) are still to be handed out.
+    private var deferredError: RequestError?
     /// Bytes pulled from the request so far, for the request size cap.
     public private(set) var bytesRead: Int64 = 0
     let maxBytes: Int64
@@ -23,11 +25,19 @@ public final class MultipartReader<Body: AsyncSequence> where Body.Element == By
     /// Whether the whole body, up to its closing delimiter, has been read.
     public var isComplete: Bool { parser.isComplete }
 
-    /// The next event, pulling and parsing more input as needed; `nil` after the end.
+    /// Whether the reader is inside a part (its body not read to its end).
+    public var isInsidePart: Bool { inPart }
+
+    /// The next event, pulling and parsing more input as needed; `nil` after the end. A parse error is thrown
+    /// only after the events parsed before it: the part that ended well before a bad one is whole.
     func nextEvent() async throws -> MultipartEvent? {
         while position == pending.count {
             pending.removeAll(keepingCapacity: true)
             position = 0
+            if let deferredError {
+                self.deferredError = nil
+                throw deferredError
+            }
             if parser.isComplete || inputEnded { return nil }
             guard let chunk = try await source.next() else {
                 inputEnded = true
@@ -38,7 +48,15 @@ public final class MultipartReader<Body: AsyncSequence> where Body.Element == By
             guard bytesRead <= maxBytes else {
                 throw RequestError(.requestTooLarge, "the request is larger than \(maxBytes) bytes")
             }
-            try parser.feed(chunk, into: &pending)
+            do {
+                try parser.feed(chunk, into: &pending)
+            } catch {
+                guard pending.isEmpty else {
+                    deferredError = error
+                    continue
+                }
+                throw error
+            }
         }
         defer { position += 1 }
         return pending[position]

@@ -14,6 +14,15 @@ struct CreateUploadSetRequest: Decodable {
         case contextID = "context_id"
         case isPrivate = "private"
     }
+
+    /// `private` may be left out, but when present it is a boolean: `null` is refused, not taken for false.
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        ownerID = try container.decode(String.self, forKey: .ownerID)
+        context = try container.decode(String.self, forKey: .context)
+        contextID = try container.decode(String.self, forKey: .contextID)
+        isPrivate = container.contains(.isPrivate) ? try container.decode(Bool.self, forKey: .isPrivate) : nil
+    }
 }
 
 struct KindLimitJSON: Encodable {

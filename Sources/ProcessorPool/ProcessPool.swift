@@ -229,7 +229,11 @@ public enum ProcessorChildLoop {
                 (try? JSONEncoder().encode(response))
                 ?? Data(#"{"error":{"code":"internal","message":"unencodable answer","permanent":false}}"#.utf8)
             data.append(0x0A)
-            FileHandle.standardOutput.write(data)
+            do {
+                try FileHandle.standardOutput.write(contentsOf: data)
+            } catch {
+                return  // the worker is gone (its end of the pipe closed): nobody is left to answer
+            }
         }
     }
 }

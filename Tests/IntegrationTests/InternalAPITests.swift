@@ -50,6 +50,8 @@ import Testing
         #"{"owner_id": "u u", "context": "post", "context_id": "c"}"#,
         #"{"owner_id": "", "context": "post", "context_id": "c"}"#,
         #"{"context": "post", "context_id": "c"}"#,
+        #"{"owner_id": "u", "context": "post", "context_id": "c", "private": null}"#,
+        #"{"owner_id": "u", "context": "post", "context_id": "c", "private": "true"}"#,
         "not json",
     ])
     func badSetRequestsAreRefusedWithInvalidRequest(_ body: String) async throws {
@@ -61,6 +63,30 @@ import Testing
         )
         #expect(reply.status == 400)
         #expect(reply.errorCode == "invalid_request")
+    }
+
+    @Test func aSetRequestOverItsCapIsTooLargeNotAServerError() async throws {
+        let body = #"{"owner_id": "u", "context": "post", "context_id": "c", "pad": ""# + String(repeating: "x", count: 17_000) + "\"}"
+        let reply = try await gateway.request(
+            .POST,
+            "/internal/v1/upload-sets",
+            body: .bytes(.init(string: body)),
+            headers: [("Content-Type", "application/json")]
+        )
+        #expect(reply.status == 413)
+        #expect(reply.errorCode == "request_too_large")
+    }
+
+    @Test(arguments: [
+        ("POST", "/healthz", "GET"), ("PUT", "/internal/v1/media/01a2255e-06bd-74e8-8615-804dd721d1ac", "GET, DELETE"),
+        ("DELETE", "/internal/v1/upload-sets", "POST"), ("POST", "/m/01a2255e-06bd-74e8-8615-804dd721d1ac/v1/w320", "GET, HEAD"),
+    ])
+    func aKnownPathWithAnotherMethodIsMethodNotAllowedWithItsMethods(_ method: String, _ path: String, _ allowed: String) async throws {
+        let reply = try await gateway.request(HTTPMethod(rawValue: method), path)
+        #expect(reply.status == 405, "\(method) \(path)")
+        #expect(reply.errorCode == "method_not_allowed")
+        #expect(reply.headers["Allow"].first == allowed)
+        #expect(try await gateway.request(.GET, "/no/such/route").status == 404)
     }
 
     @Test func commitIsIdempotentAndClosesTheSetToUploads() async throws {

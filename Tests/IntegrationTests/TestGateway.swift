@@ -295,6 +295,11 @@ final class RawConnection: Sendable {
         }
     }
 
+    /// Sends no more: the peer reads an end of stream, the connection still takes what it answers.
+    func shutdownWrites() {
+        shutdown(descriptor, Int32(SHUT_WR))
+    }
+
     func close() {
         Foundation.close(descriptor)
     }

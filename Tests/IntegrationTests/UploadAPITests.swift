@@ -238,12 +238,87 @@ import Testing
         let set = try await gateway.openSet()
         let files = (0..<3000).map { (Optional("f\($0)"), [UInt8]([0x00])) }
         let reply = try await gateway.upload(set, files)
-        #expect(reply.status == 413 || reply.status == 415, "\(reply.text.prefix(300))")
-        #expect(reply.errorCode == "too_many_parts" || reply.errorCode == "unsupported_media_type")
-        #expect(
-            (reply.json["media"] as? [[String: Any]])?.contains { ($0["error"] as? [String: Any])?["code"] as? String == "too_many_parts" } == true
-        )
+        // the request is cut at its 11th part: that is the answer; the ten parts read are each listed
+        #expect(reply.status == 413, "\(reply.text.prefix(300))")
+        #expect(reply.errorCode == "too_many_parts")
+        let results = reply.json["media"] as? [[String: Any]] ?? []
+        #expect(results.compactMap { $0["part"] as? Int } == Array(1...10))
+        #expect(results.allSatisfy { ($0["error"] as? [String: Any])?["code"] as? String == "unsupported_media_type" })
         #expect(try await gateway.request(.GET, "/healthz").status == 200)
+    }
+
+    @Test func thePartBeforeABadOneIsStoredWhole() async throws {
+        // a message set takes ten photos: the eleventh part is one too many, and the tenth stays stored
+        let set = try await gateway.openSet(context: "message")
+        let files = (0..<11).map { (Optional("p\($0).jpg"), fakeJPEG(3000, seed: UInt64($0))) }
+        let reply = try await gateway.upload(set, files)
+        #expect(reply.status == 413)
+        #expect(reply.errorCode == "too_many_parts")
+        let results = reply.json["media"] as? [[String: Any]] ?? []
+        #expect(results.count == 10)
+        #expect(results.allSatisfy { $0["state"] as? String == "stored" }, "\(reply.text.prefix(400))")
+        let listed = try await gateway.request(.GET, "/internal/v1/upload-sets/\(set.id)")
+        #expect((listed.json["media"] as? [Any])?.count == 10)
+        try await eventually { try await gateway.listObjects(pool: TestStack.pools().photo, prefix: "\(set.id)/").count == 10 }
+    }
+
+    @Test func aChunkedBodyCutAtTheRequestCapIsAnsweredForTheRequestWithOneEntryPerPart() async throws {
+        let set = try await gateway.openSet()
+        let boundary = "cap"
+        let (stream, continuation) = AsyncStream<ByteBuffer>.makeStream()
+        var request = HTTPClientRequest(url: gateway.baseURL + "/v1/upload-sets/\(set.id)/media")
+        request.method = .POST
+        request.headers.add(name: "Authorization", value: "Bearer \(set.token)")
+        request.headers.add(name: "Content-Type", value: "multipart/form-data; boundary=\(boundary)")
+        request.body = .stream(stream, length: .unknown)
+        let response = Task { try await HTTPClient.shared.execute(request, timeout: .seconds(120)) }
+        continuation.yield(ByteBuffer(bytes: Array(Multipart.partHeader(index: 0, filename: "a.jpg", boundary: boundary).utf8) + fakeJPEG(5000)))
+        continuation.yield(ByteBuffer(string: "\r\n" + Multipart.partHeader(index: 1, filename: "zeros.bin", boundary: boundary)))
+        let zeros = ByteBuffer(repeating: 0, count: 1 << 20)
+        for _ in 0..<42 { continuation.yield(zeros) }  // past the 40 MiB request cap
+        continuation.finish()
+        let answer = try await response.value
+        let json = (try JSONSerialization.jsonObject(with: Data(try await answer.body.collect(upTo: 1 << 20).readableBytesView))) as? [String: Any]
+        #expect(answer.status.code == 413)
+        #expect((json?["error"] as? [String: Any])?["code"] as? String == "request_too_large")
+        let results = json?["media"] as? [[String: Any]] ?? []
+        #expect(results.compactMap { $0["part"] as? Int } == [1, 2], "one entry per part")
+        #expect(results.first?["state"] as? String == "stored")
+        #expect((results.last?["error"] as? [String: Any])?["code"] as? String == "unsupported_media_type")
+    }
+
+    @Test func aRequestRefusedBeforeItsBodyGetsOneAnswerAndTheConnectionCloses() async throws {
+        let set = try await gateway.openSet()
+        for (path, token) in [("/v1/upload-sets/not-an-id/media", set.token), ("/v1/upload-sets/\(set.id)/media", "v1.bad.token.x")] {
+            let connection = try RawConnection(gateway.baseURL)
+            defer { connection.close() }
+            // the headers and a part of the promised body, then the client stops sending
+            try await connection.send(
+                Array(
+                    """
+                    POST \(path) HTTP/1.1\r
+                    Host: 127.0.0.1\r
+                    Authorization: Bearer \(token)\r
+                    Content-Type: multipart/form-data; boundary=b\r
+                    Content-Length: 100000\r
+                    \r
+                    --b\r
+
+                    """.utf8
+                )
+            )
+            connection.shutdownWrites()
+            let answer = String(decoding: await connection.receiveAll(), as: UTF8.self)
+            #expect(answer.components(separatedBy: "HTTP/1.1 ").count - 1 == 1, "exactly one answer: \(answer.prefix(600))")
+            #expect(answer.lowercased().contains("connection: close"))
+            #expect(answer.contains("\"media\":[]"), "the shape of every upload answer")
+        }
+    }
+
+    @Test func theTokenIsCheckedBeforeTheSetID() async throws {
+        let reply = try await gateway.request(.POST, "/v1/upload-sets/not-an-id/media", token: nil, body: .bytes(ByteBuffer(string: "x")))
+        #expect(reply.status == 401)
+        #expect(reply.errorCode == "unauthorized")
     }
 
     @Test func hugePartHeadersAreRefused() async throws {

@@ -175,7 +175,7 @@ func multipart(
     }
 
     @Test(arguments: [
-        (RequestError.Code.malformedMultipart, 400), (.requestTooLarge, 413), (.tooManyParts, 413), (.headerTooLarge, 431),
+        (RequestError.Code.malformedMultipart, 400), (.requestTooLarge, 413), (.tooManyParts, 413), (.headerTooLarge, 431), (.methodNotAllowed, 405),
     ])
     func everyRequestCodeHasItsStatus(_ code: RequestError.Code, _ status: Int) {
         #expect(APIError.status(for: code).code == status)
@@ -183,7 +183,7 @@ func multipart(
 
     @Test func everyCodeIsListedAbove() {
         #expect(MediaError.Code.allCases.count == 15)
-        #expect(RequestError.Code.allCases.count == 4)
+        #expect(RequestError.Code.allCases.count == 5)
     }
 
     @Test func unavailableAnswersCarryRetryAfter() {

@@ -167,14 +167,15 @@ enum OriginHeaders {
         return headers
     }
 
-    /// 412 or 304 when a precondition says so (RFC 9110 §13.2.2 order), `nil` to go on.
+    /// 412 or 304 when a precondition says so (RFC 9110 §13.2.2 order), `nil` to go on. A header sent with
+    /// an empty value states no condition and counts as absent.
     static func preconditionStatus(_ headers: HTTPFields, etag: String, lastModified: Date) -> HTTPResponse.Status? {
-        if let ifMatch = headers[.ifMatch] {
+        if let ifMatch = headers.nonEmpty(.ifMatch) {
             if !EntityTags.list(ifMatch, matches: etag, weak: false) { return .preconditionFailed }
         } else if let since = headers[.ifUnmodifiedSince].flatMap(HTTPDate.parse), lastModified > since {
             return .preconditionFailed
         }
-        if let ifNoneMatch = headers[.ifNoneMatch] {
+        if let ifNoneMatch = headers.nonEmpty(.ifNoneMatch) {
             if EntityTags.list(ifNoneMatch, matches: etag, weak: true) { return .notModified }
         } else if let since = headers[.ifModifiedSince].flatMap(HTTPDate.parse), lastModified <= since {
             return .notModified
@@ -184,8 +185,8 @@ enum OriginHeaders {
 
     /// The range to send: `If-Range` that does not match the current object turns a range into the whole.
     static func rangeRequest(_ headers: HTTPFields, etag: String, lastModified: Date, size: Int64) -> RangeRequest {
-        guard let range = headers[.range] else { return .whole }
-        if let ifRange = headers[.ifRange]?.trimmingCharacters(in: .whitespaces) {
+        guard let range = headers.nonEmpty(.range) else { return .whole }
+        if let ifRange = headers.nonEmpty(.ifRange) {
             let current =
                 ifRange.hasPrefix("\"") || ifRange.hasPrefix("W/")
                 ? ifRange == etag
@@ -193,6 +194,14 @@ enum OriginHeaders {
             guard current else { return .whole }
         }
         return RangeRequest.evaluate(range, size: size)
+    }
+}
+
+extension HTTPFields {
+    /// A field's value, trimmed, or `nil` when the field is absent or empty.
+    func nonEmpty(_ name: HTTPField.Name) -> String? {
+        guard let value = self[name]?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }
+        return value
     }
 }
 
