@@ -79,7 +79,12 @@ public struct GatewayServer: Sendable {
         let http = configuration.http
         var app = Application(
             router: router,
-            server: .http1(configuration: .init(idleTimeout: .milliseconds(Int64(http.idleTimeout.seconds * 1000)))),
+            server: .http1(
+                configuration: .init(
+                    additionalChannelHandlers: [HeaderOverflowHandler()],
+                    idleTimeout: .milliseconds(Int64(http.idleTimeout.seconds * 1000))
+                )
+            ),
             configuration: .init(address: .hostname(http.host, port: http.port), serverName: "mediagw"),
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) },
             logger: logger

@@ -89,6 +89,13 @@ import Testing
         #expect(try await gateway.request(.GET, "/no/such/route").status == 404)
     }
 
+    @Test func headerFieldsOverTheLimitAreAnswered431InTheAPIsShape() async throws {
+        let reply = try await gateway.request(.GET, "/healthz", token: nil, headers: [("X-Padding", String(repeating: "p", count: 82_000))])
+        #expect(reply.status == 431)
+        #expect(reply.errorCode == "header_too_large")
+        #expect(try await gateway.request(.GET, "/healthz", token: nil).status == 200, "the server goes on")
+    }
+
     @Test func commitIsIdempotentAndClosesTheSetToUploads() async throws {
         let set = try await gateway.openSet()
         #expect(try await gateway.upload(set, [("a.jpg", fakeJPEG(2000))]).status == 201)
