@@ -82,6 +82,26 @@ extension PostgresConfiguration {
         schema = env.string("MEDIAGW_DATABASE_SCHEMA", default: schema)
         try validate()
     }
+
+    /// The read replica of `MEDIAGW_DATABASE_READ_URL` (a hot standby: the origin's lookups and the internal
+    /// read routes go there first), with the primary's schema and pool settings; `nil` when unset.
+    public static func replica(environment env: EnvironmentReader, of primary: PostgresConfiguration) throws(ConfigurationError)
+        -> PostgresConfiguration?
+    {
+        guard let url = env.string("MEDIAGW_DATABASE_READ_URL") else { return nil }
+        var replica: PostgresConfiguration
+        do {
+            replica = try PostgresConfiguration(url: url)
+        } catch {
+            throw ConfigurationError(error.message.replacingOccurrences(of: "MEDIAGW_DATABASE_URL", with: "MEDIAGW_DATABASE_READ_URL"))
+        }
+        replica.maxConnections = primary.maxConnections
+        replica.connectTimeout = primary.connectTimeout
+        replica.statementTimeout = primary.statementTimeout
+        replica.schema = primary.schema
+        try replica.validate()
+        return replica
+    }
 }
 
 extension UploadSettings {

@@ -15,6 +15,8 @@ import ServiceLifecycle
 public struct ServeConfiguration: Sendable {
     public var storage: StorageConfiguration
     public var database: PostgresConfiguration
+    /// A hot standby for reads (`MEDIAGW_DATABASE_READ_URL`), if any.
+    public var replica: PostgresConfiguration?
     public var uploads: UploadSettings
     public var secrets: SecretsConfiguration
     public var origin: OriginSettings
@@ -26,6 +28,7 @@ public struct ServeConfiguration: Sendable {
     public init(environment env: EnvironmentReader) throws(ConfigurationError) {
         storage = try StorageConfiguration(environment: env)
         database = try PostgresConfiguration(environment: env)
+        replica = try PostgresConfiguration.replica(environment: env, of: database)
         uploads = try UploadSettings(environment: env)
         secrets = try SecretsConfiguration(environment: env)
         origin = try OriginSettings(environment: env)
@@ -55,7 +58,8 @@ public struct GatewayServer: Sendable {
         onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) async throws -> GatewayServer {
         let registry = Metrics.registry
-        let runtime = try await MediaRuntime.connect(storage: configuration.storage, database: configuration.database, logger: logger)
+        let runtime = try await MediaRuntime.connect(
+            storage: configuration.storage, database: configuration.database, replica: configuration.replica, logger: logger)
         let originCache = OriginLookupCache(ttl: configuration.origin.lookupCacheTTL, capacity: configuration.origin.lookupCacheEntries)
         let api = MediaAPI(
             uploads: runtime.uploadService(configuration.uploads),

@@ -19,18 +19,23 @@ public struct MediaRuntime: Sendable {
     public let logger: Logger
     let cluster: RadosCluster?
     let database: MetadataDatabase?
+    let replica: MetadataDatabase?
     let pools: StoragePools?
     let ledger: RadosPendingLedger?
     private let migration = MigrationOnce()
 
     /// Connects to what is configured: Ceph (`storage`) and PostgreSQL (`database`, checked by a preflight
-    /// connection; its pool runs as a service). Each failure is one line saying what is wrong.
-    public static func connect(storage: StorageConfiguration?, database: PostgresConfiguration?, logger: Logger) async throws -> MediaRuntime {
+    /// connection; its pool runs as a service), and a read replica if one is given (not checked at start:
+    /// reads fall back to the primary while it does not answer). Each failure is one line saying what is wrong.
+    public static func connect(
+        storage: StorageConfiguration?, database: PostgresConfiguration?, replica: PostgresConfiguration? = nil, logger: Logger
+    ) async throws -> MediaRuntime {
         var metadata: MetadataDatabase?
         if let database {
             _ = try await MetadataDatabase.preflight(database, logger: logger)
             metadata = MetadataDatabase(configuration: database, logger: logger)
         }
+        let replicaDatabase = replica.map { MetadataDatabase(configuration: $0, logger: logger) }
         var cluster: RadosCluster?
         var ledger: RadosPendingLedger?
         if let storage {
@@ -38,7 +43,8 @@ public struct MediaRuntime: Sendable {
             cluster = connected
             ledger = RadosPendingLedger(blobs: RadosBlobStore(cluster: connected))
         }
-        return MediaRuntime(logger: logger, cluster: cluster, database: metadata, pools: storage?.pools, ledger: ledger)
+        return MediaRuntime(
+            logger: logger, cluster: cluster, database: metadata, replica: replicaDatabase, pools: storage?.pools, ledger: ledger)
     }
 
     /// The long-lived resources, as services of a `ServiceGroup`, in start order: PostgreSQL's connection
@@ -46,6 +52,7 @@ public struct MediaRuntime: Sendable {
     public var services: [ServiceGroupConfiguration.ServiceConfiguration] {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let database { services.append(.init(service: database.client)) }
+        if let replica { services.append(.init(service: replica.client)) }
         if let cluster { services.append(.init(service: cluster)) }
         return services
     }
@@ -81,7 +88,7 @@ public struct MediaRuntime: Sendable {
     /// PostgreSQL, as the metadata port.
     public var metadata: PostgresMetadataStore {
         guard let database else { preconditionFailure("this runtime was opened without PostgreSQL") }
-        return PostgresMetadataStore(database: database, logger: logger)
+        return PostgresMetadataStore(database: database, replica: replica, logger: logger)
     }
 
     /// RADOS, as the blob port.

@@ -1,31 +1,37 @@
 import Foundation
 import MediaConcurrency
+import NIOCore
+import Synchronization
 
-/// Whether the dependencies answer now: a stat of a well-known missing object in every pool (an OSD must
-/// answer "not found") and a database round trip, each under a short deadline.
+/// Whether this process can do its work now, each dependency under a short deadline: every pool takes a
+/// write (a one-byte object `_readyz`, replaced each time: the cluster has a quorum, the OSDs of that
+/// placement group are up and the pool is not full), and the metadata store answers and takes writes (a
+/// standby or a demoted primary does not). Answers are reused for `reuse` (1 s), so that balancers
+/// checking every second cost one probe per interval however many they are.
 public struct ReadinessProbe<Storage: MediaStores>: Sendable {
-    public struct Report: Sendable {
-        public var ceph: String?
-        public var postgres: String?
-        /// Both answered.
-        public var ready: Bool { ceph == nil && postgres == nil }
-    }
+    public typealias Report = ReadinessReport
 
     let storage: Storage
     let pools: StoragePools
     let timeout: Duration
+    let reuse: Duration
+    private let last = LastReport()
 
-    public init(storage: Storage, pools: StoragePools, timeout: Duration = .seconds(2)) {
+    public init(storage: Storage, pools: StoragePools, timeout: Duration = .seconds(2), reuse: Duration = .seconds(1)) {
         self.storage = storage
         self.pools = pools
         self.timeout = timeout
+        self.reuse = reuse
     }
 
     /// `nil` for a dependency that answered, else why not.
     public func check() async -> Report {
+        if let recent = last.report(within: reuse) { return recent }
         async let ceph: String? = probeCeph()
         async let postgres: String? = probePostgres()
-        return await Report(ceph: ceph, postgres: postgres)
+        let report = await Report(ceph: ceph, postgres: postgres)
+        last.store(report)
+        return report
     }
 
     private func probeCeph() async -> String? {
@@ -34,7 +40,7 @@ public struct ReadinessProbe<Storage: MediaStores>: Sendable {
         do {
             try await withDeadline(timeout) {
                 for pool in pools.all {
-                    _ = try await blobs.exists(ObjectLocation(pool: pool, key: "_readyz"))
+                    try await blobs.write(ObjectLocation(pool: pool, key: "_readyz"), bytes: ByteBuffer(integer: UInt8(1)), mode: .replace)
                 }
             }
             return nil
@@ -55,5 +61,29 @@ public struct ReadinessProbe<Storage: MediaStores>: Sendable {
         } catch {
             return "PostgreSQL: \(error)"
         }
+    }
+}
+
+/// What a readiness probe found: `nil` for a dependency that answered, else why not.
+public struct ReadinessReport: Sendable {
+    public var ceph: String?
+    public var postgres: String?
+    /// Both answered.
+    public var ready: Bool { ceph == nil && postgres == nil }
+}
+
+/// The last report and when it was made.
+final class LastReport: Sendable {
+    private let state = Mutex<(at: ContinuousClock.Instant, report: ReadinessReport)?>(nil)
+
+    func report(within interval: Duration) -> ReadinessReport? {
+        state.withLock { state in
+            guard let state, ContinuousClock.now - state.at < interval else { return nil }
+            return state.report
+        }
+    }
+
+    func store(_ report: ReadinessReport) {
+        state.withLock { $0 = (ContinuousClock.now, report) }
     }
 }

@@ -34,6 +34,9 @@ extension MetadataStoreError {
                 return MetadataStoreError(.conflict, "\(operation): \(serverMessage)")
             case (.server, "23503"):
                 return MetadataStoreError(.notFound, "\(operation): \(serverMessage)")
+            case (.server, "25006"):
+                // read_only_sql_transaction: this connection reaches a standby (a primary demoted by a failover)
+                return MetadataStoreError(.unavailable, "\(operation): PostgreSQL is read-only here (a failover?): \(serverMessage)")
             case (.server, "57014"), (.server, "55P03"):
                 return MetadataStoreError(.timedOut, "\(operation): \(serverMessage)")
             case (.server, let state) where state.hasPrefix("08") || state.hasPrefix("53") || state.hasPrefix("57P"):

@@ -9,20 +9,50 @@ import PostgresNIO
 ///
 /// Every operation runs under the configured statement deadline; failures come out as
 /// ``MetadataStoreError`` (unreachable or slow database: `unavailable`/`timedOut`).
+///
+/// With a `replica` (a hot standby), the reads that tolerate it (a set, its media, a media item, its
+/// renditions, the origin's lookup) go there first, and to the primary when the standby does not have what
+/// was asked for yet (read-your-writes: a just-uploaded item is found), when its answer is not good enough
+/// (the origin's item not ready there yet), or when it does not answer. Everything that writes, claims,
+/// numbers events or decides what an object is (the reconciler's question) stays on the primary.
 public struct PostgresMetadataStore: MetadataStore {
     public let database: MetadataDatabase
+    /// A hot standby for the reads that tolerate it; `nil`: everything on the primary.
+    public let replica: MetadataDatabase?
     let logger: Logger
 
-    public init(database: MetadataDatabase, logger: Logger) {
+    public init(database: MetadataDatabase, replica: MetadataDatabase? = nil, logger: Logger) {
         self.database = database
+        self.replica = replica
         self.logger = logger
     }
 
     var client: PostgresClient { database.client }
 
+    /// Runs a read on the replica, then on the primary when there is no replica, when the replica's answer
+    /// `needsPrimary`, or when the replica fails.
+    func read<T: Sendable>(
+        _ operation: String, needsPrimary: @escaping @Sendable (T) -> Bool,
+        _ body: @escaping @Sendable (PostgresClient) async throws -> T
+    ) async throws -> T {
+        let primary = database.client
+        guard let replica else { return try await run(operation) { try await body(primary) } }
+        do {
+            let answer = try await run(operation + "_replica", on: replica) { try await body(replica.client) }
+            if !needsPrimary(answer) { return answer }
+            ReplicaMetrics.fallbacks.increment()
+        } catch {
+            ReplicaMetrics.failures.increment()
+            logger.debug("the read replica failed; asking the primary", metadata: ["error": "\(error)"])
+        }
+        return try await run(operation) { try await body(primary) }
+    }
+
     /// Runs one database operation under the statement deadline, times it and translates its errors.
-    func run<T: Sendable>(_ operation: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-        let configuration = database.configuration
+    func run<T: Sendable>(_ operation: String, on database: MetadataDatabase? = nil, _ body: @escaping @Sendable () async throws -> T)
+        async throws -> T
+    {
+        let configuration = (database ?? self.database).configuration
         let started = ContinuousClock.now
         defer {
             Timer(label: "mediagw_postgres_operation_duration_seconds", dimensions: [("operation", operation)], preferredDisplayUnit: .seconds)
@@ -53,14 +83,14 @@ public struct PostgresMetadataStore: MetadataStore {
     }
 
     public func uploadSet(_ id: UploadSetID) async throws -> UploadSet? {
-        try await run("read_upload_set") { [client, logger] in
+        try await read("read_upload_set", needsPrimary: { $0 == nil }) { [logger] client in
             for try await set in try await client.execute(UploadSetStatement(id: id), logger: logger) { return set }
             return nil
         }
     }
 
     public func media(inSet id: UploadSetID) async throws -> [Media] {
-        try await run("read_set_media") { [client, logger] in
+        try await read("read_set_media", needsPrimary: { $0.isEmpty }) { [logger] client in
             let rows = try await client.query(
                 "SELECT \(unescaped: MediaRow.columns) FROM media WHERE upload_set_id = \(id.uuid) ORDER BY created_at, id",
                 logger: logger
@@ -126,7 +156,7 @@ public struct PostgresMetadataStore: MetadataStore {
     }
 
     public func media(_ id: MediaID) async throws -> Media? {
-        try await run("read_media") { [client, logger] in
+        try await read("read_media", needsPrimary: { $0 == nil }) { [logger] client in
             let rows = try await client.query(
                 "SELECT \(unescaped: MediaRow.columns) FROM media WHERE id = \(id.uuid)",
                 logger: logger
@@ -277,10 +307,17 @@ public struct PostgresMetadataStore: MetadataStore {
         }
     }
 
+    /// Answers when the database answers *and takes writes*: a server in recovery (a standby, or a
+    /// demoted primary during a failover) is `unavailable`.
     public func ping() async throws {
-        try await run("ping") { [client, logger] in
-            try await client.query("SELECT 1", logger: logger).consume()
+        let inRecovery = try await run("ping") { [client, logger] in
+            var inRecovery = false
+            for try await value in try await client.query("SELECT pg_is_in_recovery()", logger: logger).decode(Bool.self) {
+                inRecovery = value
+            }
+            return inRecovery
         }
+        if inRecovery { throw MetadataStoreError(.unavailable, "PostgreSQL at \(database.configuration.redacted) is a standby: it takes no writes") }
     }
 
     // MARK: Processing
@@ -419,7 +456,7 @@ public struct PostgresMetadataStore: MetadataStore {
     }
 
     public func renditions(of id: MediaID) async throws -> [Rendition] {
-        try await run("read_renditions") { [client, logger] in
+        try await read("read_renditions", needsPrimary: { $0.isEmpty }) { [logger] client in
             var renditions: [Rendition] = []
             for try await (name, mime, width, height, size, sha256, pool, key, created) in try await client.query(
                 """
@@ -447,7 +484,7 @@ public struct PostgresMetadataStore: MetadataStore {
     }
 
     public func originRecord(_ id: MediaID, renditionNames: [String]) async throws -> OriginRecord? {
-        try await run("read_origin_record") { [client, logger] in
+        try await read("read_origin_record", needsPrimary: { $0?.state != .ready }) { [logger] client in
             var record: OriginRecord?
             for try await row in try await client.execute(OriginRecordStatement(id: id, renditionNames: renditionNames), logger: logger) {
                 if record == nil {
@@ -544,4 +581,10 @@ enum MediaRow {
 
 extension Duration {
     var nanoseconds: Int64 { components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000 }
+}
+
+/// How often the read replica could not answer alone.
+enum ReplicaMetrics {
+    static let fallbacks = Counter(label: "mediagw_postgres_replica_fallbacks_total", dimensions: [("reason", "not_there_yet")])
+    static let failures = Counter(label: "mediagw_postgres_replica_fallbacks_total", dimensions: [("reason", "replica_failed")])
 }

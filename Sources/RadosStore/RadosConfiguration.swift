@@ -8,7 +8,7 @@ import MediaCore
 /// | `MEDIAGW_CEPH_CLIENT` | `mediagw` | cephx client id (without `client.`) |
 /// | `MEDIAGW_CEPH_KEYRING` | from ceph.conf | keyring holding that client's key |
 /// | `MEDIAGW_CEPH_MOUNT_TIMEOUT` | `10s` | `client_mount_timeout`: how long connecting may take (librados counts whole seconds; fractions round up) |
-/// | `MEDIAGW_CEPH_OP_TIMEOUT` | `10s` | `rados_osd_op_timeout` and `rados_mon_op_timeout` |
+/// | `MEDIAGW_CEPH_OP_TIMEOUT` | `30s` | `rados_osd_op_timeout` and `rados_mon_op_timeout`: must outlast the cluster noticing a dead OSD host (`osd_heartbeat_grace`, 20 s by default, then re-peering), or writes fail that would have completed |
 /// | `MEDIAGW_CEPH_OBJECTER_TIMEOUT` | `3s` | `objecter_timeout`; must stay below the op timeout so the client refreshes its OSD map and recovers after an OSD restart |
 /// | `MEDIAGW_CEPH_CHUNK_SIZE` | `1MiB` | size of each RADOS write of a streamed upload |
 /// | `MEDIAGW_CEPH_MAX_READS` | `16` | RADOS reads in flight per process at most (downloads beyond wait their turn): bounds the memory of read buffers whatever the number of clients |
@@ -32,7 +32,7 @@ public struct RadosConfiguration: Sendable, Hashable {
         clientID: String = "mediagw",
         keyringPath: String? = nil,
         mountTimeout: Duration = .seconds(10),
-        operationTimeout: Duration = .seconds(10),
+        operationTimeout: Duration = .seconds(30),
         objecterTimeout: Duration = .seconds(3),
         chunkSize: Int = 1 << 20,
         readChunkSize: Int = 256 << 10,
