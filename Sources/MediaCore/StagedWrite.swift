@@ -28,8 +28,11 @@ public struct StagedObject: Sendable, Hashable, Codable {
 /// 2. **write** it into the blob store (a failed write removes what was written, then clears the entry);
 /// 3. **commit** its row (the caller's transaction: `commit(_:_:)`, or later, elsewhere);
 /// 4. **complete**: once the row is committed, clear the entries, in the background; when the commit is
-///    refused or never comes, **discard**: remove the objects first, then clear their entries (objects
-///    written in place, at a key that may have a row already, are left with their entries to the reconciler).
+///    refused, **discard**: remove the objects first, then clear their entries (objects written in place, at
+///    a key that may have a row already, are left with their entries to the reconciler). When the commit's
+///    outcome is unknown (the database became unreachable or slow while it ran: a connection dropped during
+///    a failover may have carried the commit through), nothing is removed: the objects keep their entries
+///    and the reconciler, which asks the database for the row once it answers, keeps or removes them.
 ///
 /// What a crash leaves between the steps:
 /// - after 1 or during 2: an entry and maybe a partial object, no row: the ``Reconciler`` removes the object
@@ -86,12 +89,19 @@ public struct StagedWrite<Blobs: BlobStore, Ledger: PendingLedger>: Sendable {
     }
 
     /// Steps 3 and 4: runs `commit`, the transaction that records the objects' rows. When it succeeds the
-    /// entries are cleared in the background and its result returned; when it throws, the objects are
-    /// discarded and its error rethrown.
+    /// entries are cleared in the background and its result returned; when it is refused, the objects are
+    /// discarded and its error rethrown; when its outcome is unknown (a transient ``MetadataStoreError``),
+    /// the objects and their entries are left to the reconciler and the error rethrown.
     public func commit<T: Sendable>(_ objects: [StagedObject], _ commit: () async throws -> T) async throws -> T {
         let result: T
         do {
             result = try await commit()
+        } catch let error as MetadataStoreError where error.isTransient {
+            logger.warning(
+                "the commit's outcome is unknown; the reconciler will keep or remove its objects once the database answers",
+                metadata: ["objects": "\(objects.map(\.location))", "error": "\(error)"]
+            )
+            throw error
         } catch {
             await discard(objects)
             throw error

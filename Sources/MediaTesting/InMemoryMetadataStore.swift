@@ -33,12 +33,19 @@ public final class InMemoryMetadataStore: MetadataStore {
 
     private let state = Mutex(State())
     private let down = Mutex(false)
+    private let answersToLose = Mutex(0)
 
     public init() {}
 
     /// From now on every operation fails with `unavailable` (`true`), or works again (`false`).
     public func setUnavailable(_ unavailable: Bool) {
         down.withLock { $0 = unavailable }
+    }
+
+    /// The next `count` operations take effect, then fail with `unavailable` as if the connection had dropped
+    /// before their answer came back: a failover that kills the primary right after a commit.
+    public func loseAnswers(_ count: Int = 1) {
+        answersToLose.withLock { $0 = count }
     }
 
     /// The jobs' states by media, for assertions (`queued`, `running`, `dead`).
@@ -52,7 +59,14 @@ public final class InMemoryMetadataStore: MetadataStore {
 
     private func withState<T>(_ body: (inout State) throws(MetadataStoreError) -> T) throws(MetadataStoreError) -> T {
         try check()
-        return try state.withLock { state throws(MetadataStoreError) in try body(&state) }
+        let result = try state.withLock { state throws(MetadataStoreError) in try body(&state) }
+        let lost = answersToLose.withLock { count in
+            guard count > 0 else { return false }
+            count -= 1
+            return true
+        }
+        if lost { throw MetadataStoreError(.unavailable, "the connection dropped before the answer came back") }
+        return result
     }
 
     public func createUploadSet(_ new: NewUploadSet) async throws -> UploadSet {

@@ -60,6 +60,17 @@ import Testing
         #expect(stores.ledger.entries[location] != nil, "the reconciler will find it")
     }
 
+    @Test func aCommitWhoseOutcomeIsUnknownLeavesItsObjectAndEntryToTheReconciler() async throws {
+        let staged = try await staging.write(location, bytes: ByteBuffer(bytes: fakeJPEG(100)), mode: .createExclusive, entry: entry)
+        for code in [MetadataStoreError.Code.unavailable, .timedOut] {
+            await #expect(throws: MetadataStoreError.self) {
+                try await staging.commit([staged]) { throw MetadataStoreError(code, "the connection dropped during COMMIT") }
+            }
+            #expect(try await stores.blobs.exists(location), "the row may have been committed")
+            #expect(stores.ledger.entries[location] != nil)
+        }
+    }
+
     @Test func anObjectWrittenInPlaceIsLeftToTheReconcilerWhenItsCommitFails() async throws {
         struct Refused: Error {}
         let staged = try await staging.write(location, bytes: ByteBuffer(bytes: fakeJPEG(100)), mode: .replace, entry: entry)

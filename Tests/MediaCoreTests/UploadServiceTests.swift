@@ -84,7 +84,7 @@ import Testing
         #expect(stores.ledger.entries.isEmpty)
     }
 
-    @Test func aDatabaseThatGoesDownBeforeTheRowIsUnavailableAndTheObjectIsRemoved() async throws {
+    @Test func aDatabaseThatGoesDownBeforeTheRowIsUnavailableAndTheReconcilerRemovesTheObject() async throws {
         let set = try await openSet()
         let failingAtCommit = FaultPlan.pause(at: .objectWritten)
         let uploads = UploadService(storage: stores, pools: pools, settings: UploadSettings(), faults: failingAtCommit.injection, logger: quietLogger)
@@ -93,9 +93,28 @@ import Testing
         stores.metadata.setUnavailable(true)
         failingAtCommit.release()
         await #expect(throws: MediaError.self) { _ = try await upload.value }
+        // whether the commit went through cannot be known while the database is down: nothing is removed yet
+        #expect(stores.blobs.locations.count == 1)
+        #expect(stores.ledger.entries.count == 1)
         stores.metadata.setUnavailable(false)
+        let report = try await Reconciler(storage: stores, pools: pools, logger: quietLogger).run(grace: .zero)
+        #expect(report.removedOrphans == 1, "no row: the object goes")
         #expect(stores.blobs.locations.isEmpty, "no object without a row")
         #expect(stores.ledger.entries.isEmpty)
+    }
+
+    @Test func aCommitWhoseAnswerIsLostKeepsTheObjectItsRowPointsAt() async throws {
+        let set = try await openSet()
+        stores.metadata.loseAnswers(1)
+        #expect(await code { _ = try await uploads.storeOriginal([ByteBuffer(bytes: fakeJPEG(5000))].async, into: set) } == .unavailable)
+        // the row was committed although the client was told to retry: its object must stay
+        let rows = try await stores.metadata.media(inSet: set.id)
+        #expect(rows.count == 1)
+        #expect(stores.blobs.locations.count == 1)
+        let report = try await Reconciler(storage: stores, pools: pools, logger: quietLogger).run(grace: .zero)
+        #expect(report.removedOrphans == 0)
+        #expect(stores.ledger.entries.isEmpty, "the reconciler found the row and only cleared the entry")
+        for media in rows { #expect(try await stores.blobs.exists(media.location)) }
     }
 
     @Test func aProfileTakesOnePhotoAndNoVideo() async throws {
