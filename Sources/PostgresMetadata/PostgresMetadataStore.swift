@@ -32,7 +32,8 @@ public struct PostgresMetadataStore: MetadataStore {
     /// Runs a read on the replica, then on the primary when there is no replica, when the replica's answer
     /// `needsPrimary`, or when the replica fails.
     func read<T: Sendable>(
-        _ operation: String, needsPrimary: @escaping @Sendable (T) -> Bool,
+        _ operation: String,
+        needsPrimary: @escaping @Sendable (T) -> Bool,
         _ body: @escaping @Sendable (PostgresClient) async throws -> T
     ) async throws -> T {
         let primary = database.client
@@ -49,7 +50,11 @@ public struct PostgresMetadataStore: MetadataStore {
     }
 
     /// Runs one database operation under the statement deadline, times it and translates its errors.
-    func run<T: Sendable>(_ operation: String, on database: MetadataDatabase? = nil, _ body: @escaping @Sendable () async throws -> T)
+    func run<T: Sendable>(
+        _ operation: String,
+        on database: MetadataDatabase? = nil,
+        _ body: @escaping @Sendable () async throws -> T
+    )
         async throws -> T
     {
         let configuration = (database ?? self.database).configuration
@@ -83,20 +88,28 @@ public struct PostgresMetadataStore: MetadataStore {
     }
 
     public func uploadSet(_ id: UploadSetID) async throws -> UploadSet? {
-        try await read("read_upload_set", needsPrimary: { $0 == nil }) { [logger] client in
-            for try await set in try await client.execute(UploadSetStatement(id: id), logger: logger) { return set }
-            return nil
-        }
+        try await read(
+            "read_upload_set",
+            needsPrimary: { $0 == nil },
+            { [logger] client in
+                for try await set in try await client.execute(UploadSetStatement(id: id), logger: logger) { return set }
+                return nil
+            }
+        )
     }
 
     public func media(inSet id: UploadSetID) async throws -> [Media] {
-        try await read("read_set_media", needsPrimary: { $0.isEmpty }) { [logger] client in
-            let rows = try await client.query(
-                "SELECT \(unescaped: MediaRow.columns) FROM media WHERE upload_set_id = \(id.uuid) ORDER BY created_at, id",
-                logger: logger
-            )
-            return try await MediaRow.all(rows)
-        }
+        try await read(
+            "read_set_media",
+            needsPrimary: { $0.isEmpty },
+            { [logger] client in
+                let rows = try await client.query(
+                    "SELECT \(unescaped: MediaRow.columns) FROM media WHERE upload_set_id = \(id.uuid) ORDER BY created_at, id",
+                    logger: logger
+                )
+                return try await MediaRow.all(rows)
+            }
+        )
     }
 
     public func recordUpload(_ new: NewMedia, maxCount: Int, now: Date) async throws -> Media {
@@ -156,13 +169,17 @@ public struct PostgresMetadataStore: MetadataStore {
     }
 
     public func media(_ id: MediaID) async throws -> Media? {
-        try await read("read_media", needsPrimary: { $0 == nil }) { [logger] client in
-            let rows = try await client.query(
-                "SELECT \(unescaped: MediaRow.columns) FROM media WHERE id = \(id.uuid)",
-                logger: logger
-            )
-            return try await MediaRow.first(rows)
-        }
+        try await read(
+            "read_media",
+            needsPrimary: { $0 == nil },
+            { [logger] client in
+                let rows = try await client.query(
+                    "SELECT \(unescaped: MediaRow.columns) FROM media WHERE id = \(id.uuid)",
+                    logger: logger
+                )
+                return try await MediaRow.first(rows)
+            }
+        )
     }
 
     public func tombstoneMedia(_ id: MediaID, now: Date) async throws -> Media? {
@@ -456,44 +473,52 @@ public struct PostgresMetadataStore: MetadataStore {
     }
 
     public func renditions(of id: MediaID) async throws -> [Rendition] {
-        try await read("read_renditions", needsPrimary: { $0.isEmpty }) { [logger] client in
-            var renditions: [Rendition] = []
-            for try await (name, mime, width, height, size, sha256, pool, key, created) in try await client.query(
-                """
-                SELECT name, mime, width, height, size_bytes, sha256, pool, object_key, created_at
-                FROM renditions WHERE media_id = \(id.uuid) ORDER BY name
-                """,
-                logger: logger
-            ).decode((String, String, Int?, Int?, Int64, String, String, String, Date).self) {
-                renditions.append(
-                    Rendition(
-                        mediaID: id,
-                        name: name,
-                        mime: mime,
-                        width: width,
-                        height: height,
-                        size: size,
-                        sha256: sha256,
-                        location: ObjectLocation(pool: pool, key: key),
-                        createdAt: created
+        try await read(
+            "read_renditions",
+            needsPrimary: { $0.isEmpty },
+            { [logger] client in
+                var renditions: [Rendition] = []
+                for try await (name, mime, width, height, size, sha256, pool, key, created) in try await client.query(
+                    """
+                    SELECT name, mime, width, height, size_bytes, sha256, pool, object_key, created_at
+                    FROM renditions WHERE media_id = \(id.uuid) ORDER BY name
+                    """,
+                    logger: logger
+                ).decode((String, String, Int?, Int?, Int64, String, String, String, Date).self) {
+                    renditions.append(
+                        Rendition(
+                            mediaID: id,
+                            name: name,
+                            mime: mime,
+                            width: width,
+                            height: height,
+                            size: size,
+                            sha256: sha256,
+                            location: ObjectLocation(pool: pool, key: key),
+                            createdAt: created
+                        )
                     )
-                )
+                }
+                return renditions
             }
-            return renditions
-        }
+        )
     }
 
     public func originRecord(_ id: MediaID, renditionNames: [String]) async throws -> OriginRecord? {
-        try await read("read_origin_record", needsPrimary: { $0?.state != .ready }) { [logger] client in
-            var record: OriginRecord?
-            for try await row in try await client.execute(OriginRecordStatement(id: id, renditionNames: renditionNames), logger: logger) {
-                if record == nil {
-                    record = row.record
+        try await read(
+            "read_origin_record",
+            needsPrimary: { $0?.state != .ready },
+            { [logger] client in
+                var record: OriginRecord?
+                for try await row in try await client.execute(OriginRecordStatement(id: id, renditionNames: renditionNames), logger: logger) {
+                    if record == nil {
+                        record = row.record
+                    }
+                    if let rendition = row.rendition { record?.renditions.append(rendition) }
                 }
-                if let rendition = row.rendition { record?.renditions.append(rendition) }
+                return record
             }
-            return record
-        }
+        )
     }
 }
 
