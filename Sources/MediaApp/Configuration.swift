@@ -85,7 +85,10 @@ extension PostgresConfiguration {
 
     /// The read replica of `MEDIAGW_DATABASE_READ_URL` (a hot standby: the origin's lookups and the internal
     /// read routes go there first), with the primary's schema and pool settings; `nil` when unset.
-    public static func replica(environment env: EnvironmentReader, of primary: PostgresConfiguration) throws(ConfigurationError)
+    public static func replica(
+        environment env: EnvironmentReader,
+        of primary: PostgresConfiguration
+    ) throws(ConfigurationError)
         -> PostgresConfiguration?
     {
         guard let url = env.string("MEDIAGW_DATABASE_READ_URL") else { return nil }

@@ -59,7 +59,11 @@ public struct GatewayServer: Sendable {
     ) async throws -> GatewayServer {
         let registry = Metrics.registry
         let runtime = try await MediaRuntime.connect(
-            storage: configuration.storage, database: configuration.database, replica: configuration.replica, logger: logger)
+            storage: configuration.storage,
+            database: configuration.database,
+            replica: configuration.replica,
+            logger: logger
+        )
         let originCache = OriginLookupCache(ttl: configuration.origin.lookupCacheTTL, capacity: configuration.origin.lookupCacheEntries)
         let api = MediaAPI(
             uploads: runtime.uploadService(configuration.uploads),

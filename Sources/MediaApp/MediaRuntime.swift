@@ -28,7 +28,10 @@ public struct MediaRuntime: Sendable {
     /// connection; its pool runs as a service), and a read replica if one is given (not checked at start:
     /// reads fall back to the primary while it does not answer). Each failure is one line saying what is wrong.
     public static func connect(
-        storage: StorageConfiguration?, database: PostgresConfiguration?, replica: PostgresConfiguration? = nil, logger: Logger
+        storage: StorageConfiguration?,
+        database: PostgresConfiguration?,
+        replica: PostgresConfiguration? = nil,
+        logger: Logger
     ) async throws -> MediaRuntime {
         var metadata: MetadataDatabase?
         if let database {
@@ -44,7 +47,13 @@ public struct MediaRuntime: Sendable {
             ledger = RadosPendingLedger(blobs: RadosBlobStore(cluster: connected))
         }
         return MediaRuntime(
-            logger: logger, cluster: cluster, database: metadata, replica: replicaDatabase, pools: storage?.pools, ledger: ledger)
+            logger: logger,
+            cluster: cluster,
+            database: metadata,
+            replica: replicaDatabase,
+            pools: storage?.pools,
+            ledger: ledger
+        )
     }
 
     /// The long-lived resources, as services of a `ServiceGroup`, in start order: PostgreSQL's connection
