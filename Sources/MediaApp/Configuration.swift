@@ -289,7 +289,7 @@ public struct LifecycleConfiguration: Sendable {
 /// | `MEDIAGW_WORKERS` | cores | jobs processed at once (one processor process each) |
 /// | `MEDIAGW_WORKERS_IN_SERVE` | `true` | whether `serve` also runs workers (else run `mediagw worker`) |
 /// | `MEDIAGW_JOB_TIMEOUT` | `5m` | wall time of one job; past it the processor is killed and the attempt fails |
-/// | `MEDIAGW_JOB_LEASE` | `10m` | a claimed job whose worker died is taken again after this; must exceed the timeout |
+/// | `MEDIAGW_JOB_LEASE` | `60s` | a claim not renewed (its worker renews it every third) is taken again after this |
 /// | `MEDIAGW_JOB_ATTEMPTS` | `3` | attempts before a job is dead and its media failed (bad input fails at once) |
 /// | `MEDIAGW_JOB_BACKOFF` | `10s` | wait before the first retry, doubling each time |
 /// | `MEDIAGW_PROCESSOR_MEMORY` | `2GiB` | data memory limit of each processor process |
@@ -338,7 +338,7 @@ public struct ProcessingConfiguration: Sendable {
 
     public func validate() throws(ConfigurationError) {
         guard (1...256).contains(workers.concurrency) else { throw ConfigurationError("MEDIAGW_WORKERS must be between 1 and 256") }
-        guard workers.lease > processing.timeout else { throw ConfigurationError("MEDIAGW_JOB_LEASE must exceed MEDIAGW_JOB_TIMEOUT") }
+        guard workers.lease >= .seconds(3) else { throw ConfigurationError("MEDIAGW_JOB_LEASE must be at least 3s (it is renewed every third)") }
         guard processing.timeout >= .milliseconds(100) else { throw ConfigurationError("MEDIAGW_JOB_TIMEOUT must be at least 100ms") }
         guard (1...100).contains(workers.maxAttempts) else { throw ConfigurationError("MEDIAGW_JOB_ATTEMPTS must be between 1 and 100") }
         guard processorMemory >= 256 << 20 else { throw ConfigurationError("MEDIAGW_PROCESSOR_MEMORY must be at least 256MiB") }

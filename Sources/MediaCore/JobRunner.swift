@@ -6,8 +6,9 @@ import Metrics
 public struct WorkerSettings: Sendable, Hashable {
     /// Jobs processed at once.
     public var concurrency: Int
-    /// How long a claimed job stays claimed; a worker killed mid-job loses it after this. Must exceed the
-    /// job timeout.
+    /// How long a claim lasts without renewal: a worker renews its jobs' leases every third of it while it
+    /// runs them, so a worker that dies (or a claim whose answer was lost in a failover) frees its job after
+    /// at most this long.
     public var lease: Duration
     /// Attempts before a job is dead and its media failed (permanent errors fail at once).
     public var maxAttempts: Int
@@ -18,7 +19,7 @@ public struct WorkerSettings: Sendable, Hashable {
 
     public init(
         concurrency: Int = ProcessInfo.processInfo.activeProcessorCount,
-        lease: Duration = .seconds(600),
+        lease: Duration = .seconds(60),
         maxAttempts: Int = 3,
         backoff: Duration = .seconds(10),
         pollInterval: Duration = .milliseconds(500)
@@ -93,8 +94,33 @@ public struct JobRunner<Storage: MediaStores, Processing: MediaProcessing>: Send
         }
         guard let job = jobs.first else { return false }
         await faults.reach(.jobClaimed)
-        await handle(job)
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await keepLease(job) }
+            await handle(job)
+            group.cancelAll()
+        }
         return true
+    }
+
+    /// Renews the job's lease every third of it until cancelled (the job ended) or the claim is lost.
+    func keepLease(_ job: ProcessingJob) async {
+        var logger = self.logger
+        logger[metadataKey: "job.id"] = "\(job.jobID)"
+        while !Task.isCancelled {
+            do {
+                try await Task.sleep(for: settings.lease / 3)
+            } catch {
+                return
+            }
+            do {
+                if try await !storage.metadata.renewLease(job, lease: settings.lease, now: clock.now()) {
+                    logger.warning("the job's claim was lost: another worker may run it too")
+                    return
+                }
+            } catch {
+                logger.notice("could not renew the job's lease; trying again", metadata: ["error": "\(error)"])
+            }
+        }
     }
 
     func handle(_ job: ProcessingJob) async {

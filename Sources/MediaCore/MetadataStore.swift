@@ -136,6 +136,10 @@ public protocol MetadataStore: Sendable {
     /// job (`FOR UPDATE SKIP LOCKED`).
     func claimJobs(limit: Int, lease: Duration, now: Date) async throws -> [ProcessingJob]
 
+    /// Extends the lease of a job its worker is still running to `now + lease`. `false` when the job is no
+    /// longer this claim's (it ended, or its lease expired and another worker claimed it again).
+    func renewLease(_ job: ProcessingJob, lease: Duration, now: Date) async throws -> Bool
+
     /// Records a finished job in one transaction: the renditions' rows (replacing those of an earlier run),
     /// the media `ready` with what was learnt, its `media.ready` event; the job goes. Returns the objects
     /// no row refers to any more (renditions an earlier run made that this one did not, or all of this run's

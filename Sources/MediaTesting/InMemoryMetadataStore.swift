@@ -270,6 +270,15 @@ public final class InMemoryMetadataStore: MetadataStore {
         }
     }
 
+    public func renewLease(_ job: ProcessingJob, lease: Duration, now: Date) async throws -> Bool {
+        try withState { state in
+            guard var stored = state.jobs[job.jobID], stored.state == "running", stored.attempts == job.attempts else { return false }
+            stored.leasedUntil = now.addingTimeInterval(lease.seconds)
+            state.jobs[job.jobID] = stored
+            return true
+        }
+    }
+
     public func completeJob(_ job: ProcessingJob, outcome: ProcessingOutcome, now: Date) async throws -> [ObjectLocation] {
         try withState { state in
             state.jobs.removeValue(forKey: job.jobID)

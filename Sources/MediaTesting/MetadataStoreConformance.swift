@@ -38,6 +38,7 @@ public struct MetadataStoreConformance<Store: MetadataStore>: Sendable {
             "an object has a row when media or a rendition refers to it": { try await $0.objectRows() },
             "events are numbered in order and read after a cursor": { try await $0.events() },
             "a claimed job is leased until its lease expires": { try await $0.leases() },
+            "a lease is renewed only by its current claim": { try await $0.renewedLeases() },
             "a completed job records renditions and readiness and returns obsolete objects": { try await $0.completeJob() },
             "a failed job is retried, then dead with its media failed": { try await $0.failJob() },
             "a job of media deleted meanwhile gives back its renditions": { try await $0.deletedWhileProcessing() },
@@ -299,6 +300,22 @@ public struct MetadataStoreConformance<Store: MetadataStore>: Sendable {
         #expect(try await claim(media.id, now: now.addingTimeInterval(30)) == nil, "leased")
         let again = try #require(try await claim(media.id, now: now.addingTimeInterval(61)), "taken again once the lease expired")
         #expect(again.jobID == job.jobID && again.attempts == 2)
+    }
+
+    func renewedLeases() async throws {
+        let set = try await newSet()
+        let media = try await record(set)
+        let now = Date()
+        let job = try #require(try await claim(media.id, lease: .seconds(60), now: now))
+        #expect(try await store.renewLease(job, lease: .seconds(60), now: now.addingTimeInterval(50)))
+        #expect(try await claim(media.id, now: now.addingTimeInterval(100)) == nil, "renewed until 110 s")
+        let again = try #require(try await claim(media.id, lease: .seconds(30), now: now.addingTimeInterval(111)))
+        #expect(again.attempts == 2)
+        #expect(try await !store.renewLease(job, lease: .seconds(60), now: now.addingTimeInterval(112)), "the first claim is no longer the job's")
+        let third = try #require(try await claim(media.id, now: now.addingTimeInterval(142)), "nor did it move the second claim's lease")
+        #expect(third.attempts == 3)
+        _ = try await store.completeJob(third, outcome: outcome([]), now: now.addingTimeInterval(160))
+        #expect(try await !store.renewLease(third, lease: .seconds(60), now: now.addingTimeInterval(161)), "the job ended")
     }
 
     func completeJob() async throws {

@@ -381,6 +381,22 @@ public struct PostgresMetadataStore: MetadataStore {
         }
     }
 
+    public func renewLease(_ job: ProcessingJob, lease: Duration, now: Date) async throws -> Bool {
+        let leaseEnd = now.addingTimeInterval(lease.seconds)
+        return try await run("renew_lease") { [client, logger] in
+            let rows = try await client.query(
+                """
+                UPDATE jobs SET leased_until = \(leaseEnd)
+                WHERE id = \(job.jobID) AND state = 'running' AND attempts = \(job.attempts)
+                RETURNING id
+                """,
+                logger: logger
+            )
+            for try await _ in rows.decode(Int64.self) { return true }
+            return false
+        }
+    }
+
     public func completeJob(_ job: ProcessingJob, outcome: ProcessingOutcome, now: Date) async throws -> [ObjectLocation] {
         let metadata = String(decoding: try JSONEncoder.sorted.encode(outcome.metadata), as: UTF8.self)
         return try await run("complete_job") { [client, logger] in

@@ -146,6 +146,35 @@ import Testing
         #expect(Set(stores.blobs.locations.filter { $0.pool == pools.derived }) == Set(renditions))
     }
 
+    @Test func aJobThatOutlastsItsLeaseKeepsItWhileItsWorkerRenewsIt() async throws {
+        let set = try await openSet()
+        let media = try await uploads().storeOriginal(photo(), into: set)
+        let settings = WorkerSettings(concurrency: 1, lease: .seconds(3), maxAttempts: 3, backoff: .seconds(1))
+
+        // worker A is slow: it holds the job between processing and commit (renewals go on meanwhile)
+        let slow = FaultPlan.pause(at: .jobProcessed)
+        let first = JobRunner(
+            storage: stores,
+            processing: processor(),
+            settings: settings,
+            clock: clock.clock,
+            faults: slow.injection,
+            logger: quietLogger
+        )
+        let running = Task { try await first.runOne() }
+        await slow.reached()
+        clock.advance(by: .seconds(2))
+        try await Task.sleep(for: .milliseconds(2500))  // renewals every second, each to "now" + 3 s
+        clock.advance(by: .seconds(2))  // past the first lease
+
+        let second = JobRunner(storage: stores, processing: processor(), settings: settings, clock: clock.clock, logger: quietLogger)
+        #expect(try await second.runOne() == false, "still A's")
+        slow.release()
+        #expect(try await running.value)
+        #expect(try await stores.metadata.media(media.id)?.state == .ready)
+        #expect(stores.metadata.jobStates[media.id] == nil, "the job ended once")
+    }
+
     @Test func aReconcileRacingAnUploadLeavesTheUploadAlone() async throws {
         let set = try await openSet()
         let plan = FaultPlan.pause(at: .objectWritten)
@@ -179,6 +208,7 @@ import Testing
             transcoder: NoTranscoder(),
             pools: pools,
             settings: ProcessingSettings(),
+            clock: clock.clock,
             logger: quietLogger
         )
     }

@@ -25,6 +25,6 @@ import Testing
     @Test func everySuiteHasItsChecks() {
         #expect(BlobStoreConformance<InMemoryBlobStore>.checks.count == 14)
         #expect(PendingLedgerConformance<InMemoryPendingLedger>.checks.count == 7)
-        #expect(MetadataStoreConformance<InMemoryMetadataStore>.checks.count == 17)
+        #expect(MetadataStoreConformance<InMemoryMetadataStore>.checks.count == 18)
     }
 }
