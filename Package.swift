@@ -201,7 +201,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "MediaBench",
-            dependencies: ["MediaApp", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["MediaApp", "VipsImaging", "FFmpegMedia", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings
         ),
 

@@ -82,10 +82,26 @@ struct OriginBench: AsyncParsableCommand {
             ("nginx disk", { name, _ in nginx.baseURL + "/" + name }),
         ]
         var results: [String: [WrkResult]] = [:]  // "object server" → one result per round
+        var cpu: [String: [[(String, Double)]]] = [:]  // "object server" → CPU s/GB by process, per round
+        let gatewayPID = gateway.process.processIdentifier
+        let meters: [String: CPUMeter] = [
+            "gateway": CPUMeter(servers: [CPUMeter.Server(name: "gateway") { [gatewayPID] }, StackProcess.osd.server]),
+            "radosgw": CPUMeter(servers: [StackProcess.rgw.server, StackProcess.osd.server]),
+            "nginx disk": CPUMeter(servers: [CPUMeter.Server(name: "nginx") { nginx.pids }]),
+        ]
         for round in 0..<rounds {
-            for (name, path, _) in objects {
+            for (name, path, size) in objects {
                 for (server, url) in round % 2 == 0 ? servers : servers.reversed() {
+                    let meter = meters[server]!
+                    let before = meter.snapshot()
                     let result = try WrkResult.run(url: url(name, path), connections: connections, seconds: seconds)
+                    cpu["\(name) \(server)", default: []].append(
+                        meter.snapshot().perGB(
+                            since: before,
+                            bytes: Double(result.requests) * Double(size),
+                            order: ["gateway", "radosgw", "nginx", "OSD"]
+                        )
+                    )
                     guard result.non2xx == 0, result.errors == 0 else {
                         throw BenchError("\(server) \(name): \(result.non2xx) non-2xx answers, \(result.errors) socket errors")
                     }
@@ -117,13 +133,16 @@ struct OriginBench: AsyncParsableCommand {
                 let rate = median(runs.map(\.requestsPerSecond))
                 print(
                     "\(name) \(server):".padding(toLength: 22, withPad: " ", startingAt: 0)
-                        + "\(format(rate)) req/s, \(format(rate * Double(size) / 1e6)) MB/s, p50 \(format(median(runs.map(\.p50Milliseconds)))) ms, p99 \(format(median(runs.map(\.p99Milliseconds)))) ms"
+                        + "\(format(rate)) req/s, \(format(rate * Double(size) / 1e6)) MB/s, p50 \(format(median(runs.map(\.p50Milliseconds)))) ms, p99 \(format(median(runs.map(\.p99Milliseconds)))) ms; "
+                        + CPUMeter.describe(Self.medianCPU(cpu["\(name) \(server)"] ?? []))
                 )
             }
         }
         for (name, _, _) in objects {
             let rates = { (server: String) in (results["\(name) \(server)"] ?? []).map(\.requestsPerSecond) }
             let perRound = zip(rates("gateway"), rates("radosgw")).map { format($0 / $1, 2) }.joined(separator: ", ")
+            let cost = { (server: String) in Self.medianCPU(cpu["\(name) \(server)"] ?? []).first?.1 ?? .nan }
+            print("CPU per GB \(name): gateway / radosgw \(format(cost("gateway") / cost("radosgw"), 2)) (target <= 0.5)")
             print(
                 "ratios \(name): gateway / radosgw \(format(median(rates("gateway")) / median(rates("radosgw")), 2)) (target >= 1.5; rounds: \(perRound)), "
                     + "gateway / nginx from disk \(format(median(rates("gateway")) / median(rates("nginx disk")), 2))"
@@ -134,6 +153,12 @@ struct OriginBench: AsyncParsableCommand {
             "memory: \(memoryClients) clients streaming the video: \(format(median(memory.map(\.megabytesPerSecond)))) MB/s; gateway peak RSS per round \(peaks) MiB "
                 + "(idle \(format(median(memory.map(\.idle)))) MiB; target <= 200 MB)"
         )
+    }
+
+    /// The median CPU s/GB of each process over the rounds, in the rounds' order of processes.
+    static func medianCPU(_ rounds: [[(String, Double)]]) -> [(String, Double)] {
+        guard let first = rounds.first else { return [] }
+        return first.map { name, _ in (name, median(rounds.compactMap { $0.first { $0.0 == name }?.1 })) }
     }
 
     /// A 3000x2000 JPEG with fine detail (noise over a test pattern), so that its renditions are not tiny.
@@ -179,11 +204,18 @@ extension BenchGateway {
 struct StaticNginx {
     let baseURL: String
     let configuration: URL
+    let pidFile: String
+
+    /// The master process (its workers are its children).
+    var pids: [Int32] {
+        ((try? String(contentsOfFile: pidFile, encoding: .utf8)) ?? "").split(whereSeparator: \.isNewline).compactMap { Int32($0) }
+    }
 
     init(root: URL, directory: URL) throws {
         let port = 25000 + Int.random(in: 0..<4000)
         baseURL = "http://127.0.0.1:\(port)"
         configuration = directory.appendingPathComponent("static-nginx.conf")
+        pidFile = "\(directory.path)/static-nginx.pid"
         try """
         user root;
         worker_processes auto;

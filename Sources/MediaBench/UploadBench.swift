@@ -45,12 +45,24 @@ struct UploadBench: AsyncParsableCommand {
         var gateway = try BenchGateway(binary: mediagwBinary, environment: gatewayEnvironment)
         let sets = try gateway.openSets(64, context: "community", serviceToken: serviceToken)
         let uploadScript = try multipartUploadScript(sets: sets, bodyFile: photoBody, boundary: boundary, in: scratch)
+        let gatewayPID = gateway.process.processIdentifier
+        let gatewayMeter = CPUMeter(servers: [
+            CPUMeter.Server(name: "gateway") { [gatewayPID] }, StackProcess.osd.server, StackProcess.pg.server,
+        ])
+        let gatewayBefore = gatewayMeter.snapshot()
         let ours = try WrkResult.run(url: gateway.baseURL, script: uploadScript, connections: clients, seconds: seconds)
+        let gatewayCPU = gatewayMeter.snapshot().perGB(
+            since: gatewayBefore,
+            bytes: Double(ours.requests) * Double(size),
+            order: ["gateway", "OSD", "PostgreSQL"]
+        )
         gateway.stop()
         guard ours.non2xx == 0 else { throw BenchError("\(ours.non2xx) uploads were refused") }
         let oursMB = ours.requestsPerSecond * Double(size) / 1e6
 
         // 2. rados bench, same object size and concurrency, same pool
+        let osdMeter = CPUMeter(servers: [StackProcess.osd.server])
+        let osdBefore = osdMeter.snapshot()
         let radosBench = try RadosBenchResult.run(
             configuration,
             pool: configuration.pools.photo,
@@ -60,6 +72,7 @@ struct UploadBench: AsyncParsableCommand {
             runName: "mediagw-upload-bench"
         )
         let radosMB = radosBench.megabytesPerSecond
+        let radosCPU = osdMeter.snapshot().perGB(since: osdBefore, bytes: radosMB * 1e6 * radosBench.seconds, order: ["OSD"])
         let radosLatency = radosBench.averageLatency
 
         // 3. radosgw S3 PUT (anonymous into a public-read-write bucket), same size and concurrency
@@ -83,7 +96,10 @@ struct UploadBench: AsyncParsableCommand {
           return wrk.format("PUT", "/mediagw-bench/t" .. id .. "-" .. n, {["x-amz-acl"] = "public-read"}, body)
         end
         """.write(to: putScript, atomically: true, encoding: .utf8)
+        let rgwMeter = CPUMeter(servers: [StackProcess.rgw.server, StackProcess.osd.server])
+        let rgwBefore = rgwMeter.snapshot()
         let rgw = try WrkResult.run(url: s3, script: putScript.path, connections: clients, seconds: seconds)
+        let rgwCPU = rgwMeter.snapshot().perGB(since: rgwBefore, bytes: Double(rgw.requests) * Double(size), order: ["radosgw", "OSD"])
         let rgwMB = rgw.requestsPerSecond * Double(size) / 1e6
         try? bucket.remove()
 
@@ -111,10 +127,16 @@ struct UploadBench: AsyncParsableCommand {
         print(
             "gateway upload:  \(format(oursMB)) MB/s (\(format(ours.requestsPerSecond)) uploads/s), p50 \(format(ours.p50Milliseconds)) ms, p99 \(format(ours.p99Milliseconds)) ms, \(ours.requests) uploads, \(ours.errors) socket errors"
         )
+        print("  CPU: \(CPUMeter.describe(gatewayCPU))")
         print("rados bench:     \(format(radosMB)) MB/s, average latency \(format(radosLatency * 1000)) ms")
+        print("  CPU: \(CPUMeter.describe(radosCPU))")
         print(
             "radosgw S3 PUT:  \(format(rgwMB)) MB/s, p50 \(format(rgw.p50Milliseconds)) ms, p99 \(format(rgw.p99Milliseconds)) ms\(rgw.non2xx > 0 ? ", \(rgw.non2xx) non-2xx" : "")"
         )
+        print("  CPU: \(CPUMeter.describe(rgwCPU))")
+        if let ourCost = gatewayCPU.first(where: { $0.0 == "gateway" })?.1, let theirs = rgwCPU.first(where: { $0.0 == "radosgw" })?.1 {
+            print("CPU per GB: gateway / radosgw \(format(ourCost / theirs, 2)) (target <= 0.5)")
+        }
         print(
             "ratios: gateway / rados bench \(format(oursMB / radosMB, 2)) (target >= 0.8), gateway / radosgw \(format(oursMB / rgwMB, 2)) (target >= 1)"
         )
