@@ -5,7 +5,8 @@
 #include <rados/librados.hpp>
 
 extern "C" int mgw_rados_aio_writev(rados_ioctx_t io, const char *oid, rados_completion_t completion,
-                                    const mgw_iovec *pieces, size_t count, uint64_t offset, mgw_write_mode mode) {
+                                    const mgw_iovec *pieces, size_t count, uint64_t offset, mgw_write_mode mode,
+                                    const char *fence_name, const void *fence_value, size_t fence_length) {
     try {
         librados::IoCtx ctx;
         librados::IoCtx::from_rados_ioctx_t(io, ctx);
@@ -32,6 +33,15 @@ extern "C" int mgw_rados_aio_writev(rados_ioctx_t io, const char *oid, rados_com
             librados::ObjectWriteOperation operation;
             operation.create(true);
             operation.write_full(data);
+            return ctx.aio_operate(oid, wrapper, &operation);
+        }
+        case MGW_WRITE_AT_FENCED: {
+            if (fence_name == nullptr || (fence_value == nullptr && fence_length > 0)) return -EINVAL;
+            librados::bufferlist expected;
+            expected.append(static_cast<const char *>(fence_value), static_cast<unsigned>(fence_length));
+            librados::ObjectWriteOperation operation;
+            operation.cmpxattr(fence_name, LIBRADOS_CMPXATTR_OP_EQ, expected);
+            operation.write(offset, data);
             return ctx.aio_operate(oid, wrapper, &operation);
         }
         }

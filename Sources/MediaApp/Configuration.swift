@@ -107,6 +107,26 @@ extension PostgresConfiguration {
     }
 }
 
+extension ResumableSettings {
+    /// Resumable uploads (tus, the IETF draft).
+    ///
+    /// | variable | default | meaning |
+    /// |---|---|---|
+    /// | `MEDIAGW_RESUMABLE_TTL` | `24h` | an upload not completed by then (or by its set's expiry) is removed with its bytes |
+    /// | `MEDIAGW_RESUMABLE_CLAIM_LEASE` | `15s` | how long a gateway that died mid-append holds the upload |
+    public init(environment env: EnvironmentReader) throws(ConfigurationError) {
+        let defaults = ResumableSettings()
+        self.init(
+            lifetime: try env.duration("MEDIAGW_RESUMABLE_TTL", default: defaults.lifetime),
+            claimLease: try env.duration("MEDIAGW_RESUMABLE_CLAIM_LEASE", default: defaults.claimLease)
+        )
+        guard lifetime >= .seconds(1) else { throw ConfigurationError("MEDIAGW_RESUMABLE_TTL must be at least 1s") }
+        guard claimLease >= .seconds(3), claimLease <= .seconds(600) else {
+            throw ConfigurationError("MEDIAGW_RESUMABLE_CLAIM_LEASE must be between 3s and 10m")
+        }
+    }
+}
+
 extension UploadSettings {
     /// The upload rules: limits per context and kind, lifetimes.
     ///
@@ -239,7 +259,13 @@ extension HTTPConfiguration {
             ),
             idleTimeout: try env.duration("MEDIAGW_IDLE_TIMEOUT", default: defaults.idleTimeout),
             retryAfter: try env.duration("MEDIAGW_RETRY_AFTER", default: defaults.retryAfter),
-            originReadAhead: try env.int("MEDIAGW_ORIGIN_READ_AHEAD", default: defaults.originReadAhead)
+            originReadAhead: try env.int("MEDIAGW_ORIGIN_READ_AHEAD", default: defaults.originReadAhead),
+            cors: CORSPolicy(
+                origins: (env.string("MEDIAGW_CORS_ORIGINS") ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+                    .filter { !$0.isEmpty },
+                allowCredentials: try env.bool("MEDIAGW_CORS_CREDENTIALS", default: defaults.cors.allowCredentials),
+                maxAge: try env.duration("MEDIAGW_CORS_MAX_AGE", default: defaults.cors.maxAge)
+            )
         )
         try validate()
     }

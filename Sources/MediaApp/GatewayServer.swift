@@ -18,6 +18,7 @@ public struct ServeConfiguration: Sendable {
     /// A hot standby for reads (`MEDIAGW_DATABASE_READ_URL`), if any.
     public var replica: PostgresConfiguration?
     public var uploads: UploadSettings
+    public var resumable: ResumableSettings
     public var secrets: SecretsConfiguration
     public var origin: OriginSettings
     public var http: HTTPConfiguration
@@ -30,6 +31,7 @@ public struct ServeConfiguration: Sendable {
         database = try PostgresConfiguration(environment: env)
         replica = try PostgresConfiguration.replica(environment: env, of: database)
         uploads = try UploadSettings(environment: env)
+        resumable = try ResumableSettings(environment: env)
         secrets = try SecretsConfiguration(environment: env)
         origin = try OriginSettings(environment: env)
         http = try HTTPConfiguration(environment: env)
@@ -67,6 +69,7 @@ public struct GatewayServer: Sendable {
         let originCache = OriginLookupCache(ttl: configuration.origin.lookupCacheTTL, capacity: configuration.origin.lookupCacheEntries)
         let api = MediaAPI(
             uploads: runtime.uploadService(configuration.uploads),
+            resumable: runtime.resumableService(configuration.uploads, configuration.resumable),
             media: runtime.mediaService(configuration.uploads, originCache: originCache),
             grants: UploadGrants(
                 signer: UploadTokenSigner(keys: configuration.secrets.uploadTokenKeys),

@@ -142,6 +142,16 @@ public struct MediaRuntime: Sendable {
         UploadService(storage: stores, pools: storagePools, settings: settings, clock: clock, faults: faults, logger: logger)
     }
 
+    public func resumableService(
+        _ uploads: UploadSettings,
+        _ settings: ResumableSettings,
+        clock: MediaClock = .system
+    )
+        -> ResumableUploadService<GatewayStores>
+    {
+        ResumableUploadService(storage: stores, pools: storagePools, uploadSettings: uploads, settings: settings, clock: clock, logger: logger)
+    }
+
     public func mediaService(_ settings: UploadSettings, originCache: OriginLookupCache? = nil) -> MediaService<GatewayStores> {
         MediaService(storage: stores, settings: settings, originCache: originCache, logger: logger)
     }

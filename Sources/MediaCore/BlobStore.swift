@@ -79,6 +79,30 @@ public protocol BlobStore: Sendable {
 
     /// Removes the object; throws ``BlobStoreError/Code/notFound`` when there is none.
     func remove(_ location: ObjectLocation) async throws
+
+    // MARK: Objects written piecewise (resumable uploads)
+
+    /// Claims the object for one `writer` (creating it empty if it does not exist): from now on the writes
+    /// of ``write(_:from:at:writer:landed:)`` and ``seal(_:size:writer:)`` by any other writer fail with
+    /// ``BlobStoreError/Code/superseded``, whatever process they come from. The claim is kept in the store,
+    /// with the object.
+    func claim(_ location: ObjectLocation, for writer: String) async throws
+
+    /// Streams `source` into the object from `offset` on, in chunks of bounded size, while `writer` holds
+    /// its claim; `landed` is told the bytes this call has made durable so far after each chunk. Unlike
+    /// ``write(_:from:mode:)``, what landed stays when the source or the store fails: when the source
+    /// throws, what it had delivered is written first, then its error rethrown. Returns the bytes written.
+    func write<Source: AsyncSequence>(
+        _ location: ObjectLocation,
+        from source: Source,
+        at offset: Int64,
+        writer: String,
+        landed: @escaping @Sendable (Int64) async throws -> Void
+    ) async throws -> Int64 where Source.Element == ByteBuffer
+
+    /// Ends a piecewise object while `writer` holds it: cuts it to `size` bytes (what earlier, abandoned
+    /// writes left beyond is dropped) and removes the claim.
+    func seal(_ location: ObjectLocation, size: Int64, writer: String) async throws
 }
 
 extension BlobStore {

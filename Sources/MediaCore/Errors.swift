@@ -10,6 +10,8 @@ public struct BlobStoreError: Error, Sendable, CustomStringConvertible {
         /// The store cannot be reached or the client is shut down.
         case unavailable
         case invalidArgument
+        /// Another writer claimed the object since this one did (``BlobStore/claim(_:for:)``).
+        case superseded
         /// Anything else the store reported (the message says what).
         case other
     }

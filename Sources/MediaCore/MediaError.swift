@@ -20,6 +20,12 @@ public struct MediaError: Error, Sendable, CustomStringConvertible {
         case timedOut = "timed_out"
         case unavailable
         case shuttingDown = "shutting_down"
+        /// A resumable upload has received another number of bytes than the request says.
+        case offsetMismatch = "offset_mismatch"
+        /// Another request is appending to the same resumable upload.
+        case uploadBusy = "upload_busy"
+        /// A piece's body does not match its `Upload-Checksum`.
+        case checksumMismatch = "checksum_mismatch"
         case `internal`
     }
 
@@ -49,6 +55,8 @@ public struct MediaError: Error, Sendable, CustomStringConvertible {
                 return MediaError(.unavailable, "media storage is unavailable; retry later", cause: error)
             case .notFound:
                 return MediaError(.notFound, "the media object does not exist", cause: error)
+            case .superseded:
+                return MediaError(.uploadBusy, "another request took this upload over", cause: error)
             default:
                 return MediaError(.internal, "\(operation) failed", cause: error)
             }

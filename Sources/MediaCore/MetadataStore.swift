@@ -129,6 +129,50 @@ public protocol MetadataStore: Sendable {
     /// A cheap round trip, for readiness.
     func ping() async throws
 
+    // MARK: Resumable uploads
+
+    /// Records a new resumable upload (nothing received yet).
+    func createResumableUpload(_ upload: ResumableUpload) async throws
+
+    /// The upload, if it exists and has not expired at `now`.
+    func resumableUpload(_ id: MediaID, now: Date) async throws -> ResumableUpload?
+
+    /// Takes the upload for one append starting at `offset`, as `claim`, until `until`: one request at a
+    /// time appends. An earlier claim that lapsed (its gateway died) is taken over.
+    func claimResumableAppend(_ id: MediaID, at offset: Int64, claim: String, until: Date, now: Date) async throws -> ResumableAppendClaim
+
+    /// Extends `claim` to `until`; throws `conflict` when the claim is no longer the upload's.
+    func renewResumableClaim(_ id: MediaID, claim: String, until: Date) async throws
+
+    /// Gives the upload its type and object (first bytes sniffed) and, under the set's lock, takes one of
+    /// the set's `maxCount` places of that kind for it, as a stored file would: `limitExceeded`,
+    /// `setCommitted`, `setExpired`, or `conflict` when the claim was lost.
+    func placeResumableUpload(
+        _ id: MediaID,
+        claim: String,
+        placement: ResumablePlacement,
+        maxCount: Int,
+        now: Date
+    ) async throws
+        -> ResumableUpload
+
+    /// Records the bytes received (and the first bytes kept, or a length declared late) under `claim`, and
+    /// keeps the claim until `until`, or ends it when `until` is `nil`. Throws `conflict` when the claim was
+    /// lost (nothing is recorded then).
+    func recordResumableProgress(_ id: MediaID, claim: String, received: Int64, head: [UInt8], length: Int64?, until: Date?) async throws
+
+    /// Completes the upload under `claim`: its media row is recorded in the place taken for it, with its
+    /// processing job and `media.stored` event, in one transaction: `setCommitted`, `setExpired`, or
+    /// `conflict` when the claim was lost.
+    func completeResumableUpload(_ id: MediaID, claim: String, media: NewMedia, now: Date) async throws -> Media
+
+    /// Forgets the upload (terminated, refused or expired), giving back the place it took in its set when
+    /// it did not complete; returns what it was, or `nil` when there was none.
+    func removeResumableUpload(_ id: MediaID) async throws -> ResumableUpload?
+
+    /// Uploads whose expiry is past, oldest first.
+    func expiredResumableUploads(now: Date, limit: Int) async throws -> [ResumableUpload]
+
     // MARK: Processing
 
     /// Claims up to `limit` runnable jobs (queued and due, or running with an expired lease: a worker died),

@@ -4,9 +4,11 @@ import Logging
 /// Cleans up after crashes and expiries, without listing any pool:
 /// 1. expires drafts past their expiry (rows tombstoned first, with events);
 /// 2. purges tombstoned media (objects removed, then marked purged);
-/// 3. reads the pending ledger for entries older than the grace period: an entry whose object has a row is
+/// 3. removes resumable uploads past their expiry, with their partial objects and ledger entries;
+/// 4. reads the pending ledger for entries older than the grace period: an entry whose object has a row is
 ///    just cleared; an entry without a row is an orphan (a crash between the Ceph write and the commit)
-///    and its object is removed, then the entry. Emptied ledger periods are closed.
+///    and its object is removed, then the entry. Emptied ledger periods are closed. (The entry of a
+///    resumable upload's object is registered at the upload's expiry, so it is not due before.)
 ///
 /// A grace of zero also takes uploads that are streaming right now for orphans: use it only when no
 /// gateway is running (after a crash, in tests).
@@ -16,6 +18,7 @@ public struct Reconciler<Storage: MediaStores>: Sendable {
         public var purgedMedia = 0
         public var clearedEntries = 0
         public var removedOrphans = 0
+        public var expiredUploads = 0
         public var closedPeriods = 0
         public var failures = 0
 
@@ -23,7 +26,8 @@ public struct Reconciler<Storage: MediaStores>: Sendable {
 
         public var description: String {
             "expired \(expiredSets) draft set(s), purged \(purgedMedia) deleted media, cleared \(clearedEntries) pending entr(ies), "
-                + "removed \(removedOrphans) orphan object(s), closed \(closedPeriods) ledger period(s), \(failures) failure(s)"
+                + "removed \(removedOrphans) orphan object(s), \(expiredUploads) expired resumable upload(s), closed \(closedPeriods) ledger period(s), "
+                + "\(failures) failure(s)"
         }
     }
 
@@ -67,7 +71,22 @@ public struct Reconciler<Storage: MediaStores>: Sendable {
             }
             if batch.count < 100 || !progressed { break }
         }
-        // 3. the pending ledger: entries registered before the cutoff
+        // 3. resumable uploads past their expiry: the state first, then the partial object, then its entry
+        let staging = StagedWrite(blobs: storage.blobs, ledger: storage.ledger, faults: faults, logger: logger)
+        while true {
+            let expired = try await storage.metadata.expiredResumableUploads(now: now, limit: 100)
+            for upload in expired {
+                guard try await storage.metadata.removeResumableUpload(upload.id) != nil else { continue }
+                report.expiredUploads += 1
+                if let placement = upload.placement, !upload.completed {
+                    await staging.discard([
+                        StagedObject(location: placement.location, size: upload.received, ticket: placement.ticket, exclusive: true)
+                    ])
+                }
+            }
+            if expired.count < 100 { break }
+        }
+        // 4. the pending ledger: entries registered before the cutoff
         let cutoff = now.addingTimeInterval(-grace.seconds)
         for pool in pools.all {
             var cursor: String?

@@ -70,7 +70,8 @@ public struct APIError: HTTPResponseError, Sendable {
         case .invalidRequest: .badRequest
         case .unsupportedMediaType: .unsupportedMediaType
         case .tooLarge: .contentTooLarge
-        case .limitExceeded, .setCommitted: .conflict
+        case .limitExceeded, .setCommitted, .offsetMismatch, .uploadBusy: .conflict
+        case .checksumMismatch: .init(code: 460, reasonPhrase: "Checksum Mismatch")
         case .setExpired: .gone
         case .notFound: .notFound
         case .timedOut, .unavailable, .shuttingDown: .serviceUnavailable

@@ -6,6 +6,7 @@ import Prometheus
 /// Everything the HTTP layer serves, over any implementation of the ports.
 public struct MediaAPI<Storage: MediaStores>: Sendable {
     public let uploads: UploadService<Storage>
+    public let resumable: ResumableUploadService<Storage>
     public let media: MediaService<Storage>
     public let grants: UploadGrants
     public let origin: OriginService<Storage.Metadata>
@@ -16,6 +17,7 @@ public struct MediaAPI<Storage: MediaStores>: Sendable {
 
     public init(
         uploads: UploadService<Storage>,
+        resumable: ResumableUploadService<Storage>,
         media: MediaService<Storage>,
         grants: UploadGrants,
         origin: OriginService<Storage.Metadata>,
@@ -25,6 +27,7 @@ public struct MediaAPI<Storage: MediaStores>: Sendable {
         configuration: HTTPConfiguration
     ) {
         self.uploads = uploads
+        self.resumable = resumable
         self.media = media
         self.grants = grants
         self.origin = origin
@@ -40,6 +43,7 @@ public struct MediaAPI<Storage: MediaStores>: Sendable {
         let retryAfter = Int(configuration.retryAfter.seconds.rounded(.up))
         let routes = RouteTable()
         router.add(middleware: MetricsMiddleware())
+        router.add(middleware: CORSMiddleware(policy: configuration.cors, routes: routes))
         router.add(middleware: ErrorMiddleware(retryAfter: retryAfter, routes: routes))
         OperationsController(readiness: readiness, registry: registry, retryAfter: retryAfter).register(on: router, routes: routes)
         InternalController(service: media, grants: grants, origin: origin, tokens: serviceTokens).register(on: router, routes: routes)
@@ -56,6 +60,7 @@ public struct MediaAPI<Storage: MediaStores>: Sendable {
             maxRequestBytes: configuration.maxRequestBytes,
             retryAfter: retryAfter
         ).register(on: router, routes: routes)
+        ResumableController(uploads: uploads, resumable: resumable, grants: grants, retryAfter: retryAfter).register(on: router, routes: routes)
         return (router, routes)
     }
 }

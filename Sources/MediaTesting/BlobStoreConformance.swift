@@ -6,6 +6,12 @@ import Testing
 /// A source's own failure (a client that went away mid-upload).
 struct ClientWentAway: Error {}
 
+/// What a piecewise write reported, in order.
+actor ReportLog {
+    private(set) var values: [Int64] = []
+    func add(_ value: Int64) { values.append(value) }
+}
+
 /// What every ``BlobStore`` must do, written once and run against each implementation (RADOS, in memory).
 public struct BlobStoreConformance<Store: BlobStore>: Sendable {
     public let store: Store
@@ -46,6 +52,10 @@ public struct BlobStoreConformance<Store: BlobStore>: Sendable {
             "concurrent exclusive creates of one key have exactly one winner": { try await $0.oneWinner() },
             "invalid keys are refused": { try await $0.invalidKeys() },
             "a pool that does not exist is not found": { try await $0.missingPoolIsNotFound() },
+            "a claimed object takes pieces at offsets, each reported as it lands": { try await $0.piecewise() },
+            "a writer whose claim was taken over cannot write or seal": { try await $0.takenOver() },
+            "a piecewise write whose source fails keeps what it delivered": { try await $0.piecewiseFailingSource() },
+            "sealing cuts what abandoned writes left beyond the size and ends the claim": { try await $0.seal() },
         ]
     }
 
@@ -203,6 +213,72 @@ public struct BlobStoreConformance<Store: BlobStore>: Sendable {
             return await group.reduce(into: [Bool]()) { $0.append($1) }
         }
         #expect(outcomes.filter { $0 }.count == 1)
+        try await store.remove(object)
+    }
+
+    func piecewise() async throws {
+        let object = location()
+        let content = patternBytes(count: (3 << 20) + 12_345, seed: 20)
+        try await store.claim(object, for: "writer-a")
+        #expect(try await store.stat(object).size == 0, "a claim creates the object empty")
+        let reports = ReportLog()
+        let first = try await store.write(object, from: pieces(Array(content[..<(2 << 20)]), size: 100_000).async, at: 0, writer: "writer-a") {
+            await reports.add($0)
+        }
+        #expect(first == 2 << 20)
+        let landed = await reports.values
+        #expect(!landed.isEmpty && landed == landed.sorted() && landed.last == first, "each chunk is reported as it lands: \(landed)")
+        let second = try await store.write(object, from: pieces(Array(content[(2 << 20)...]), size: 77_777).async, at: 2 << 20, writer: "writer-a") {
+            _ in
+        }
+        #expect(second == Int64(content.count - (2 << 20)))
+        try await store.seal(object, size: Int64(content.count), writer: "writer-a")
+        #expect(Array(try await store.read(object, range: nil).collect(upTo: 4 << 20).readableBytesView) == content)
+        try await store.remove(object)
+    }
+
+    func takenOver() async throws {
+        let object = location()
+        try await store.claim(object, for: "writer-a")
+        _ = try await store.write(object, from: [ByteBuffer(bytes: patternBytes(count: 1000, seed: 21))].async, at: 0, writer: "writer-a") { _ in }
+        try await store.claim(object, for: "writer-b")
+        await expectBlobError(.superseded) {
+            _ = try await store.write(object, from: [ByteBuffer(bytes: [1, 2, 3])].async, at: 1000, writer: "writer-a") { _ in }
+        }
+        await expectBlobError(.superseded) { try await store.seal(object, size: 1000, writer: "writer-a") }
+        #expect(try await store.stat(object).size == 1000, "the refused writes changed nothing")
+        _ = try await store.write(object, from: [ByteBuffer(bytes: [9, 9])].async, at: 1000, writer: "writer-b") { _ in }
+        #expect(try await store.stat(object).size == 1002)
+        try await store.remove(object)
+    }
+
+    func piecewiseFailingSource() async throws {
+        let object = location()
+        let delivered = patternBytes(count: 1_500_000, seed: 22)
+        let source = AsyncThrowingStream<ByteBuffer, any Error> { continuation in
+            for piece in pieces(delivered, size: 250_000) { continuation.yield(piece) }
+            continuation.finish(throwing: ClientWentAway())
+        }
+        try await store.claim(object, for: "writer-a")
+        let reports = ReportLog()
+        await #expect(throws: ClientWentAway.self) {
+            _ = try await store.write(object, from: source, at: 0, writer: "writer-a") { await reports.add($0) }
+        }
+        #expect(await reports.values.last == Int64(delivered.count), "everything delivered landed and was reported")
+        #expect(Array(try await store.read(object, range: nil).collect(upTo: 2 << 20).readableBytesView) == delivered)
+        try await store.remove(object)
+    }
+
+    func seal() async throws {
+        let object = location()
+        let content = patternBytes(count: 300_000, seed: 23)
+        try await store.claim(object, for: "writer-a")
+        _ = try await store.write(object, from: [ByteBuffer(bytes: content)].async, at: 0, writer: "writer-a") { _ in }
+        try await store.seal(object, size: 200_000, writer: "writer-a")
+        #expect(Array(try await store.read(object, range: nil).collect(upTo: 1 << 20).readableBytesView) == Array(content[..<200_000]))
+        await expectBlobError(.superseded) {
+            _ = try await store.write(object, from: [ByteBuffer(bytes: [1])].async, at: 0, writer: "writer-a") { _ in }
+        }
         try await store.remove(object)
     }
 

@@ -13,6 +13,7 @@ public final class InMemoryBlobStore: BlobStore {
     }
 
     private let objects = Mutex<[ObjectLocation: Object]>([:])
+    private let writers = Mutex<[ObjectLocation: String]>([:])
     private let down = Mutex(false)
     private let pools: Set<String>?
     let chunkSize: Int
@@ -98,6 +99,77 @@ public final class InMemoryBlobStore: BlobStore {
 
     public func remove(_ location: ObjectLocation) async throws {
         try check(location)
+        _ = writers.withLock { $0.removeValue(forKey: location) }
         guard objects.withLock({ $0.removeValue(forKey: location) }) != nil else { throw BlobStoreError(.notFound, "no object \(location)") }
+    }
+
+    public func claim(_ location: ObjectLocation, for writer: String) async throws {
+        try check(location)
+        objects.withLock { objects in
+            if objects[location] == nil { objects[location] = Object(bytes: [], modified: clock.now()) }
+        }
+        writers.withLock { $0[location] = writer }
+    }
+
+    private func checkClaim(_ location: ObjectLocation, _ writer: String) throws(BlobStoreError) {
+        try check(location)
+        guard writers.withLock({ $0[location] }) == writer else {
+            throw BlobStoreError(.superseded, "\(location) is claimed by another writer")
+        }
+    }
+
+    /// Lands `bytes` at `offset`, zero-filling a gap, as RADOS does.
+    private func land(_ bytes: [UInt8], at offset: Int64, in location: ObjectLocation) {
+        objects.withLock { objects in
+            var object = objects[location] ?? Object(bytes: [], modified: clock.now())
+            let end = Int(offset) + bytes.count
+            if object.bytes.count < end { object.bytes += [UInt8](repeating: 0, count: end - object.bytes.count) }
+            object.bytes.replaceSubrange(Int(offset)..<end, with: bytes)
+            object.modified = clock.now()
+            objects[location] = object
+        }
+    }
+
+    public func write<Source: AsyncSequence>(
+        _ location: ObjectLocation,
+        from source: Source,
+        at offset: Int64,
+        writer: String,
+        landed: @escaping @Sendable (Int64) async throws -> Void
+    ) async throws -> Int64 where Source.Element == ByteBuffer {
+        try checkClaim(location, writer)
+        var written: Int64 = 0
+        var pending: [UInt8] = []
+        func flush() async throws {
+            guard !pending.isEmpty else { return }
+            try checkClaim(location, writer)
+            land(pending, at: offset + written, in: location)
+            written += Int64(pending.count)
+            pending = []
+            try await landed(written)
+        }
+        do {
+            for try await piece in source {
+                pending += piece.readableBytesView
+                if pending.count >= chunkSize { try await flush() }
+            }
+        } catch let error as BlobStoreError {
+            throw error
+        } catch {
+            try await flush()
+            throw error
+        }
+        try await flush()
+        return written
+    }
+
+    public func seal(_ location: ObjectLocation, size: Int64, writer: String) async throws {
+        try checkClaim(location, writer)
+        try objects.withLock { objects throws(BlobStoreError) in
+            guard var object = objects[location] else { throw BlobStoreError(.notFound, "no object \(location)") }
+            if object.bytes.count > Int(size) { object.bytes.removeLast(object.bytes.count - Int(size)) }
+            objects[location] = object
+        }
+        _ = writers.withLock { $0.removeValue(forKey: location) }
     }
 }

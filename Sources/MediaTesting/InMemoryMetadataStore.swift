@@ -29,6 +29,13 @@ public final class InMemoryMetadataStore: MetadataStore {
         var jobs: [Int64: Job] = [:]
         var nextJob: Int64 = 1
         var events: [Event] = []
+        var resumable: [MediaID: Resumable] = [:]
+    }
+
+    struct Resumable {
+        var upload: ResumableUpload
+        var claim: String?
+        var claimedUntil: Date?
     }
 
     private let state = Mutex(State())
@@ -128,6 +135,137 @@ public final class InMemoryMetadataStore: MetadataStore {
             state.nextJob += 1
             Self.append(&state, "media.stored", media, now: now)
             return media
+        }
+    }
+
+    // MARK: Resumable uploads
+
+    public func createResumableUpload(_ upload: ResumableUpload) async throws {
+        try withState { state throws(MetadataStoreError) in
+            guard state.sets[upload.uploadSetID] != nil else { throw MetadataStoreError(.notFound, "no upload set \(upload.uploadSetID)") }
+            guard state.resumable[upload.id] == nil else { throw MetadataStoreError(.conflict, "upload \(upload.id) exists") }
+            state.resumable[upload.id] = Resumable(upload: upload)
+        }
+    }
+
+    public func resumableUpload(_ id: MediaID, now: Date) async throws -> ResumableUpload? {
+        try withState { state in
+            guard let stored = state.resumable[id], stored.upload.expiresAt > now else { return nil }
+            return stored.upload
+        }
+    }
+
+    public func claimResumableAppend(_ id: MediaID, at offset: Int64, claim: String, until: Date, now: Date) async throws -> ResumableAppendClaim {
+        try withState { state in
+            guard var stored = state.resumable[id], stored.upload.expiresAt > now else { return .missing }
+            if stored.upload.completed { return .completed(stored.upload) }
+            if let holder = stored.claim, holder != claim, let until = stored.claimedUntil, until > now { return .busy(stored.upload) }
+            guard stored.upload.received == offset else { return .offsetMismatch(stored.upload) }
+            stored.claim = claim
+            stored.claimedUntil = until
+            state.resumable[id] = stored
+            return .claimed(stored.upload)
+        }
+    }
+
+    private static func claimed(_ state: inout State, _ id: MediaID, _ claim: String) throws(MetadataStoreError) -> Resumable {
+        guard let stored = state.resumable[id], stored.claim == claim else {
+            throw MetadataStoreError(.conflict, "upload \(id) is no longer claimed by this request")
+        }
+        return stored
+    }
+
+    public func renewResumableClaim(_ id: MediaID, claim: String, until: Date) async throws {
+        try withState { state throws(MetadataStoreError) in
+            var stored = try Self.claimed(&state, id, claim)
+            stored.claimedUntil = until
+            state.resumable[id] = stored
+        }
+    }
+
+    public func placeResumableUpload(
+        _ id: MediaID,
+        claim: String,
+        placement: ResumablePlacement,
+        maxCount: Int,
+        now: Date
+    ) async throws
+        -> ResumableUpload
+    {
+        try withState { state throws(MetadataStoreError) in
+            var stored = try Self.claimed(&state, id, claim)
+            guard stored.upload.placement == nil else { return stored.upload }
+            guard var set = state.sets[stored.upload.uploadSetID] else { throw MetadataStoreError(.notFound, "no upload set") }
+            guard set.state != .committed else { throw MetadataStoreError(.setCommitted, "the set is committed") }
+            guard set.state == .draft, set.expiresAt > now else { throw MetadataStoreError(.setExpired, "the set has expired") }
+            guard set.liveCounts[placement.kind] < maxCount else {
+                throw MetadataStoreError(.limitExceeded, "the set already holds \(set.liveCounts[placement.kind]) \(placement.kind.rawValue) item(s)")
+            }
+            set.liveCounts = set.liveCounts.adding(1, to: placement.kind)
+            state.sets[set.id] = set
+            stored.upload.placement = placement
+            state.resumable[id] = stored
+            return stored.upload
+        }
+    }
+
+    public func recordResumableProgress(_ id: MediaID, claim: String, received: Int64, head: [UInt8], length: Int64?, until: Date?) async throws {
+        try withState { state throws(MetadataStoreError) in
+            var stored = try Self.claimed(&state, id, claim)
+            stored.upload.received = received
+            stored.upload.head = head
+            if let length { stored.upload.length = length }
+            stored.claim = until == nil ? nil : claim
+            stored.claimedUntil = until
+            state.resumable[id] = stored
+        }
+    }
+
+    public func completeResumableUpload(_ id: MediaID, claim: String, media new: NewMedia, now: Date) async throws -> Media {
+        try withState { state throws(MetadataStoreError) in
+            var stored = try Self.claimed(&state, id, claim)
+            guard let set = state.sets[new.uploadSetID] else { throw MetadataStoreError(.notFound, "no upload set \(new.uploadSetID)") }
+            guard set.state != .committed else { throw MetadataStoreError(.setCommitted, "the set is committed") }
+            guard set.state == .draft, set.expiresAt > now else { throw MetadataStoreError(.setExpired, "the set has expired") }
+            let media = Media(
+                id: new.id,
+                kind: new.kind,
+                ownerID: new.ownerID,
+                uploadSetID: new.uploadSetID,
+                state: .stored,
+                size: new.size,
+                sha256: new.sha256,
+                mime: new.mime,
+                location: new.location,
+                createdAt: now
+            )
+            state.media[media.id] = media
+            state.jobs[state.nextJob] = Job(id: state.nextJob, mediaID: media.id, state: "queued", runAfter: now)
+            state.nextJob += 1
+            Self.append(&state, "media.stored", media, now: now)
+            stored.upload.completed = true
+            stored.upload.received = new.size
+            stored.claim = nil
+            stored.claimedUntil = nil
+            state.resumable[id] = stored
+            return media
+        }
+    }
+
+    public func removeResumableUpload(_ id: MediaID) async throws -> ResumableUpload? {
+        try withState { state in
+            guard let stored = state.resumable.removeValue(forKey: id) else { return nil }
+            if let placement = stored.upload.placement, !stored.upload.completed, var set = state.sets[stored.upload.uploadSetID] {
+                set.liveCounts = set.liveCounts.adding(-1, to: placement.kind)
+                state.sets[set.id] = set
+            }
+            return stored.upload
+        }
+    }
+
+    public func expiredResumableUploads(now: Date, limit: Int) async throws -> [ResumableUpload] {
+        try withState { state in
+            Array(state.resumable.values.map(\.upload).filter { $0.expiresAt <= now }.sorted { $0.expiresAt < $1.expiresAt }.prefix(limit))
         }
     }
 

@@ -43,6 +43,9 @@ public struct MetadataStoreConformance<Store: MetadataStore>: Sendable {
             "a failed job is retried, then dead with its media failed": { try await $0.failJob() },
             "a job of media deleted meanwhile gives back its renditions": { try await $0.deletedWhileProcessing() },
             "the origin record has the media, its set's privacy and the named renditions": { try await $0.originRecord() },
+            "a resumable upload is kept until it expires or is removed": { try await $0.resumableLifetime() },
+            "one append at a time claims a resumable upload, at its offset": { try await $0.resumableClaims() },
+            "a placed upload holds a place in its set until it completes or is removed": { try await $0.resumablePlaces() },
         ]
     }
 
@@ -217,6 +220,187 @@ public struct MetadataStoreConformance<Store: MetadataStore>: Sendable {
         let later = Date().addingTimeInterval(120)
         await expectMetadataError(.setExpired) { _ = try await store.recordUpload(newMedia(set), maxCount: 10, now: later) }
         await expectMetadataError(.setExpired) { _ = try await store.commitUploadSet(set.id, now: later) }
+    }
+
+    func newResumable(_ set: UploadSet, length: Int64? = 5000, expiresIn: TimeInterval = 3600) async throws -> ResumableUpload {
+        let now = Date()
+        let upload = ResumableUpload(
+            id: .generate(),
+            uploadSetID: set.id,
+            ownerID: set.ownerID,
+            length: length,
+            metadata: ["filename": "clip.mp4"],
+            createdAt: now,
+            expiresAt: now.addingTimeInterval(expiresIn)
+        )
+        try await store.createResumableUpload(upload)
+        return upload
+    }
+
+    func placement(_ upload: ResumableUpload, kind: MediaKind = .photo) -> ResumablePlacement {
+        ResumablePlacement(
+            kind: kind,
+            mime: "image/jpeg",
+            ticket: PendingTicket(location: ObjectLocation(pool: "media.\(kind)", key: "\(upload.uploadSetID)/\(upload.id)"), slot: "slot-1")
+        )
+    }
+
+    func resumableLifetime() async throws {
+        let set = try await newSet()
+        let upload = try await newResumable(set, expiresIn: 60)
+        let read = try #require(try await store.resumableUpload(upload.id, now: Date()))
+        #expect(read.uploadSetID == set.id && read.ownerID == set.ownerID && read.length == 5000 && read.received == 0)
+        #expect(read.metadata == ["filename": "clip.mp4"] && read.placement == nil && !read.completed && read.head.isEmpty)
+        #expect(abs(read.expiresAt.timeIntervalSince(upload.expiresAt)) < 0.001)
+        #expect(try await store.resumableUpload(upload.id, now: Date().addingTimeInterval(61)) == nil, "expired")
+        #expect(try await store.expiredResumableUploads(now: Date().addingTimeInterval(61), limit: 1000).contains { $0.id == upload.id })
+        #expect(try await !store.expiredResumableUploads(now: Date(), limit: 1000).contains { $0.id == upload.id })
+        #expect(try await store.removeResumableUpload(upload.id)?.id == upload.id)
+        #expect(try await store.removeResumableUpload(upload.id) == nil)
+        #expect(try await store.resumableUpload(upload.id, now: Date()) == nil)
+        await expectMetadataError(.notFound) {
+            try await store.createResumableUpload(
+                ResumableUpload(id: .generate(), uploadSetID: .generate(), ownerID: "x", length: nil, createdAt: Date(), expiresAt: Date())
+            )
+        }
+    }
+
+    func resumableClaims() async throws {
+        let set = try await newSet()
+        let upload = try await newResumable(set, length: nil)
+        let now = Date()
+        guard case .claimed = try await store.claimResumableAppend(upload.id, at: 0, claim: "a", until: now.addingTimeInterval(10), now: now)
+        else {
+            Issue.record("the first claim is taken")
+            return
+        }
+        guard case .busy = try await store.claimResumableAppend(upload.id, at: 0, claim: "b", until: now.addingTimeInterval(10), now: now)
+        else {
+            Issue.record("a second request is told the upload is busy")
+            return
+        }
+        try await store.recordResumableProgress(
+            upload.id,
+            claim: "a",
+            received: 40,
+            head: [1, 2, 3],
+            length: 9000,
+            until: now.addingTimeInterval(10)
+        )
+        try await store.renewResumableClaim(upload.id, claim: "a", until: now.addingTimeInterval(20))
+        guard
+            case .busy = try await store.claimResumableAppend(
+                upload.id,
+                at: 40,
+                claim: "b",
+                until: now.addingTimeInterval(30),
+                now: now.addingTimeInterval(15)
+            )
+        else {
+            Issue.record("the renewed claim still holds")
+            return
+        }
+        // the holder's gateway dies: once its claim lapses, another request takes the upload over
+        guard
+            case .claimed(let taken) = try await store.claimResumableAppend(
+                upload.id,
+                at: 40,
+                claim: "b",
+                until: now.addingTimeInterval(40),
+                now: now.addingTimeInterval(21)
+            )
+        else {
+            Issue.record("a lapsed claim is taken over")
+            return
+        }
+        #expect(taken.received == 40 && taken.head == [1, 2, 3] && taken.length == 9000)
+        await expectMetadataError(.conflict) {
+            try await store.recordResumableProgress(upload.id, claim: "a", received: 80, head: [], length: nil, until: nil)
+        }
+        await expectMetadataError(.conflict) { try await store.renewResumableClaim(upload.id, claim: "a", until: now.addingTimeInterval(60)) }
+        try await store.recordResumableProgress(upload.id, claim: "b", received: 100, head: [], length: nil, until: nil)
+        #expect(try await store.resumableUpload(upload.id, now: now)?.received == 100)
+        guard
+            case .offsetMismatch(let current) = try await store.claimResumableAppend(
+                upload.id,
+                at: 40,
+                claim: "c",
+                until: now.addingTimeInterval(50),
+                now: now.addingTimeInterval(22)
+            )
+        else {
+            Issue.record("a wrong offset is refused")
+            return
+        }
+        #expect(current.received == 100)
+        guard
+            case .claimed = try await store.claimResumableAppend(
+                upload.id,
+                at: 100,
+                claim: "c",
+                until: now.addingTimeInterval(50),
+                now: now.addingTimeInterval(22)
+            )
+        else {
+            Issue.record("a released upload is claimed at once")
+            return
+        }
+        guard case .missing = try await store.claimResumableAppend(.generate(), at: 0, claim: "d", until: now, now: now)
+        else {
+            Issue.record("an unknown upload is missing")
+            return
+        }
+        _ = try await store.removeResumableUpload(upload.id)
+    }
+
+    func resumablePlaces() async throws {
+        let set = try await newSet()
+        let now = Date()
+        let first = try await newResumable(set)
+        let second = try await newResumable(set)
+        for upload in [first, second] {
+            _ = try await store.claimResumableAppend(upload.id, at: 0, claim: "claim-\(upload.id)", until: now.addingTimeInterval(60), now: now)
+        }
+        let placed = try await store.placeResumableUpload(first.id, claim: "claim-\(first.id)", placement: placement(first), maxCount: 1, now: now)
+        #expect(placed.placement == placement(first))
+        #expect(try await store.uploadSet(set.id)?.liveCounts.photo == 1, "the place is taken")
+        await expectMetadataError(.limitExceeded) {
+            _ = try await store.placeResumableUpload(second.id, claim: "claim-\(second.id)", placement: placement(second), maxCount: 1, now: now)
+        }
+        await expectMetadataError(.limitExceeded) { _ = try await record(set, maxCount: 1) }
+        await expectMetadataError(.conflict) {
+            _ = try await store.placeResumableUpload(first.id, claim: "not-mine", placement: placement(first), maxCount: 5, now: now)
+        }
+        #expect(try await store.removeResumableUpload(first.id)?.placement != nil)
+        #expect(try await store.uploadSet(set.id)?.liveCounts.photo == 0, "removing gives the place back")
+        _ = try await store.placeResumableUpload(second.id, claim: "claim-\(second.id)", placement: placement(second), maxCount: 1, now: now)
+        let cursor = try await allEvents().last?.sequence ?? 0
+        let new = NewMedia(
+            id: second.id,
+            kind: .photo,
+            ownerID: set.ownerID,
+            uploadSetID: set.id,
+            size: 5000,
+            sha256: String(repeating: "ef", count: 32),
+            mime: "image/jpeg",
+            location: placement(second).location
+        )
+        await expectMetadataError(.conflict) { _ = try await store.completeResumableUpload(second.id, claim: "not-mine", media: new, now: now) }
+        let media = try await store.completeResumableUpload(second.id, claim: "claim-\(second.id)", media: new, now: now)
+        #expect(media.id == second.id && media.state == .stored && media.size == 5000 && media.location == new.location)
+        #expect(try await store.uploadSet(set.id)?.liveCounts.photo == 1, "the place it held, not another")
+        #expect(try await store.media(inSet: set.id).map(\.id) == [second.id])
+        #expect(try await allEvents(after: cursor).contains { $0.type == "media.stored" && $0.mediaID == second.id })
+        #expect(try await claim(second.id) != nil, "its processing job is queued")
+        let done = try #require(try await store.resumableUpload(second.id, now: now))
+        #expect(done.completed && done.received == 5000)
+        guard case .completed = try await store.claimResumableAppend(second.id, at: 5000, claim: "late", until: now, now: now)
+        else {
+            Issue.record("a completed upload takes no more pieces")
+            return
+        }
+        _ = try await store.removeResumableUpload(second.id)
+        #expect(try await store.uploadSet(set.id)?.liveCounts.photo == 1, "removing a completed upload keeps its media's place")
     }
 
     func tombstone() async throws {

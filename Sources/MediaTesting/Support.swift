@@ -15,6 +15,18 @@ public func patternBytes(count: Int, seed: UInt64) -> [UInt8] {
 }
 
 /// A JPEG-looking payload of `count` bytes: JPEG magic, then filler.
+/// The ``MediaError`` code `body` throws, `nil` when it succeeds, `.internal` for any other error.
+public func mediaErrorCode(_ body: () async throws -> Void) async -> MediaError.Code? {
+    do {
+        try await body()
+        return nil
+    } catch let error as MediaError {
+        return error.code
+    } catch {
+        return .internal
+    }
+}
+
 public func fakeJPEG(_ count: Int, seed: UInt64 = 1) -> [UInt8] {
     [0xFF, 0xD8, 0xFF, 0xE0] + patternBytes(count: max(0, count - 4), seed: seed)
 }

@@ -190,5 +190,36 @@ public enum Schema {
                 "ALTER TABLE upload_sets ADD COLUMN is_private boolean NOT NULL DEFAULT false"
             ]
         ),
+        Migration(
+            version: 6,
+            name: "resumable uploads",
+            statements: [
+                // a file uploaded in pieces (tus, the IETF draft): the bytes are in its object, its state here so
+                // that any gateway takes the next piece; one append at a time holds the claim
+                """
+                CREATE TABLE resumable_uploads (
+                    id uuid PRIMARY KEY,
+                    upload_set_id uuid NOT NULL REFERENCES upload_sets(id),
+                    owner_id text NOT NULL,
+                    length bigint CHECK (length >= 0),
+                    received bigint NOT NULL DEFAULT 0 CHECK (received >= 0),
+                    head bytea NOT NULL DEFAULT '\\x'::bytea,
+                    kind text CHECK (kind IN ('photo', 'audio', 'video')),
+                    mime text,
+                    pool text,
+                    object_key text,
+                    ledger_slot text,
+                    metadata jsonb NOT NULL DEFAULT '{}',
+                    created_at timestamptz NOT NULL,
+                    expires_at timestamptz NOT NULL,
+                    completed boolean NOT NULL DEFAULT false,
+                    claim text,
+                    claimed_until timestamptz
+                )
+                """,
+                "CREATE INDEX resumable_uploads_by_expiry ON resumable_uploads (expires_at)",
+                "CREATE INDEX resumable_uploads_by_set ON resumable_uploads (upload_set_id)",
+            ]
+        ),
     ]
 }

@@ -99,7 +99,7 @@ public struct RadosBlobStore: BlobStore {
         let writeMode: mgw_write_mode = offset > 0 ? MGW_WRITE_AT : (mode == .replace ? MGW_WRITE_FULL : MGW_CREATE_EXCLUSIVE)
         let rc = location.key.withCString { oid in
             vectors.withUnsafeBufferPointer { vectors in
-                mgw_rados_aio_writev(io.handle, oid, completion.handle, vectors.baseAddress, vectors.count, UInt64(offset), writeMode)
+                mgw_rados_aio_writev(io.handle, oid, completion.handle, vectors.baseAddress, vectors.count, UInt64(offset), writeMode, nil, nil, 0)
             }
         }
         guard rc >= 0 else {
@@ -154,6 +154,124 @@ public struct RadosBlobStore: BlobStore {
     public func remove(_ location: ObjectLocation) async throws {
         _ = try await perform("remove", location) { io, oid, completion in
             rados_aio_remove(io, oid, completion)
+        }
+    }
+
+    // MARK: Objects written piecewise
+
+    /// The extended attribute that names the writer holding a piecewise object.
+    static let writerAttribute = "mgw.writer"
+
+    public func claim(_ location: ObjectLocation, for writer: String) async throws {
+        let operation = WriteOperation()
+        rados_write_op_create(operation.handle, LIBRADOS_CREATE_IDEMPOTENT, nil)
+        Array(writer.utf8).withUnsafeBufferPointer { value in
+            value.withMemoryRebound(to: CChar.self) {
+                rados_write_op_setxattr(operation.handle, Self.writerAttribute, $0.baseAddress, $0.count)
+            }
+        }
+        _ = try await perform("claim", location) { io, oid, completion in
+            rados_aio_write_op_operate(operation.handle, io, completion, oid, nil, 0)
+        }
+    }
+
+    public func write<Source: AsyncSequence>(
+        _ location: ObjectLocation,
+        from source: Source,
+        at offset: Int64,
+        writer: String,
+        landed: @escaping @Sendable (Int64) async throws -> Void
+    ) async throws -> Int64 where Source.Element == ByteBuffer {
+        try Self.validate(location)
+        return try await cluster.withOperation {
+            let io = try await cluster.ioContext(for: location.pool)
+            let chunkSize = self.chunkSize
+            let fence = Array(writer.utf8)
+            var pieces: [ByteBuffer] = []
+            var pending = 0
+            var written: Int64 = 0
+            // one chunk at a time, each landed (and reported) before the next is sent: the offset a client
+            // is told is always durable
+            func flush() async throws {
+                guard pending > 0 else { return }
+                let submitted = try submitWrite(io, location, pieces, at: offset + written, fence: fence)
+                try await submitted.finish()
+                written += Int64(pending)
+                pieces = []
+                pending = 0
+                try await landed(written)
+            }
+            do {
+                for try await var piece in source {
+                    while piece.readableBytes > 0 {
+                        let slice = piece.readSlice(length: min(piece.readableBytes, chunkSize - pending))!
+                        pieces.append(slice)
+                        pending += slice.readableBytes
+                        if pending == chunkSize { try await flush() }
+                    }
+                }
+            } catch let error as BlobStoreError {
+                throw error
+            } catch {
+                // the source failed (a client that went away): what it delivered is kept
+                try await flush()
+                throw error
+            }
+            try await flush()
+            return written
+        }
+    }
+
+    /// A fenced chunk write: it lands only while `fence` holds the object.
+    private func submitWrite(
+        _ io: IOContext,
+        _ location: ObjectLocation,
+        _ pieces: [ByteBuffer],
+        at offset: Int64,
+        fence: [UInt8]
+    ) throws
+        -> SubmittedWrite
+    {
+        let completion = try RadosCompletion.make()
+        let vectors = pieces.map { piece in
+            piece.withUnsafeReadableBytes { mgw_iovec(base: $0.baseAddress, length: $0.count) }
+        }
+        let rc = location.key.withCString { oid in
+            vectors.withUnsafeBufferPointer { vectors in
+                fence.withUnsafeBytes { value in
+                    mgw_rados_aio_writev(
+                        io.handle,
+                        oid,
+                        completion.handle,
+                        vectors.baseAddress,
+                        vectors.count,
+                        UInt64(offset),
+                        MGW_WRITE_AT_FENCED,
+                        Self.writerAttribute,
+                        value.baseAddress,
+                        value.count
+                    )
+                }
+            }
+        }
+        guard rc >= 0 else {
+            completion.abandon()
+            throw BlobStoreError.rados(rc, "write", location)
+        }
+        return SubmittedWrite(completion: completion, pieces: pieces, location: location, started: .now, metric: "write_at")
+    }
+
+    public func seal(_ location: ObjectLocation, size: Int64, writer: String) async throws {
+        let operation = WriteOperation()
+        Array(writer.utf8).withUnsafeBufferPointer { value in
+            value.withMemoryRebound(to: CChar.self) {
+                rados_write_op_cmpxattr(operation.handle, Self.writerAttribute, UInt8(LIBRADOS_CMPXATTR_OP_EQ), $0.baseAddress, $0.count)
+            }
+        }
+        rados_write_op_truncate(operation.handle, UInt64(size))
+        rados_write_op_rmxattr(operation.handle, Self.writerAttribute)
+        _ = try await perform("seal", location) { io, oid, completion in
+            rados_aio_write_op_operate(operation.handle, io, completion, oid, nil, 0)
         }
     }
 

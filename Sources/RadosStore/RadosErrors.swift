@@ -15,6 +15,8 @@ extension BlobStoreError {
         case EPERM, EACCES: return BlobStoreError(.permissionDenied, message)
         case ENOTCONN, ESHUTDOWN, ECONNREFUSED: return BlobStoreError(.unavailable, message)
         case EINVAL, ENAMETOOLONG: return BlobStoreError(.invalidArgument, message)
+        // a failed extended-attribute comparison: the writer's claim was taken over
+        case ECANCELED: return BlobStoreError(.superseded, message)
         default: return BlobStoreError(.other, message)
         }
     }

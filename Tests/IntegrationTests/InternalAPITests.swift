@@ -216,7 +216,7 @@ import Testing
         let documented = paths.flatMap { path, operations in operations.keys.map { "\($0.uppercased()) \(path)" } }.sorted()
         let registered = gateway.routeTable
         #expect(documented == registered)
-        #expect(registered.count == 15)
+        #expect(registered.count == 26)
     }
 
     @Test func metricsAreLabelledByRouteTemplateNeverById() async throws {

@@ -18,7 +18,7 @@ import Testing
     }
 
     @Test func theSuiteHasItsChecks() {
-        #expect(BlobStoreConformance<RadosBlobStore>.checks.count == 14)
+        #expect(BlobStoreConformance<RadosBlobStore>.checks.count == 18)
     }
 }
 
@@ -45,7 +45,7 @@ import Testing
     }
 
     @Test func theSuiteHasItsChecks() {
-        #expect(MetadataStoreConformance<PostgresMetadataStore>.checks.count == 18)
+        #expect(MetadataStoreConformance<PostgresMetadataStore>.checks.count == 21)
     }
 }
 

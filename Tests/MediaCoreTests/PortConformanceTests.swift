@@ -23,8 +23,8 @@ import Testing
     }
 
     @Test func everySuiteHasItsChecks() {
-        #expect(BlobStoreConformance<InMemoryBlobStore>.checks.count == 14)
+        #expect(BlobStoreConformance<InMemoryBlobStore>.checks.count == 18)
         #expect(PendingLedgerConformance<InMemoryPendingLedger>.checks.count == 7)
-        #expect(MetadataStoreConformance<InMemoryMetadataStore>.checks.count == 18)
+        #expect(MetadataStoreConformance<InMemoryMetadataStore>.checks.count == 21)
     }
 }

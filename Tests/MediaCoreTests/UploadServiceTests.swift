@@ -22,16 +22,7 @@ import Testing
         )
     }
 
-    func code(_ body: () async throws -> Void) async -> MediaError.Code? {
-        do {
-            try await body()
-            return nil
-        } catch let error as MediaError {
-            return error.code
-        } catch {
-            return .internal
-        }
-    }
+    func code(_ body: () async throws -> Void) async -> MediaError.Code? { await mediaErrorCode(body) }
 
     @Test func twentyPhotosRacingIntoOnePostStoreExactlyFiveAndLeaveNoOtherObject() async throws {
         let set = try await openSet()

@@ -168,7 +168,8 @@ func multipart(
     @Test(arguments: [
         (MediaError.Code.unauthorized, 401), (.tokenExpired, 401), (.forbidden, 403), (.urlExpired, 403), (.invalidRequest, 400),
         (.unsupportedMediaType, 415), (.tooLarge, 413), (.limitExceeded, 409), (.setCommitted, 409), (.setExpired, 410),
-        (.notFound, 404), (.unavailable, 503), (.timedOut, 503), (.shuttingDown, 503), (.internal, 500),
+        (.notFound, 404), (.unavailable, 503), (.timedOut, 503), (.shuttingDown, 503), (.internal, 500), (.offsetMismatch, 409),
+        (.uploadBusy, 409), (.checksumMismatch, 460),
     ])
     func everyDomainCodeHasItsStatus(_ code: MediaError.Code, _ status: Int) {
         #expect(APIError.status(for: code).code == status)
@@ -182,7 +183,7 @@ func multipart(
     }
 
     @Test func everyCodeIsListedAbove() {
-        #expect(MediaError.Code.allCases.count == 15)
+        #expect(MediaError.Code.allCases.count == 18)
         #expect(RequestError.Code.allCases.count == 5)
     }
 
