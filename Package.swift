@@ -201,7 +201,10 @@ let package = Package(
         ),
         .executableTarget(
             name: "MediaBench",
-            dependencies: ["MediaApp", "VipsImaging", "FFmpegMedia", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "MediaApp", "VipsImaging", "FFmpegMedia", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
             swiftSettings: swiftSettings
         ),
 

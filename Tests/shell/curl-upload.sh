@@ -48,6 +48,11 @@ py=$(python3 Samples/client.py --url "$MEDIAGW_URL" "$corpus/images/orientation-
     || fail "python client: $py"
 grep -q "2 photos stored" <<<"$py" || fail "python client: $py"
 
+# the tus sample (tuspy, from the stack's virtual environment): a photo in 64 KiB chunks
+tus=$("$MEDIAGW_STACK_DIR/venv/bin/python" Samples/tus_upload.py --url "$MEDIAGW_URL" --chunk 65536 "$corpus/images/orientation-6.jpg" 2>&1) \
+    || fail "tus sample: $tus"
+grep -q "stored .*image/jpeg, 251800 bytes" <<<"$tus" || fail "tus sample: $tus"
+
 kill -TERM $server
 wait $server || fail "gateway exit status $?"
 echo "curl-upload: ok"
