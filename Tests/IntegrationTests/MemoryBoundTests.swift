@@ -64,4 +64,41 @@ import Testing
         gateway.signal(SIGTERM)
         #expect(await gateway.waitForExit(timeout: .seconds(30)) == 0)
     }
+
+    @Test func resumablePiecesStreamWithBoundedMemory() async throws {
+        let isolation = try await Isolation.suite("MemoryBoundResumable")
+        let gateway = try await GatewayProcess.start(isolation, ["MEDIAGW_WORKERS_IN_SERVE": "false"])
+        let baseline = try memory(gateway.process.processIdentifier, "VmRSS")
+        // sixteen 9 MiB videos at once, each in one tus PATCH: 144 MiB in flight
+        let size = 9 << 20
+        let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+            for index in 0..<16 {
+                group.addTask {
+                    let set = try await gateway.openSet()
+                    let file = try fakeMP4(size, seed: UInt64(index))
+                    var create = HTTPClientRequest(url: gateway.baseURL + "/v1/upload-sets/\(set.id)/tus")
+                    create.method = .POST
+                    create.headers.add(name: "Authorization", value: "Bearer \(set.token)")
+                    create.headers.add(name: "Tus-Resumable", value: "1.0.0")
+                    create.headers.add(name: "Upload-Length", value: "\(size)")
+                    let created = try await HTTPClient.shared.execute(create, timeout: .seconds(60))
+                    let location = try #require(created.headers.first(name: "Location"))
+                    var patch = HTTPClientRequest(url: gateway.baseURL + location)
+                    patch.method = .PATCH
+                    patch.headers.add(name: "Authorization", value: "Bearer \(set.token)")
+                    patch.headers.add(name: "Tus-Resumable", value: "1.0.0")
+                    patch.headers.add(name: "Upload-Offset", value: "0")
+                    patch.headers.add(name: "Content-Type", value: "application/offset+octet-stream")
+                    patch.body = .bytes(ByteBuffer(bytes: file))
+                    return Int(try await HTTPClient.shared.execute(patch, timeout: .seconds(120)).status.code)
+                }
+            }
+            return try await group.reduce(into: [Int]()) { $0.append($1) }
+        }
+        #expect(statuses == Array(repeating: 204, count: 16))
+        let peak = try memory(gateway.process.processIdentifier, "VmHWM")
+        #expect(peak - baseline < 150, "peak \(peak) MiB after a baseline of \(baseline) MiB, for 144 MiB of pieces")
+        gateway.signal(SIGTERM)
+        #expect(await gateway.waitForExit(timeout: .seconds(30)) == 0)
+    }
 }
