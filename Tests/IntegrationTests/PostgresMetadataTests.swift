@@ -44,7 +44,10 @@ import Testing
                 "SELECT table_name FROM information_schema.tables WHERE table_schema = \(database.configuration.schema) ORDER BY 1"
             ).decode(String.self).reduce(into: [String]()) { $0.append($1) }
             #expect(
-                tables == ["jobs", "media", "media_audio", "media_photo", "media_video", "outbox", "renditions", "schema_migrations", "upload_sets"]
+                tables == [
+                    "jobs", "media", "media_audio", "media_photo", "media_video", "outbox", "renditions",
+                    "resumable_uploads", "schema_migrations", "upload_sets",
+                ]
             )
         }
     }

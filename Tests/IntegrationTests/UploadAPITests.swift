@@ -344,8 +344,11 @@ import Testing
 
     @Test func aClientThatGoesAwayMidPartLeavesNoRowAndNoObject() async throws {
         let set = try await gateway.openSet()
-        // A bare connection: the request promises 8 MiB, sends 3 MiB of one part, then the connection is closed.
-        // (An HTTP client's cancellation need not close its connection at once; this test is about the server.)
+        // A bare connection: the request promises 8 MiB, sends 1.25 MiB of one part (one Ceph chunk and a
+        // quarter), then the connection is closed. (An HTTP client's cancellation need not close its connection
+        // at once; this test is about the server.) The server sees the end only after it has read what the
+        // kernel had buffered, which a loaded machine running a debug build does slowly: the deadlines bound
+        // liveness (the idle timeout is 60 s), not speed.
         let boundary = "cancel"
         let connection = try RawConnection(gateway.baseURL)
         try await connection.send(
@@ -359,12 +362,16 @@ import Testing
                 \r
                 \(Multipart.partHeader(index: 0, filename: "slow.mp4", boundary: boundary))
                 """.utf8
-            ) + (try fakeMP4(3 << 20))
+            ) + (try fakeMP4(5 << 18))
         )
-        // the object exists (its first megabytes are written) while the part still streams
-        try await eventually { try await gateway.listObjects(pool: TestStack.pools().video, prefix: "\(set.id)/").count == 1 }
+        // the object exists (its first chunk is written) while the part still streams
+        try await eventually(within: .seconds(60)) {
+            try await gateway.listObjects(pool: TestStack.pools().video, prefix: "\(set.id)/").count == 1
+        }
         connection.close()
-        try await eventually { try await gateway.listObjects(pool: TestStack.pools().video, prefix: "\(set.id)/").isEmpty }
+        try await eventually(within: .seconds(60)) {
+            try await gateway.listObjects(pool: TestStack.pools().video, prefix: "\(set.id)/").isEmpty
+        }
         let listed = try await gateway.request(.GET, "/internal/v1/upload-sets/\(set.id)")
         #expect((listed.json["media"] as? [Any])?.isEmpty == true)
     }
