@@ -219,7 +219,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MediaAppTests",
-            dependencies: ["MediaApp"],
+            dependencies: ["MediaApp", "RadosStore"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

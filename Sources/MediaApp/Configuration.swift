@@ -49,6 +49,7 @@ public struct StorageConfiguration: Sendable {
             mountTimeout: try env.duration("MEDIAGW_CEPH_MOUNT_TIMEOUT", default: defaults.mountTimeout),
             operationTimeout: try env.duration("MEDIAGW_CEPH_OP_TIMEOUT", default: defaults.operationTimeout),
             objecterTimeout: try env.duration("MEDIAGW_CEPH_OBJECTER_TIMEOUT", default: defaults.objecterTimeout),
+            reconnectAfter: try env.duration("MEDIAGW_CEPH_RECONNECT_AFTER", default: defaults.reconnectAfter),
             chunkSize: Int(try env.bytes("MEDIAGW_CEPH_CHUNK_SIZE", default: Int64(defaults.chunkSize))),
             readChunkSize: Int(try env.bytes("MEDIAGW_CEPH_READ_CHUNK_SIZE", default: Int64(defaults.readChunkSize))),
             maxReadsInFlight: try env.int("MEDIAGW_CEPH_MAX_READS", default: defaults.maxReadsInFlight),

@@ -109,6 +109,8 @@ public struct RadosBlobStore: BlobStore {
         return SubmittedWrite(
             completion: completion,
             pieces: pieces,
+            io: io,
+            cluster: cluster,
             location: location,
             started: .now,
             metric: offset == 0 ? "write_first" : "write"
@@ -258,7 +260,15 @@ public struct RadosBlobStore: BlobStore {
             completion.abandon()
             throw BlobStoreError.rados(rc, "write", location)
         }
-        return SubmittedWrite(completion: completion, pieces: pieces, location: location, started: .now, metric: "write_at")
+        return SubmittedWrite(
+            completion: completion,
+            pieces: pieces,
+            io: io,
+            cluster: cluster,
+            location: location,
+            started: .now,
+            metric: "write_at"
+        )
     }
 
     public func seal(_ location: ObjectLocation, size: Int64, writer: String) async throws {
@@ -388,7 +398,10 @@ public struct RadosBlobStore: BlobStore {
                 throw BlobStoreError.rados(submitted, operation, location)
             }
             let rc = await completion.wait()
+            // the client stays open until its operation has completed
+            withExtendedLifetime(io) {}
             RadosMetrics.record(operation, since: started, rc: rc)
+            cluster.observe(rc)
             guard rc >= 0 else { throw BlobStoreError.rados(rc, operation, location) }
             return rc
         }
@@ -412,14 +425,17 @@ struct OmapEntry: Sendable, Hashable {
 private struct SubmittedWrite {
     let completion: RadosCompletion
     let pieces: [ByteBuffer]
+    let io: IOContext
+    let cluster: RadosCluster
     let location: ObjectLocation
     let started: ContinuousClock.Instant
     let metric: String
 
     func finish() async throws {
         let rc = await completion.wait()
-        withExtendedLifetime(pieces) {}
+        withExtendedLifetime((pieces, io)) {}
         RadosMetrics.record(metric, since: started, rc: rc)
+        cluster.observe(rc)
         guard rc >= 0 else { throw BlobStoreError.rados(rc, "write", location) }
     }
 }

@@ -10,6 +10,7 @@ import MediaCore
 /// | `MEDIAGW_CEPH_MOUNT_TIMEOUT` | `10s` | `client_mount_timeout`: how long connecting may take (librados counts whole seconds; fractions round up) |
 /// | `MEDIAGW_CEPH_OP_TIMEOUT` | `30s` | `rados_osd_op_timeout` and `rados_mon_op_timeout`: must outlast the cluster noticing a dead OSD host (`osd_heartbeat_grace`, 20 s by default, then re-peering), or writes fail that would have completed |
 /// | `MEDIAGW_CEPH_OBJECTER_TIMEOUT` | `3s` | `objecter_timeout`; must stay below the op timeout so the client refreshes its OSD map and recovers after an OSD restart |
+/// | `MEDIAGW_CEPH_RECONNECT_AFTER` | `60s` | when operations have kept timing out for this long, the gateway opens a new Ceph client and retires the old one once its operations end (a blocklisted client is replaced at once): a librados client whose session to an OSD failed authentication while that OSD restarted stays cut off from it until the OSD map changes; `0` never reconnects; otherwise at least the op timeout |
 /// | `MEDIAGW_CEPH_CHUNK_SIZE` | `1MiB` | size of each RADOS write of a streamed upload |
 /// | `MEDIAGW_CEPH_MAX_READS` | `16` | RADOS reads in flight per process at most (downloads beyond wait their turn): bounds the memory of read buffers whatever the number of clients |
 /// | `MEDIAGW_CEPH_READ_CHUNK_SIZE` | `256KiB` | size of each RADOS read of a streamed download: the memory of N concurrent downloads is about (N + `MEDIAGW_ORIGIN_READ_AHEAD`) × this |
@@ -21,6 +22,8 @@ public struct RadosConfiguration: Sendable, Hashable {
     public var mountTimeout: Duration
     public var operationTimeout: Duration
     public var objecterTimeout: Duration
+    /// How long operations may only time out before the client is replaced (`.zero`: never).
+    public var reconnectAfter: Duration
     public var chunkSize: Int
     public var readChunkSize: Int
     public var maxReadsInFlight: Int
@@ -34,6 +37,7 @@ public struct RadosConfiguration: Sendable, Hashable {
         mountTimeout: Duration = .seconds(10),
         operationTimeout: Duration = .seconds(30),
         objecterTimeout: Duration = .seconds(3),
+        reconnectAfter: Duration = .seconds(60),
         chunkSize: Int = 1 << 20,
         readChunkSize: Int = 256 << 10,
         maxReadsInFlight: Int = 16,
@@ -45,6 +49,7 @@ public struct RadosConfiguration: Sendable, Hashable {
         self.mountTimeout = mountTimeout
         self.operationTimeout = operationTimeout
         self.objecterTimeout = objecterTimeout
+        self.reconnectAfter = reconnectAfter
         self.chunkSize = chunkSize
         self.readChunkSize = readChunkSize
         self.maxReadsInFlight = maxReadsInFlight
@@ -62,6 +67,9 @@ public struct RadosConfiguration: Sendable, Hashable {
             throw ConfigurationError(
                 "MEDIAGW_CEPH_OBJECTER_TIMEOUT must be at least 1s and below MEDIAGW_CEPH_OP_TIMEOUT, or the client never recovers after an OSD restart"
             )
+        }
+        guard reconnectAfter == .zero || reconnectAfter >= operationTimeout else {
+            throw ConfigurationError("MEDIAGW_CEPH_RECONNECT_AFTER must be 0 (never) or at least MEDIAGW_CEPH_OP_TIMEOUT")
         }
         guard chunkSize >= 64 << 10, chunkSize <= 64 << 20 else {
             throw ConfigurationError("MEDIAGW_CEPH_CHUNK_SIZE must be between 64KiB and 64MiB")
