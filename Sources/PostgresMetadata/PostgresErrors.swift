@@ -57,6 +57,23 @@ extension MetadataStoreError {
     }
 }
 
+extension MetadataStoreError {
+    /// Whether `error` is a deadlock (`40P01`) or a serialization failure (`40001`): PostgreSQL rolled the
+    /// whole transaction back, and running it again is the documented answer.
+    static func isRetryableConflict(_ error: any Error) -> Bool {
+        switch error {
+        case let error as PostgresTransactionError:
+            let first = error.beginError ?? error.closureError ?? error.commitError
+            return first.map(isRetryableConflict) ?? false
+        case let error as PSQLError:
+            let state = error.serverInfo?[.sqlState] ?? ""
+            return error.code == .server && (state == "40P01" || state == "40001")
+        default:
+            return false
+        }
+    }
+}
+
 /// A short reason for a connection failure, without the transport's internals.
 private func reason(_ underlying: (any Error)?) -> String {
     guard let underlying else { return "connection closed" }

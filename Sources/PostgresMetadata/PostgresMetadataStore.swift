@@ -63,12 +63,29 @@ public struct PostgresMetadataStore: MetadataStore {
             Timer(label: "mediagw_postgres_operation_duration_seconds", dimensions: [("operation", operation)], preferredDisplayUnit: .seconds)
                 .recordNanoseconds((ContinuousClock.now - started).nanoseconds)
         }
-        do {
-            return try await withDeadline(configuration.connectTimeout + configuration.statementTimeout, operation: body)
-        } catch {
-            throw MetadataStoreError.translating(error, operation, database: configuration.redacted)
+        // PostgreSQL's answer to a deadlock or a serialization failure is to roll the transaction back and
+        // ask for it again; every body here is one transaction (or statements safe to repeat)
+        var attempt = 1
+        while true {
+            do {
+                return try await withDeadline(configuration.connectTimeout + configuration.statementTimeout, operation: body)
+            } catch {
+                guard attempt < Self.conflictAttempts, MetadataStoreError.isRetryableConflict(error) else {
+                    throw MetadataStoreError.translating(error, operation, database: configuration.redacted)
+                }
+                logger.debug(
+                    "retrying after a deadlock or serialization failure",
+                    metadata: ["postgres.operation": "\(operation)", "attempt": "\(attempt)"]
+                )
+                attempt += 1
+                try? await Task.sleep(for: .milliseconds(Int64.random(in: 5...40) * Int64(attempt)))
+            }
         }
     }
+
+    /// How many times a transaction is tried when PostgreSQL rolls it back for a deadlock or a
+    /// serialization failure.
+    static let conflictAttempts = 4
 
     public func createUploadSet(_ new: NewUploadSet) async throws -> UploadSet {
         try await run("create_upload_set") { [client, logger] in
@@ -467,6 +484,11 @@ public struct PostgresMetadataStore: MetadataStore {
                     )
                     return
                 }
+                // lock order everywhere: the media, then its jobs (as completeJob and tombstoneMedia)
+                try await connection.query(
+                    "SELECT 1 FROM media WHERE kind = \(job.kind.rawValue) AND id = \(job.mediaID.uuid) FOR UPDATE",
+                    logger: logger
+                ).consume()
                 try await connection.query(
                     "UPDATE jobs SET state = 'dead', leased_until = NULL, last_error = \(reason), updated_at = \(now) WHERE id = \(job.jobID)",
                     logger: logger
