@@ -110,7 +110,14 @@ public struct VipsImageProcessor: ImageProcessor {
             let thumbnail = try Self.make(.invalidMedia) { mgw_vips_thumbnail_image(opened.pointer, Int32(largest), $0) }
             return try Self.make(.invalidMedia) { mgw_vips_materialize(thumbnail.pointer, $0) }
         }
-        var derivation = try ladder(from: base, settings: settings, prefix: prefix, orientation: orientation, frames: pages)
+        var derivation = try ladder(
+            from: base,
+            settings: settings,
+            prefix: prefix,
+            orientation: orientation,
+            frames: pages,
+            originalBytes: bytes.count
+        )
 
         // 4. an animation also gets an animated WebP at the smallest size
         if pages > 1, let smallest = settings.widths.min() {
@@ -145,12 +152,23 @@ public struct VipsImageProcessor: ImageProcessor {
             image.width > largest
             ? try Self.make(.internal) { mgw_vips_resize(image.pointer, Double(largest) / Double(image.width), $0) }
             : image
-        return try ladder(from: base, settings: settings, prefix: prefix, orientation: 1, frames: 1)
+        return try ladder(from: base, settings: settings, prefix: prefix, orientation: 1, frames: 1, originalBytes: nil)
     }
 
     /// Every ladder width the image reaches (never upscaled: the first width at or above the image's own is
     /// rendered at the image's width), as WebP and JPEG, plus the placeholder.
-    private func ladder(from base: Image, settings: PhotoSettings, prefix: String, orientation: Int, frames: Int) throws -> PhotoDerivation {
+    ///
+    /// Storage is paid for ten years: a rendition larger than the original (`originalBytes`) is encoded at
+    /// lower qualities, one after the other, until it is no larger; when none gets there, the smallest is
+    /// kept.
+    private func ladder(
+        from base: Image,
+        settings: PhotoSettings,
+        prefix: String,
+        orientation: Int,
+        frames: Int,
+        originalBytes: Int?
+    ) throws -> PhotoDerivation {
         var renditions: [EncodedImage] = []
         for width in settings.widths.sorted() {
             let target = min(width, base.width)
@@ -160,13 +178,14 @@ public struct VipsImageProcessor: ImageProcessor {
                 sized = try Self.make(.internal) { mgw_vips_sharpen(resized.pointer, $0) }
             }
             let stripped = try Self.make(.internal) { mgw_vips_strip(sized.pointer, $0) }
+            let cap = originalBytes
             renditions.append(
                 EncodedImage(
                     name: "\(prefix)w\(width).webp",
                     mime: "image/webp",
                     width: stripped.width,
                     height: stripped.height,
-                    bytes: try Self.save(stripped, webp: true, quality: settings.webpQuality)
+                    bytes: try Self.save(stripped, webp: true, quality: settings.webpQuality, within: cap)
                 )
             )
             let flat = try Self.make(.internal) { mgw_vips_flatten_rgb(stripped.pointer, $0) }
@@ -176,7 +195,7 @@ public struct VipsImageProcessor: ImageProcessor {
                     mime: "image/jpeg",
                     width: flat.width,
                     height: flat.height,
-                    bytes: try Self.save(flat, webp: false, quality: settings.jpegQuality)
+                    bytes: try Self.save(flat, webp: false, quality: settings.jpegQuality, within: cap)
                 )
             )
             if target == base.width { break }
@@ -200,6 +219,23 @@ public struct VipsImageProcessor: ImageProcessor {
             dominantColor: BlurHash.dominantColor(rgb: sample),
             renditions: renditions
         )
+    }
+
+    /// How far below the configured quality a rendition that outgrows its original is tried again.
+    static let fallbackQualitySteps = [10, 20, 30]
+
+    /// ``save(_:webp:quality:)``, at lower qualities while the result is larger than `cap` bytes (never
+    /// below 40); the smallest result when none fits.
+    static func save(_ image: Image, webp: Bool, quality: Int, within cap: Int?) throws -> [UInt8] {
+        var best = try save(image, webp: webp, quality: quality)
+        guard let cap else { return best }
+        for step in fallbackQualitySteps where best.count > cap {
+            let lower = quality - step
+            guard lower >= 40 else { break }
+            let encoded = try save(image, webp: webp, quality: lower)
+            if encoded.count < best.count { best = encoded }
+        }
+        return best
     }
 
     static func save(_ image: Image, webp: Bool, quality: Int) throws -> [UInt8] {

@@ -152,6 +152,36 @@ import VipsImaging
         #expect(result.width > 0 && result.height > 0)
     }
 
+    /// No rendition costs more storage than the original (a JPEG 1200 px wide upright, of 251,800 B, once got
+    /// a `w1280.jpg` of 284,782 B).
+    @Test func noRenditionIsLargerThanTheOriginal() async throws {
+        let original = try bytes("images/orientation-6.jpg")
+        #expect(original.count == 251_800)
+        let result = try await derive(encoded: original)
+        let top = result.renditions.filter { $0.name.hasPrefix("w1280.") }
+        #expect(top.count == 2)
+        for rendition in top { #expect(rendition.bytes.count <= original.count, "\(rendition.name): \(rendition.bytes.count) B") }
+    }
+
+    /// Over the corpus, only two kinds of original may be outgrown by a rendition even at the lowest quality
+    /// tried: originals in a more efficient codec than the renditions' (AVIF, HEIC), and
+    /// tiny, tightly compressed ones (a few-hundred-byte PNG) where no WebP or JPEG of the same pixels can be
+    /// smaller. Measured: 14 renditions, all of AVIF originals or of originals under 16 KiB.
+    @Test func acrossTheCorpusRenditionsOutgrowOnlyTinyOrMoreEfficientOriginals() async throws {
+        var outgrown: [String] = []
+        for name in Self.validPhotos {
+            let original = try bytes("images/\(name)")
+            let result = try await derive(encoded: original)
+            let moreEfficientCodec = name.hasSuffix(".avif") || name.hasSuffix(".heic")
+            for rendition in result.renditions where rendition.bytes.count > original.count {
+                outgrown.append("\(name) \(rendition.name) \(rendition.bytes.count)/\(original.count)")
+                #expect(moreEfficientCodec || original.count < 16 << 10, "outgrown: \(outgrown.last ?? "")")
+            }
+        }
+        #expect(Self.validPhotos.count == 36)
+        #expect(outgrown.count <= 14, "\(outgrown)")
+    }
+
     /// Valid files libvips 8.14 with Debian's libjpeg and libheif 1.15 cannot decode: 12-bit and lossless
     /// JPEG, AVIF sequences, and an AVIF rotated by its irot box ("bad image dimensions on decode").
     static let undecodableHere = [
