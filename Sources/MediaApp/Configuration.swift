@@ -13,10 +13,17 @@ import RadosStore
 /// | variable | default | meaning |
 /// |---|---|---|
 /// | `MEDIAGW_LOG_LEVEL` | `info` | trace, debug, info, notice, warning, error, critical |
+/// | `MEDIAGW_LOG_FORMAT` | `text` | `text` (one readable line per event) or `json` (one JSON object per line, for a log collector) |
 public struct LoggingConfiguration: Sendable {
+    /// How log lines are written.
+    public enum Format: String, Sendable {
+        case text, json
+    }
+
     public var level: Logger.Level
     /// Whether the level was set, or is the command's default.
     public var isSet: Bool
+    public var format: Format
 
     public init(environment env: EnvironmentReader, default defaultLevel: Logger.Level = .info) throws(ConfigurationError) {
         let raw = env.string("MEDIAGW_LOG_LEVEL")
@@ -25,6 +32,11 @@ public struct LoggingConfiguration: Sendable {
         }
         self.level = level
         self.isSet = raw != nil
+        let rawFormat = env.string("MEDIAGW_LOG_FORMAT") ?? Format.text.rawValue
+        guard let format = Format(rawValue: rawFormat.lowercased()) else {
+            throw ConfigurationError("MEDIAGW_LOG_FORMAT=\(rawFormat) is not a log format (text, json)")
+        }
+        self.format = format
     }
 }
 

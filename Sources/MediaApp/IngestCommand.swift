@@ -142,7 +142,7 @@ public struct IngestCommand: Sendable {
 
     static func logger(_ environment: EnvironmentReader) throws(Failure) -> Logger {
         do {
-            return MediaLogging.bootstrap(level: try LoggingConfiguration(environment: environment, default: .warning).level)
+            return MediaLogging.bootstrap(try LoggingConfiguration(environment: environment, default: .warning))
         } catch {
             throw Failure("configuration: \(error.message)", exitCode: 2)
         }

@@ -42,6 +42,7 @@ public struct MediaAPI<Storage: MediaStores>: Sendable {
         let router = Router(context: MediaRequestContext.self)
         let retryAfter = Int(configuration.retryAfter.seconds.rounded(.up))
         let routes = RouteTable()
+        router.add(middleware: AccessLogMiddleware())
         router.add(middleware: MetricsMiddleware())
         router.add(middleware: CORSMiddleware(policy: configuration.cors, routes: routes))
         router.add(middleware: ErrorMiddleware(retryAfter: retryAfter, routes: routes))

@@ -20,7 +20,7 @@ struct Child: AsyncParsableCommand {
         do {
             let logging = try LoggingConfiguration(environment: environment, default: .warning)
             let configuration = try ProcessorConfiguration(environment: environment)
-            let logger = MediaLogging.bootstrap(level: logging.level)
+            let logger = MediaLogging.bootstrap(logging)
             Foundation.exit(await ProcessorCommand.child(configuration, logger: logger))
         } catch {
             FileHandle.standardError.write(Data("mediagw-processor: error: configuration: \(error.message)\n".utf8))

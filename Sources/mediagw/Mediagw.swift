@@ -47,7 +47,7 @@ struct ConnectionOptions: ParsableArguments {
         do {
             let logging = try LoggingConfiguration(environment: environment, default: defaultLogLevel)
             let configuration = try read(environment)
-            return (configuration, MediaLogging.bootstrap(level: logging.level), environment)
+            return (configuration, MediaLogging.bootstrap(logging), environment)
         } catch {
             throw Failure("configuration: \(error.message)", exitCode: 2)
         }

@@ -36,9 +36,8 @@ final class GatewayProcess: @unchecked Sendable {
         let deadline = ContinuousClock.now + .seconds(30)
         while ContinuousClock.now < deadline {
             let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
-            if let range = text.range(of: #"http\.port=(\d+)"#, options: .regularExpression),
-                let port = Int(text[range].split(separator: "=").last ?? "")
-            {
+            // the text format writes http.port=N, the JSON one "http.port":"N"
+            if let match = text.firstMatch(of: /http\.port"?[=:]"?(\d+)/), let port = Int(match.output.1) {
                 return GatewayProcess(process: process, port: port, logPath: log, isolation: isolation)
             }
             guard process.isRunning else { break }
