@@ -170,8 +170,13 @@ public struct JobRunner<Storage: MediaStores, Processing: MediaProcessing>: Send
     }
 
     static func count(_ kind: MediaKind, _ outcome: String, since started: ContinuousClock.Instant) {
-        Counter(label: "mediagw_jobs_total", dimensions: [("kind", kind.rawValue), ("outcome", outcome)]).increment()
-        Timer(label: "mediagw_job_duration_seconds", dimensions: [("kind", kind.rawValue)], preferredDisplayUnit: .seconds)
-            .recordNanoseconds(Int64((ContinuousClock.now - started).seconds * 1e9))
+        JobMetrics.jobs(kind.rawValue, outcome).increment()
+        JobMetrics.durations(kind.rawValue).recordNanoseconds(Int64((ContinuousClock.now - started).seconds * 1e9))
     }
+}
+
+/// Jobs by kind and outcome, and their durations, made once.
+enum JobMetrics {
+    static let jobs = MetricFamily<Counter>.counters("mediagw_jobs_total", labels: ["kind", "outcome"])
+    static let durations = MetricFamily<Timer>.timers("mediagw_job_duration_seconds", labels: ["kind"])
 }

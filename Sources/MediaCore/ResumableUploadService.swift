@@ -549,7 +549,9 @@ struct CappedPieces<Iterator: AsyncIteratorProtocol>: AsyncSequence where Iterat
 
 /// Counters of resumable uploads by what happened.
 enum ResumableMetrics {
+    static let events = MetricFamily<Counter>.counters("mediagw_resumable_uploads_total", labels: ["event"])
+
     static func count(_ event: String, by amount: Int = 1) {
-        Counter(label: "mediagw_resumable_uploads_total", dimensions: [("event", event)]).increment(by: amount)
+        Self.events(event).increment(by: amount)
     }
 }

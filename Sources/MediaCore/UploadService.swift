@@ -173,7 +173,9 @@ public struct UploadService<Storage: MediaStores>: Sendable {
 
 /// The upload counters.
 enum UploadMetrics {
+    static let uploads = MetricFamily<Counter>.counters("mediagw_uploads_total", labels: ["kind", "outcome"])
+
     static func count(_ kind: MediaKind?, _ outcome: String) {
-        Counter(label: "mediagw_uploads_total", dimensions: [("kind", kind?.rawValue ?? "unknown"), ("outcome", outcome)]).increment()
+        Self.uploads(kind?.rawValue ?? "unknown", outcome).increment()
     }
 }

@@ -117,7 +117,7 @@ struct UploadController<Storage: MediaStores>: Sendable {
                 do {
                     let media = try await uploads.storeOriginal(body, into: set)
                     results.append(.stored(part, filename, media))
-                    Counter(label: "mediagw_upload_bytes_total", dimensions: [("kind", media.kind.rawValue)]).increment(by: media.size)
+                    UploadMetrics.bytes(media.kind.rawValue).increment(by: media.size)
                 } catch let error as MediaError {
                     if error.code == .internal || error.code == .unavailable {
                         context.logger.error("upload failed", metadata: ["error": "\(error)", "upload_set.id": "\(setID)"])
@@ -139,7 +139,7 @@ struct UploadController<Storage: MediaStores>: Sendable {
             context.logger.info("upload request ended early", metadata: ["error": "\(error)", "upload_set.id": "\(setID)"])
             end(APIError(RequestError(.malformedMultipart, "the request body ended unexpectedly")), nil)
         }
-        Counter(label: "mediagw_http_received_bytes_total", dimensions: [("route", "/v1/upload-sets/{id}/media")]).increment(
+        UploadMetrics.received.increment(
             by: Int(reader.bytesRead)
         )
         if results.isEmpty && requestError == nil {
@@ -153,4 +153,10 @@ struct UploadController<Storage: MediaStores>: Sendable {
         )
         return requestError != nil || !reader.isComplete ? response.closingConnection(context.channel) : response
     }
+}
+
+/// The upload route's byte counters, made once.
+enum UploadMetrics {
+    static let bytes = MetricFamily<Counter>.counters("mediagw_upload_bytes_total", labels: ["kind"])
+    static let received = Counter(label: "mediagw_http_received_bytes_total", dimensions: [("route", "/v1/upload-sets/{id}/media")])
 }

@@ -60,8 +60,7 @@ public struct PostgresMetadataStore: MetadataStore {
         let configuration = (database ?? self.database).configuration
         let started = ContinuousClock.now
         defer {
-            Timer(label: "mediagw_postgres_operation_duration_seconds", dimensions: [("operation", operation)], preferredDisplayUnit: .seconds)
-                .recordNanoseconds((ContinuousClock.now - started).nanoseconds)
+            ReplicaMetrics.durations(operation).recordNanoseconds((ContinuousClock.now - started).nanoseconds)
         }
         // PostgreSQL's answer to a deadlock or a serialization failure is to roll the transaction back and
         // ask for it again; every body here is one transaction (or statements safe to repeat)
@@ -647,7 +646,9 @@ extension Duration {
 }
 
 /// How often the read replica could not answer alone.
+/// Metrics of the metadata store: latency by operation, and the replica's fallbacks to the primary.
 enum ReplicaMetrics {
+    static let durations = MetricFamily<Timer>.timers("mediagw_postgres_operation_duration_seconds", labels: ["operation"])
     static let fallbacks = Counter(label: "mediagw_postgres_replica_fallbacks_total", dimensions: [("reason", "not_there_yet")])
     static let failures = Counter(label: "mediagw_postgres_replica_fallbacks_total", dimensions: [("reason", "replica_failed")])
 }

@@ -519,13 +519,15 @@ private func withOptionalCString<R>(_ string: String?, _ body: (UnsafePointer<CC
 
 /// Latency and errors of RADOS operations, by operation.
 enum RadosMetrics {
+    static let durations = MetricFamily<Timer>.timers("mediagw_rados_operation_duration_seconds", labels: ["operation"])
+    static let errors = MetricFamily<Counter>.counters("mediagw_rados_operation_errors_total", labels: ["operation", "errno"])
+
     static func record(_ operation: String, since started: ContinuousClock.Instant, rc: Int32) {
         let elapsed = ContinuousClock.now - started
         let nanoseconds = elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
-        Timer(label: "mediagw_rados_operation_duration_seconds", dimensions: [("operation", operation)], preferredDisplayUnit: .seconds)
-            .recordNanoseconds(nanoseconds)
+        durations(operation).recordNanoseconds(nanoseconds)
         if rc < 0 && rc != -ENOENT && rc != -ENODATA {
-            Counter(label: "mediagw_rados_operation_errors_total", dimensions: [("operation", operation), ("errno", "\(-rc)")]).increment()
+            errors(operation, "\(-rc)").increment()
         }
     }
 }
