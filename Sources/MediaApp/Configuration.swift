@@ -307,6 +307,23 @@ public struct ReconcilerConfiguration: Sendable {
     }
 }
 
+/// The backlog gauges (`mediagw_jobs_queued`, `mediagw_jobs_oldest_queued_age_seconds`, `mediagw_jobs_dead`,
+/// `mediagw_outbox_unread_events`, `mediagw_pending_ledger_oldest_age_seconds`).
+///
+/// | variable | default | meaning |
+/// |---|---|---|
+/// | `MEDIAGW_MONITOR_INTERVAL` | `15s` | how often `serve` samples them (one small query and one omap read per pool); `0` never |
+public struct MonitorConfiguration: Sendable {
+    public var interval: Duration
+
+    public init(environment env: EnvironmentReader) throws(ConfigurationError) {
+        interval = try env.duration("MEDIAGW_MONITOR_INTERVAL", default: .seconds(15))
+        guard interval == .zero || interval >= .seconds(1) else {
+            throw ConfigurationError("MEDIAGW_MONITOR_INTERVAL must be 0 (never) or at least 1s")
+        }
+    }
+}
+
 /// How long-running commands stop.
 ///
 /// | variable | default | meaning |

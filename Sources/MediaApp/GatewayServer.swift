@@ -23,6 +23,7 @@ public struct ServeConfiguration: Sendable {
     public var origin: OriginSettings
     public var http: HTTPConfiguration
     public var reconciler: ReconcilerConfiguration
+    public var monitor: MonitorConfiguration
     public var processing: ProcessingConfiguration
     public var lifecycle: LifecycleConfiguration
 
@@ -36,6 +37,7 @@ public struct ServeConfiguration: Sendable {
         origin = try OriginSettings(environment: env)
         http = try HTTPConfiguration(environment: env)
         reconciler = try ReconcilerConfiguration(environment: env)
+        monitor = try MonitorConfiguration(environment: env)
         try reconciler.validate(against: uploads)
         processing = try ProcessingConfiguration(environment: env)
         lifecycle = try LifecycleConfiguration(environment: env)
@@ -122,6 +124,10 @@ public struct GatewayServer: Sendable {
                     )
                 )
             )
+        }
+        if configuration.monitor.interval > .zero {
+            let monitor = BacklogMonitor(storage: runtime.stores, pools: runtime.storagePools, logger: logger)
+            services.append(.init(service: BacklogMonitorService(monitor: monitor, interval: configuration.monitor.interval)))
         }
         services.append(.init(service: app))
         var group = ServiceGroupConfiguration(
@@ -217,6 +223,24 @@ struct ReconcilerService<Storage: MediaStores>: Service {
             } catch {
                 logger.warning("reconcile pass failed; retrying next interval", metadata: ["error": "\(error)"])
             }
+        }
+    }
+}
+
+/// Samples the backlog gauges every `interval` until shutdown (the first time one interval after start,
+/// once the schema is migrated).
+struct BacklogMonitorService<Storage: MediaStores>: Service {
+    let monitor: BacklogMonitor<Storage>
+    let interval: Duration
+
+    func run() async throws {
+        while !Task.isShuttingDownGracefully {
+            do {
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+            } catch {
+                return
+            }
+            await monitor.sample()
         }
     }
 }

@@ -129,6 +129,9 @@ public protocol MetadataStore: Sendable {
     /// A cheap round trip, for readiness.
     func ping() async throws
 
+    /// What waits: queued and dead jobs, the oldest runnable job's wait, unread events (at `now`).
+    func backlog(now: Date) async throws -> Backlog
+
     // MARK: Resumable uploads
 
     /// Records a new resumable upload (nothing received yet).

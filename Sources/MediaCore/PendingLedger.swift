@@ -74,4 +74,8 @@ public protocol PendingLedger: Sendable {
 
     /// Closes the periods of `pool` that ended before `cutoff` and hold no entry any more; returns how many.
     func closePeriods(in pool: String, endedBefore cutoff: Date) async throws -> Int
+
+    /// The start of the oldest period of `pool` not yet closed (`nil`: none): no pending entry is older, and
+    /// one that stays old is what the reconciler has not settled.
+    func oldestPeriod(in pool: String) async throws -> Date?
 }

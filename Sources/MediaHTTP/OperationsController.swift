@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import MediaCore
+import Metrics
 import Prometheus
 
 /// Health, readiness, metrics and the API description.
@@ -22,6 +23,8 @@ struct OperationsController<Storage: MediaStores>: Sendable {
         }
         routes.add(.get, "/readyz", on: router) { _, _ in
             let report = await readiness.check()
+            // what the balancer saw last, for alerts (the balancer asks every few seconds)
+            ReadinessMetrics.ready.record(report.ready ? 1 : 0)
             guard report.ready else {
                 return JSONResponse.make(
                     status: .serviceUnavailable,
@@ -61,4 +64,9 @@ public enum OpenAPIDocument {
         else { preconditionFailure("openapi.json is missing from the MediaHTTP bundle") }
         return Array(data)
     }()
+}
+
+/// The answer `/readyz` gave last (1 ready, 0 not), made once.
+enum ReadinessMetrics {
+    static let ready = Gauge(label: "mediagw_ready")
 }

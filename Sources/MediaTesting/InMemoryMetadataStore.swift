@@ -374,6 +374,26 @@ public final class InMemoryMetadataStore: MetadataStore {
         try check()
     }
 
+    public func backlog(now: Date) async throws -> Backlog {
+        try withState { state in
+            var backlog = Backlog(unreadEvents: state.events.filter { $0.sequence == nil }.count)
+            for job in state.jobs.values {
+                guard let kind = state.media[job.mediaID]?.kind else { continue }
+                switch job.state {
+                case "queued":
+                    backlog.queuedJobs[kind, default: 0] += 1
+                    if job.runAfter <= now {
+                        let waited = Duration.milliseconds(Int64(now.timeIntervalSince(job.runAfter) * 1000))
+                        backlog.oldestQueuedJob[kind] = max(backlog.oldestQueuedJob[kind] ?? .zero, waited)
+                    }
+                case "dead": backlog.deadJobs += 1
+                default: break
+                }
+            }
+            return backlog
+        }
+    }
+
     // MARK: Processing
 
     public func claimJobs(limit: Int, lease: Duration, now: Date) async throws -> [ProcessingJob] {

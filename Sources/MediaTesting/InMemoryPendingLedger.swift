@@ -42,6 +42,11 @@ public final class InMemoryPendingLedger: PendingLedger {
         return (String(format: "%012.0f", hour), Date(timeIntervalSince1970: (hour + 1) * 3600))
     }
 
+    public func oldestPeriod(in pool: String) async throws -> Date? {
+        try check()
+        return periods.withLock { $0[pool]?.values.map { $0.end.addingTimeInterval(-3600) }.min() }
+    }
+
     public func register(_ location: ObjectLocation, _ entry: PendingEntry) async throws -> PendingTicket {
         try check()
         let (name, end) = Self.period(of: entry.registeredAt)

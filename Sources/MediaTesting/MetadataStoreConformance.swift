@@ -41,6 +41,7 @@ public struct MetadataStoreConformance<Store: MetadataStore>: Sendable {
             "a lease is renewed only by its current claim": { try await $0.renewedLeases() },
             "a completed job records renditions and readiness and returns obsolete objects": { try await $0.completeJob() },
             "a failed job is retried, then dead with its media failed": { try await $0.failJob() },
+            "the backlog counts queued and dead jobs, the oldest wait and unread events": { try await $0.backlog() },
             "a job of media deleted meanwhile gives back its renditions": { try await $0.deletedWhileProcessing() },
             "the origin record has the media, its set's privacy and the named renditions": { try await $0.originRecord() },
             "a resumable upload is kept until it expires or is removed": { try await $0.resumableLifetime() },
@@ -535,6 +536,27 @@ public struct MetadataStoreConformance<Store: MetadataStore>: Sendable {
         #expect(failed.failureReason == "invalid_media: truncated")
         #expect(try await claim(media.id, now: now.addingTimeInterval(3600)) == nil, "a dead job is never claimed")
         #expect(try await allEvents().contains { $0.type == "media.failed" && $0.mediaID == media.id })
+    }
+
+    /// Measured as differences: the other checks share the store.
+    func backlog() async throws {
+        let now = Date()
+        _ = try await store.events(after: 0, limit: 1)  // every event so far is read
+        let before = try await store.backlog(now: now)
+        #expect(before.unreadEvents == 0)
+        let set = try await newSet()
+        let first = try await record(set)
+        _ = try await record(set)
+        let queued = try await store.backlog(now: now.addingTimeInterval(60))
+        #expect(queued.queuedJobs[.photo, default: 0] == before.queuedJobs[.photo, default: 0] + 2)
+        #expect(queued.oldestQueuedJob[.photo].map { $0 >= .seconds(55) } == true, "\(queued.oldestQueuedJob)")
+        #expect(queued.unreadEvents >= 2, "the stored events are not read yet")
+        let job = try #require(try await claim(first.id, now: now.addingTimeInterval(60)))
+        try await store.failJob(job, error: ProcessingError(.invalidMedia, "truncated"), retry: false, retryAfter: .zero, now: now)
+        let after = try await store.backlog(now: now.addingTimeInterval(60))
+        #expect(after.deadJobs == before.deadJobs + 1)
+        // the claim may have taken other runnable jobs too: they run, they are no longer queued
+        #expect(after.queuedJobs[.photo, default: 0] < queued.queuedJobs[.photo, default: 0])
     }
 
     func deletedWhileProcessing() async throws {

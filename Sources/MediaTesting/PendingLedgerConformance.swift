@@ -35,6 +35,7 @@ public struct PendingLedgerConformance<Ledger: PendingLedger>: Sendable {
             "a ticket is completed by another instance": { try await $0.otherInstance($1) },
             "empty periods that ended before the cutoff are closed": { try await $0.periods($1) },
             "pools are separate": { try await $0.separatePools($1) },
+            "the oldest open period begins at most an hour before the oldest entry": { try await $0.oldestPeriod($1) },
         ]
     }
 
@@ -60,6 +61,17 @@ public struct PendingLedgerConformance<Ledger: PendingLedger>: Sendable {
             cursor = page.next
         } while cursor != nil
         return all
+    }
+
+    func oldestPeriod(_ ledger: Ledger) async throws {
+        // older than what any other check registers: the oldest period is this entry's whatever they left
+        let registered = hoursAgo(30)
+        let ticket = try await ledger.register(location(), entry(registered))
+        let oldest = try #require(try await ledger.oldestPeriod(in: pools.0))
+        #expect(oldest <= registered && oldest > registered.addingTimeInterval(-3600), "\(oldest) for \(registered)")
+        try await ledger.complete(ticket)
+        _ = try await ledger.closePeriods(in: pools.0, endedBefore: hoursAgo(28))
+        #expect(try await ledger.oldestPeriod(in: pools.0).map { $0 > registered } ?? true, "the closed period no longer counts")
     }
 
     func completed(_ ledger: Ledger) async throws {

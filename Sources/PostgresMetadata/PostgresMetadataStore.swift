@@ -340,6 +340,30 @@ public struct PostgresMetadataStore: MetadataStore {
         }
     }
 
+    public func backlog(now: Date) async throws -> Backlog {
+        try await run("read_backlog") { [client, logger] in
+            var backlog = Backlog()
+            for try await (kind, queued, waited, dead) in try await client.query(
+                """
+                SELECT media_kind, count(*) FILTER (WHERE state = 'queued'),
+                    coalesce(extract(epoch FROM \(now) - min(run_after) FILTER (WHERE state = 'queued' AND run_after <= \(now)))::float8, -1),
+                    count(*) FILTER (WHERE state = 'dead')
+                FROM jobs WHERE media_kind IS NOT NULL GROUP BY media_kind
+                """,
+                logger: logger
+            ).decode((String, Int, Double, Int).self) {
+                guard let kind = MediaKind(rawValue: kind) else { continue }
+                backlog.queuedJobs[kind] = queued
+                if waited >= 0 { backlog.oldestQueuedJob[kind] = .milliseconds(Int64(waited * 1000)) }
+                backlog.deadJobs += dead
+            }
+            for try await unread in try await client.query("SELECT count(*) FROM outbox WHERE seq IS NULL", logger: logger).decode(Int.self) {
+                backlog.unreadEvents = unread
+            }
+            return backlog
+        }
+    }
+
     /// Answers when the database answers *and takes writes*: a server in recovery (a standby, or a
     /// demoted primary during a failover) is `unavailable`.
     public func ping() async throws {

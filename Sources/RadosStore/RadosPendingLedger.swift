@@ -126,6 +126,10 @@ public final class RadosPendingLedger: PendingLedger {
         return closed
     }
 
+    public func oldestPeriod(in pool: String) async throws -> Date? {
+        try await buckets(in: pool).compactMap(Self.bucketEnd).min().map { $0.addingTimeInterval(-3600) }
+    }
+
     // MARK: The directory
 
     func directory(_ pool: String) -> ObjectLocation {

@@ -32,7 +32,7 @@ import Testing
     }
 
     @Test func theSuiteHasItsChecks() {
-        #expect(PendingLedgerConformance<RadosPendingLedger>.checks.count == 7)
+        #expect(PendingLedgerConformance<RadosPendingLedger>.checks.count == 8)
     }
 }
 
@@ -45,7 +45,7 @@ import Testing
     }
 
     @Test func theSuiteHasItsChecks() {
-        #expect(MetadataStoreConformance<PostgresMetadataStore>.checks.count == 21)
+        #expect(MetadataStoreConformance<PostgresMetadataStore>.checks.count == 22)
     }
 }
 

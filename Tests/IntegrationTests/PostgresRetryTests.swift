@@ -7,43 +7,45 @@ import Testing
 
 @testable import PostgresMetadata
 
-/// PostgreSQL rolls back one transaction of a deadlock and asks for it again; the store does, instead of
-/// answering a client with an error for a conflict it did not cause.
+/// PostgreSQL rolls back the victim of a deadlock or of a serialization failure and asks for it again;
+/// the store does, instead of answering a client with an error for a conflict it did not cause.
 @Suite struct PostgresRetryTests {
-    @Test func aTransactionChosenAsADeadlockVictimIsRunAgain() async throws {
+    /// A serialization failure made deterministically: the store's transaction reads a row in a
+    /// repeatable-read snapshot, another one updates it and commits, then the first updates it too.
+    @Test func aTransactionThatCannotBeSerializedIsRunAgain() async throws {
         let isolation = try await Isolation.suite("PostgresRetry")
-        let table = "\"\(isolation.name)\".deadlock_\(UUID().uuidString.lowercased().prefix(8))"
-        try await isolation.client.query("CREATE TABLE \(unescaped: table) (id int PRIMARY KEY)")
-        try await isolation.client.query("INSERT INTO \(unescaped: table) VALUES (1), (2)")
+        let table = "\"\(isolation.name)\".conflict_\(UUID().uuidString.lowercased().prefix(8))"
+        try await isolation.client.query("CREATE TABLE \(unescaped: table) (id int PRIMARY KEY, v int NOT NULL)")
+        try await isolation.client.query("INSERT INTO \(unescaped: table) VALUES (1, 0)")
         let attempts = Atomic<Int>(0)
-        let victimHoldsOne = Atomic<Bool>(false)
-
-        // the other transaction: row 2, then row 1 a little after the store's transaction took row 1 and
-        // began to wait for row 2. The transaction that has waited for deadlock_timeout first looks for a
-        // deadlock and is the one rolled back: the store's.
-        let other = Task {
-            try await isolation.client.withTransaction(logger: TestStack.logger) { connection in
-                try await connection.query("SELECT 1 FROM \(unescaped: table) WHERE id = 2 FOR UPDATE", logger: TestStack.logger).consume()
-                while !victimHoldsOne.load(ordering: .acquiring) { try await Task.sleep(for: .milliseconds(10)) }
-                try await Task.sleep(for: .milliseconds(400))
-                try await connection.query("SELECT 1 FROM \(unescaped: table) WHERE id = 1 FOR UPDATE", logger: TestStack.logger).consume()
-            }
-        }
-        try await Task.sleep(for: .milliseconds(200))
+        let snapshotTaken = Atomic<Bool>(false)
+        let otherCommitted = Atomic<Bool>(false)
         let client = isolation.client
-        let result = try await isolation.metadata.run("deadlock_test") {
+
+        let other = Task {
+            while !snapshotTaken.load(ordering: .acquiring) { try await Task.sleep(for: .milliseconds(5)) }
+            try await client.query("UPDATE \(unescaped: table) SET v = v + 10 WHERE id = 1")
+            otherCommitted.store(true, ordering: .releasing)
+        }
+        let result = try await isolation.metadata.run("serialization_test") {
             try await client.withTransaction(logger: TestStack.logger) { connection in
                 let attempt = attempts.add(1, ordering: .relaxed).newValue
-                try await connection.query("SELECT 1 FROM \(unescaped: table) WHERE id = 1 FOR UPDATE", logger: TestStack.logger).consume()
-                victimHoldsOne.store(true, ordering: .releasing)
-                try await connection.query("SELECT 1 FROM \(unescaped: table) WHERE id = 2 FOR UPDATE", logger: TestStack.logger).consume()
+                try await connection.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ", logger: TestStack.logger)
+                try await connection.query("SELECT v FROM \(unescaped: table) WHERE id = 1", logger: TestStack.logger).consume()
+                snapshotTaken.store(true, ordering: .releasing)
+                while !otherCommitted.load(ordering: .acquiring) { try await Task.sleep(for: .milliseconds(5)) }
+                try await connection.query("UPDATE \(unescaped: table) SET v = v + 1 WHERE id = 1", logger: TestStack.logger)
                 return attempt
             }
         }
         try await other.value
-        #expect(result == 2, "the first attempt was the deadlock's victim, the second went through")
+        #expect(result == 2, "the first attempt could not be serialized, the second went through")
         #expect(attempts.load(ordering: .relaxed) == 2)
-        try await isolation.client.query("DROP TABLE \(unescaped: table)")
+        let rows = try await client.query("SELECT v FROM \(unescaped: table) WHERE id = 1").decode(Int.self)
+        var values: [Int] = []
+        for try await value in rows { values.append(value) }
+        #expect(values == [11], "both updates, each once")
+        try await client.query("DROP TABLE \(unescaped: table)")
     }
 
     @Test func deadlocksAndSerializationFailuresAreRetryableAndNothingElse() {

@@ -24,7 +24,7 @@ import Testing
 
     @Test func everySuiteHasItsChecks() {
         #expect(BlobStoreConformance<InMemoryBlobStore>.checks.count == 18)
-        #expect(PendingLedgerConformance<InMemoryPendingLedger>.checks.count == 7)
-        #expect(MetadataStoreConformance<InMemoryMetadataStore>.checks.count == 21)
+        #expect(PendingLedgerConformance<InMemoryPendingLedger>.checks.count == 8)
+        #expect(MetadataStoreConformance<InMemoryMetadataStore>.checks.count == 22)
     }
 }
