@@ -28,8 +28,8 @@ public struct BacklogMonitor<Storage: MediaStores>: Sendable {
                 BacklogMetrics.queued(kind.rawValue).record(backlog.queuedJobs[kind] ?? 0)
                 BacklogMetrics.oldestQueued(kind.rawValue).record((backlog.oldestQueuedJob[kind] ?? .zero).seconds)
             }
-            BacklogMetrics.dead.record(backlog.deadJobs)
-            BacklogMetrics.unreadEvents.record(backlog.unreadEvents)
+            BacklogMetrics.dead().record(backlog.deadJobs)
+            BacklogMetrics.unreadEvents().record(backlog.unreadEvents)
         } catch {
             logger.warning("could not read the backlog", metadata: ["error": "\(error)"])
         }
@@ -48,7 +48,7 @@ public struct BacklogMonitor<Storage: MediaStores>: Sendable {
 enum BacklogMetrics {
     static let queued = MetricFamily<Gauge>(labels: ["kind"]) { Gauge(label: "mediagw_jobs_queued", dimensions: $0) }
     static let oldestQueued = MetricFamily<Gauge>(labels: ["kind"]) { Gauge(label: "mediagw_jobs_oldest_queued_age_seconds", dimensions: $0) }
-    static let dead = Gauge(label: "mediagw_jobs_dead")
-    static let unreadEvents = Gauge(label: "mediagw_outbox_unread_events")
+    static let dead = MetricFamily<Gauge>.gauges("mediagw_jobs_dead")
+    static let unreadEvents = MetricFamily<Gauge>.gauges("mediagw_outbox_unread_events")
     static let ledgerAge = MetricFamily<Gauge>(labels: ["pool"]) { Gauge(label: "mediagw_pending_ledger_oldest_age_seconds", dimensions: $0) }
 }

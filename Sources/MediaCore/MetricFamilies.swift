@@ -7,7 +7,8 @@ import Synchronization
 public final class MetricFamily<Metric: Sendable>: Sendable {
     private let make: @Sendable ([(String, String)]) -> Metric
     private let labels: [String]
-    private let made = Mutex<[[String]: Metric]>([:])
+    /// Each metric, and whether the metrics system was bootstrapped when it was made.
+    private let made = Mutex<[[String]: (metric: Metric, bootstrapped: Bool)]>([:])
 
     /// - Parameters:
     ///   - labels: the dimension names, in the order their values are given.
@@ -21,18 +22,29 @@ public final class MetricFamily<Metric: Sendable>: Sendable {
     public func callAsFunction(_ values: String...) -> Metric {
         precondition(values.count == labels.count, "one value per label")
         return made.withLock { made in
-            if let metric = made[values] { return metric }
+            // a metric made before the metrics system was bootstrapped goes nowhere: it is made again once
+            // the system is there (checked only for such metrics)
+            if let existing = made[values], existing.bootstrapped || !Self.isBootstrapped { return existing.metric }
             let metric = make(Array(zip(labels, values)))
-            made[values] = metric
+            made[values] = (metric, Self.isBootstrapped)
             return metric
         }
     }
+
+    static var isBootstrapped: Bool { !(MetricsSystem.factory is NOOPMetricsHandler) }
 }
 
 extension MetricFamily where Metric == Counter {
     /// Counters named `label`, one per set of values of `labels`.
     public static func counters(_ label: String, labels: [String]) -> MetricFamily<Counter> {
         MetricFamily(labels: labels) { Counter(label: label, dimensions: $0) }
+    }
+}
+
+extension MetricFamily where Metric == Gauge {
+    /// Gauges named `label`, one per set of values of `labels` (none: one gauge).
+    public static func gauges(_ label: String, labels: [String] = []) -> MetricFamily<Gauge> {
+        MetricFamily(labels: labels) { Gauge(label: label, dimensions: $0) }
     }
 }
 

@@ -24,7 +24,7 @@ struct OperationsController<Storage: MediaStores>: Sendable {
         routes.add(.get, "/readyz", on: router) { _, _ in
             let report = await readiness.check()
             // what the balancer saw last, for alerts (the balancer asks every few seconds)
-            ReadinessMetrics.ready.record(report.ready ? 1 : 0)
+            ReadinessMetrics.ready().record(report.ready ? 1 : 0)
             guard report.ready else {
                 return JSONResponse.make(
                     status: .serviceUnavailable,
@@ -68,5 +68,5 @@ public enum OpenAPIDocument {
 
 /// The answer `/readyz` gave last (1 ready, 0 not), made once.
 enum ReadinessMetrics {
-    static let ready = Gauge(label: "mediagw_ready")
+    static let ready = MetricFamily<Metrics.Gauge>.gauges("mediagw_ready")
 }

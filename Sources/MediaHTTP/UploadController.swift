@@ -139,7 +139,7 @@ struct UploadController<Storage: MediaStores>: Sendable {
             context.logger.info("upload request ended early", metadata: ["error": "\(error)", "upload_set.id": "\(setID)"])
             end(APIError(RequestError(.malformedMultipart, "the request body ended unexpectedly")), nil)
         }
-        UploadMetrics.received.increment(
+        UploadMetrics.received("/v1/upload-sets/{id}/media").increment(
             by: Int(reader.bytesRead)
         )
         if results.isEmpty && requestError == nil {
@@ -158,5 +158,5 @@ struct UploadController<Storage: MediaStores>: Sendable {
 /// The upload route's byte counters, made once.
 enum UploadMetrics {
     static let bytes = MetricFamily<Counter>.counters("mediagw_upload_bytes_total", labels: ["kind"])
-    static let received = Counter(label: "mediagw_http_received_bytes_total", dimensions: [("route", "/v1/upload-sets/{id}/media")])
+    static let received = MetricFamily<Counter>.counters("mediagw_http_received_bytes_total", labels: ["route"])
 }

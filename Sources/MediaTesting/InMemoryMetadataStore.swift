@@ -118,22 +118,7 @@ public final class InMemoryMetadataStore: MetadataStore {
             }
             set.liveCounts = set.liveCounts.adding(1, to: new.kind)
             state.sets[set.id] = set
-            let media = Media(
-                id: new.id,
-                kind: new.kind,
-                ownerID: new.ownerID,
-                uploadSetID: new.uploadSetID,
-                state: .stored,
-                size: new.size,
-                sha256: new.sha256,
-                mime: new.mime,
-                location: new.location,
-                createdAt: now
-            )
-            state.media[media.id] = media
-            state.jobs[state.nextJob] = Job(id: state.nextJob, mediaID: media.id, state: "queued", runAfter: now)
-            state.nextJob += 1
-            Self.append(&state, "media.stored", media, now: now)
+            let media = Self.store(&state, new, now: now)
             return media
         }
     }
@@ -221,28 +206,34 @@ public final class InMemoryMetadataStore: MetadataStore {
         }
     }
 
+    /// The row of `new`, its processing job and its `media.stored` event, as one transaction records them.
+    private static func store(_ state: inout State, _ new: NewMedia, now: Date) -> Media {
+        let media = Media(
+            id: new.id,
+            kind: new.kind,
+            ownerID: new.ownerID,
+            uploadSetID: new.uploadSetID,
+            state: .stored,
+            size: new.size,
+            sha256: new.sha256,
+            mime: new.mime,
+            location: new.location,
+            createdAt: now
+        )
+        state.media[media.id] = media
+        state.jobs[state.nextJob] = Job(id: state.nextJob, mediaID: media.id, state: "queued", runAfter: now)
+        state.nextJob += 1
+        append(&state, "media.stored", media, now: now)
+        return media
+    }
+
     public func completeResumableUpload(_ id: MediaID, claim: String, media new: NewMedia, now: Date) async throws -> Media {
         try withState { state throws(MetadataStoreError) in
             var stored = try Self.claimed(&state, id, claim)
             guard let set = state.sets[new.uploadSetID] else { throw MetadataStoreError(.notFound, "no upload set \(new.uploadSetID)") }
             guard set.state != .committed else { throw MetadataStoreError(.setCommitted, "the set is committed") }
             guard set.state == .draft, set.expiresAt > now else { throw MetadataStoreError(.setExpired, "the set has expired") }
-            let media = Media(
-                id: new.id,
-                kind: new.kind,
-                ownerID: new.ownerID,
-                uploadSetID: new.uploadSetID,
-                state: .stored,
-                size: new.size,
-                sha256: new.sha256,
-                mime: new.mime,
-                location: new.location,
-                createdAt: now
-            )
-            state.media[media.id] = media
-            state.jobs[state.nextJob] = Job(id: state.nextJob, mediaID: media.id, state: "queued", runAfter: now)
-            state.nextJob += 1
-            Self.append(&state, "media.stored", media, now: now)
+            let media = Self.store(&state, new, now: now)
             stored.upload.completed = true
             stored.upload.received = new.size
             stored.claim = nil

@@ -91,30 +91,48 @@ public struct RadosBlobStore: BlobStore {
         at offset: Int64,
         mode: ObjectWriteMode
     ) throws -> SubmittedWrite {
+        let writeMode: mgw_write_mode = offset > 0 ? MGW_WRITE_AT : (mode == .replace ? MGW_WRITE_FULL : MGW_CREATE_EXCLUSIVE)
+        return try submit(io, location, pieces, at: offset, mode: writeMode, fence: nil, metric: offset == 0 ? "write_first" : "write")
+    }
+
+    /// Hands one chunk's write to librados (`fence`: the writer attribute it requires) and returns at once.
+    /// The storage of a ByteBuffer that is not mutated stays put; ``SubmittedWrite`` keeps it alive.
+    private func submit(
+        _ io: IOContext,
+        _ location: ObjectLocation,
+        _ pieces: [ByteBuffer],
+        at offset: Int64,
+        mode: mgw_write_mode,
+        fence: [UInt8]?,
+        metric: String
+    ) throws -> SubmittedWrite {
         let completion = try RadosCompletion.make()
-        // The storage of a ByteBuffer that is not mutated stays put; SubmittedWrite keeps it alive.
         let vectors = pieces.map { piece in
             piece.withUnsafeReadableBytes { mgw_iovec(base: $0.baseAddress, length: $0.count) }
         }
-        let writeMode: mgw_write_mode = offset > 0 ? MGW_WRITE_AT : (mode == .replace ? MGW_WRITE_FULL : MGW_CREATE_EXCLUSIVE)
         let rc = location.key.withCString { oid in
             vectors.withUnsafeBufferPointer { vectors in
-                mgw_rados_aio_writev(io.handle, oid, completion.handle, vectors.baseAddress, vectors.count, UInt64(offset), writeMode, nil, nil, 0)
+                withOptionalBytes(fence) { value in
+                    mgw_rados_aio_writev(
+                        io.handle,
+                        oid,
+                        completion.handle,
+                        vectors.baseAddress,
+                        vectors.count,
+                        UInt64(offset),
+                        mode,
+                        fence == nil ? nil : Self.writerAttribute,
+                        value?.baseAddress,
+                        value?.count ?? 0
+                    )
+                }
             }
         }
         guard rc >= 0 else {
             completion.abandon()
             throw BlobStoreError.rados(rc, "write", location)
         }
-        return SubmittedWrite(
-            completion: completion,
-            pieces: pieces,
-            io: io,
-            cluster: cluster,
-            location: location,
-            started: .now,
-            metric: offset == 0 ? "write_first" : "write"
-        )
+        return SubmittedWrite(completion: completion, pieces: pieces, io: io, cluster: cluster, location: location, started: .now, metric: metric)
     }
 
     // MARK: Reading
@@ -234,41 +252,7 @@ public struct RadosBlobStore: BlobStore {
     ) throws
         -> SubmittedWrite
     {
-        let completion = try RadosCompletion.make()
-        let vectors = pieces.map { piece in
-            piece.withUnsafeReadableBytes { mgw_iovec(base: $0.baseAddress, length: $0.count) }
-        }
-        let rc = location.key.withCString { oid in
-            vectors.withUnsafeBufferPointer { vectors in
-                fence.withUnsafeBytes { value in
-                    mgw_rados_aio_writev(
-                        io.handle,
-                        oid,
-                        completion.handle,
-                        vectors.baseAddress,
-                        vectors.count,
-                        UInt64(offset),
-                        MGW_WRITE_AT_FENCED,
-                        Self.writerAttribute,
-                        value.baseAddress,
-                        value.count
-                    )
-                }
-            }
-        }
-        guard rc >= 0 else {
-            completion.abandon()
-            throw BlobStoreError.rados(rc, "write", location)
-        }
-        return SubmittedWrite(
-            completion: completion,
-            pieces: pieces,
-            io: io,
-            cluster: cluster,
-            location: location,
-            started: .now,
-            metric: "write_at"
-        )
+        try submit(io, location, pieces, at: offset, mode: MGW_WRITE_AT_FENCED, fence: fence, metric: "write_at")
     }
 
     public func seal(_ location: ObjectLocation, size: Int64, writer: String) async throws {
@@ -510,6 +494,11 @@ final class CByteArrays: @unchecked Sendable {
         pointers.deallocate()
         lengths.deallocate()
     }
+}
+
+private func withOptionalBytes<R>(_ bytes: [UInt8]?, _ body: (UnsafeRawBufferPointer?) -> R) -> R {
+    guard let bytes else { return body(nil) }
+    return bytes.withUnsafeBytes { body($0) }
 }
 
 private func withOptionalCString<R>(_ string: String?, _ body: (UnsafePointer<CChar>?) -> R) -> R {
