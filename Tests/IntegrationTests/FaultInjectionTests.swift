@@ -311,7 +311,7 @@ extension FaultInjection {
             _ = try await slice.waitForMedia(id) { $0.state == .processing }
             first.signal(SIGKILL)
             _ = await first.waitForExit(timeout: .seconds(10))
-            for child in first.processorPIDs { kill(child, SIGKILL) }
+            for child in try first.processorPIDs() { kill(child, SIGKILL) }
 
             let started = ContinuousClock.now
             let second = try await GatewayProcess.start(slice, settings)
@@ -334,7 +334,7 @@ extension FaultInjection {
             _ = try await gateway.isolation.waitForMedia(id) { $0.state == .processing }
             var killed = false
             for _ in 0..<50 where !killed {
-                if let child = gateway.processorPIDs.first {
+                if let child = try gateway.processorPIDs().first {
                     kill(child, SIGKILL)
                     killed = true
                 } else {
@@ -388,7 +388,7 @@ extension FaultInjection {
             #expect(gateway.process.isRunning)
             let gatewayMiB = GatewayProcess.residentMiB(gateway.process.processIdentifier)
             #expect(gatewayMiB < 300, "gateway RSS \(gatewayMiB) MiB")
-            for child in gateway.processorPIDs {
+            for child in try gateway.processorPIDs() {
                 let childMiB = GatewayProcess.residentMiB(child)
                 #expect(childMiB < 500, "processor RSS \(childMiB) MiB")
             }

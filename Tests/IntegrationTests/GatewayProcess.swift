@@ -91,10 +91,10 @@ extension GatewayProcess {
         return try #require((reply.json["media"] as? [[String: Any]])?.first?["id"] as? String, "\(reply.text)")
     }
 
-    /// The processor processes this gateway started.
-    var processorPIDs: [Int32] {
+    /// The processor processes this gateway started (an unreadable `/proc` is an error, never "none").
+    func processorPIDs() throws -> [Int32] {
         let parent = process.processIdentifier
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        let entries = try FileManager.default.contentsOfDirectory(atPath: "/proc")
         return entries.compactMap(Int32.init).filter { pid in
             guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return false }
             let fields = stat.split(separator: ")").last?.split(separator: " ") ?? []

@@ -68,7 +68,7 @@ import Testing
         #expect(seen["offset"] as? Int == size)
         let mediaID = try #require(seen["media_id"] as? String)
         _ = await first.waitForExit(timeout: .seconds(10))
-        for child in first.processorPIDs { kill(child, SIGKILL) }
+        for child in try first.processorPIDs() { kill(child, SIGKILL) }
 
         let gateway = try await TestGateway.start(slice)
         let media = try await gateway.settled(mediaID, within: .seconds(300))
