@@ -343,6 +343,8 @@ public struct LifecycleConfiguration: Sendable {
 /// | variable | default | meaning |
 /// |---|---|---|
 /// | `MEDIAGW_WORKERS` | cores | jobs processed at once (one processor process each) |
+/// | `MEDIAGW_VIDEO_WORKERS` | half the workers | workers that take video first; the others take photos and audio only (one worker takes everything) |
+/// | `MEDIAGW_JOB_BULK_SHARE` | `20` | percent of a worker's recent busy time kept for bulk (ingested) media while interactive uploads wait too |
 /// | `MEDIAGW_WORKERS_IN_SERVE` | `true` | whether `serve` also runs workers (else run `mediagw worker`) |
 /// | `MEDIAGW_JOB_TIMEOUT` | `5m` | wall time of one job; past it the processor is killed and the attempt fails |
 /// | `MEDIAGW_JOB_LEASE` | `60s` | a claim not renewed (its worker renews it every third) is taken again after this |
@@ -364,11 +366,14 @@ public struct ProcessingConfiguration: Sendable {
 
     public init(environment env: EnvironmentReader) throws(ConfigurationError) {
         let defaults = WorkerSettings()
+        let concurrency = try env.int("MEDIAGW_WORKERS", default: defaults.concurrency)
         workers = WorkerSettings(
-            concurrency: try env.int("MEDIAGW_WORKERS", default: defaults.concurrency),
+            concurrency: concurrency,
             lease: try env.duration("MEDIAGW_JOB_LEASE", default: defaults.lease),
             maxAttempts: try env.int("MEDIAGW_JOB_ATTEMPTS", default: defaults.maxAttempts),
-            backoff: try env.duration("MEDIAGW_JOB_BACKOFF", default: defaults.backoff)
+            backoff: try env.duration("MEDIAGW_JOB_BACKOFF", default: defaults.backoff),
+            videoWorkers: try env.int("MEDIAGW_VIDEO_WORKERS", default: max(1, concurrency / 2)),
+            bulkShare: Double(try env.int("MEDIAGW_JOB_BULK_SHARE", default: Int(defaults.bulkShare * 100))) / 100
         )
         inServe = try env.bool("MEDIAGW_WORKERS_IN_SERVE", default: true)
         processorMemory = try env.bytes("MEDIAGW_PROCESSOR_MEMORY", default: 2 << 30)
@@ -394,6 +399,10 @@ public struct ProcessingConfiguration: Sendable {
 
     public func validate() throws(ConfigurationError) {
         guard (1...256).contains(workers.concurrency) else { throw ConfigurationError("MEDIAGW_WORKERS must be between 1 and 256") }
+        guard workers.concurrency == 1 || (1..<workers.concurrency).contains(workers.videoWorkers) else {
+            throw ConfigurationError("MEDIAGW_VIDEO_WORKERS must be at least 1 and fewer than MEDIAGW_WORKERS (one worker takes every kind)")
+        }
+        guard (0.01...0.9).contains(workers.bulkShare) else { throw ConfigurationError("MEDIAGW_JOB_BULK_SHARE must be between 1 and 90 (percent)") }
         guard workers.lease >= .seconds(3) else { throw ConfigurationError("MEDIAGW_JOB_LEASE must be at least 3s (it is renewed every third)") }
         guard processing.timeout >= .milliseconds(100) else { throw ConfigurationError("MEDIAGW_JOB_TIMEOUT must be at least 100ms") }
         guard (1...100).contains(workers.maxAttempts) else { throw ConfigurationError("MEDIAGW_JOB_ATTEMPTS must be between 1 and 100") }

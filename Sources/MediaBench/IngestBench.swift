@@ -24,32 +24,9 @@ struct IngestBench: AsyncParsableCommand {
         let scratch = try scratchDirectory()
         defer { try? FileManager.default.removeItem(at: scratch) }
 
-        // 1. photos of 300 KB to 1 MB: a few real JPEGs of different detail, each copy made unique by a
-        //    trailer of its own after the image (still a valid JPEG, another content hash)
+        // 1. photos of 300 KB to 1 MB
         let photos = scratch.appendingPathComponent("photos")
-        try FileManager.default.createDirectory(at: photos, withIntermediateDirectories: true)
-        var bases: [[UInt8]] = []
-        for (index, noise) in [8, 14, 20, 28, 36, 44].enumerated() {
-            let file = scratch.appendingPathComponent("base\(index).jpg")
-            _ = try runProcess([
-                "ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=1600x1200",
-                "-vf", "noise=alls=\(noise):allf=u", "-frames:v", "1", "-q:v", "4", file.path,
-            ])
-            let bytes = [UInt8](try Data(contentsOf: file))
-            if (250_000...900_000).contains(bytes.count) { bases.append(bytes) }
-        }
-        guard !bases.isEmpty else { throw BenchError("could not generate photos of 300 KB to 1 MB") }
-        var total = 0
-        let pool = (0..<1_000_000).map { _ in UInt8.random(in: 0...255) }
-        for index in 0..<files {
-            let base = bases[index % bases.count]
-            let target = Int.random(in: max(300_000, base.count + 16)...1_000_000)
-            var bytes = base + withUnsafeBytes(of: UInt64(index).bigEndian, Array.init)
-            let offset = Int.random(in: 0..<(pool.count - (target - bytes.count)))
-            bytes += pool[offset..<offset + (target - bytes.count)]
-            try Data(bytes).write(to: photos.appendingPathComponent(String(format: "photo-%05d.jpg", index)))
-            total += bytes.count
-        }
+        let total = try generateIngestPhotos(files, in: photos, scratch: scratch)
         let mean = total / files
         print("ingest: \(files) photos, \(format(Double(total) / 1e6)) MB (mean \(mean) B), -j \(jobs)")
 
@@ -97,4 +74,34 @@ struct IngestBench: AsyncParsableCommand {
         print("rados bench:    \(format(Double(files) / radosSeconds)) objects/s, \(format(radosMB)) MB/s (\(format(radosSeconds)) s)")
         print("ratio: ingest / rados bench \(format(oursMB / radosMB, 2)) (target >= 0.8)")
     }
+}
+
+/// Writes `count` distinct JPEG photos of 300 KB to 1 MB into `directory`: a few real JPEGs of different
+/// detail, each copy made unique by a trailer of its own after the image (still a valid JPEG, another
+/// content hash). Returns their total size.
+func generateIngestPhotos(_ count: Int, in directory: URL, scratch: URL) throws -> Int {
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    var bases: [[UInt8]] = []
+    for (index, noise) in [8, 14, 20, 28, 36, 44].enumerated() {
+        let file = scratch.appendingPathComponent("base\(index).jpg")
+        _ = try runProcess([
+            "ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=1600x1200",
+            "-vf", "noise=alls=\(noise):allf=u", "-frames:v", "1", "-q:v", "4", file.path,
+        ])
+        let bytes = [UInt8](try Data(contentsOf: file))
+        if (250_000...900_000).contains(bytes.count) { bases.append(bytes) }
+    }
+    guard !bases.isEmpty else { throw BenchError("could not generate photos of 300 KB to 1 MB") }
+    var total = 0
+    let pool = (0..<1_000_000).map { _ in UInt8.random(in: 0...255) }
+    for index in 0..<count {
+        let base = bases[index % bases.count]
+        let target = Int.random(in: max(300_000, base.count + 16)...1_000_000)
+        var bytes = base + withUnsafeBytes(of: UInt64(index).bigEndian, Array.init)
+        let offset = Int.random(in: 0..<(pool.count - (target - bytes.count)))
+        bytes += pool[offset..<offset + (target - bytes.count)]
+        try Data(bytes).write(to: directory.appendingPathComponent(String(format: "photo-%05d.jpg", index)))
+        total += bytes.count
+    }
+    return total
 }

@@ -6,7 +6,9 @@ struct MediaBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mediagw-bench",
         abstract: "Benchmarks of the gateway beside a reference measured in the same run (build with -c release).",
-        subcommands: [RadosWriteBench.self, UploadBench.self, OriginBench.self, IngestBench.self, ProcessBench.self, ResumableBench.self]
+        subcommands: [
+            RadosWriteBench.self, UploadBench.self, OriginBench.self, IngestBench.self, ProcessBench.self, ResumableBench.self, QueueBench.self,
+        ]
     )
 }
 

@@ -27,7 +27,7 @@ public struct RemoteIngestTarget: IngestTarget {
     public func openSet(for destination: IngestDestination) async throws -> IngestSet {
         let body: [String: Any] = [
             "owner_id": destination.ownerID, "context": destination.context.rawValue, "context_id": destination.contextID,
-            "private": destination.isPrivate,
+            "private": destination.isPrivate, "priority": ProcessingPriority.bulk.rawValue,
         ]
         let json = try await call(.POST, "/internal/v1/upload-sets", body: try JSONSerialization.data(withJSONObject: body), expect: [201])
         guard let id = json["id"] as? String, let token = json["upload_token"] as? String else {

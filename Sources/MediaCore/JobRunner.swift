@@ -16,19 +16,28 @@ public struct WorkerSettings: Sendable, Hashable {
     public var backoff: Duration
     /// How long an idle worker waits before looking for work again.
     public var pollInterval: Duration
+    /// Workers that take video first (the others take photos and audio only), when there are several.
+    public var videoWorkers: Int
+    /// The share of a worker's busy time that bulk work keeps when interactive work waits too (see
+    /// ``ClaimScheduler``), so that neither starves.
+    public var bulkShare: Double
 
     public init(
         concurrency: Int = ProcessInfo.processInfo.activeProcessorCount,
         lease: Duration = .seconds(60),
         maxAttempts: Int = 3,
         backoff: Duration = .seconds(10),
-        pollInterval: Duration = .milliseconds(500)
+        pollInterval: Duration = .milliseconds(500),
+        videoWorkers: Int? = nil,
+        bulkShare: Double = 0.2
     ) {
         self.concurrency = concurrency
         self.lease = lease
         self.maxAttempts = maxAttempts
         self.backoff = backoff
         self.pollInterval = pollInterval
+        self.videoWorkers = videoWorkers ?? max(1, concurrency / 2)
+        self.bulkShare = bulkShare
     }
 }
 
@@ -61,45 +70,55 @@ public struct JobRunner<Storage: MediaStores, Processing: MediaProcessing>: Send
         self.logger = logger
     }
 
-    /// Runs `concurrency` workers until `stop` says so (checked between jobs: a job in progress finishes).
+    /// Runs `concurrency` workers, each in its lane (``WorkerSettings/lanes``), until `stop` says so
+    /// (checked between jobs: a job in progress finishes).
     public func run(stop: @escaping @Sendable () -> Bool) async {
         await withTaskGroup(of: Void.self) { group in
-            for _ in 0..<max(1, settings.concurrency) {
+            for lane in settings.lanes {
                 group.addTask {
+                    var scheduler = ClaimScheduler(lane: lane, bulkShare: settings.bulkShare)
+                    let clock = ContinuousClock()
+                    let origin = clock.now
                     while !stop() && !Task.isCancelled {
-                        let worked = (try? await runOne()) ?? false
-                        if !worked { try? await Task.sleep(for: settings.pollInterval) }
+                        let start = (clock.now - origin).seconds
+                        guard let job = try? await runOne(scheduler.steps) else {
+                            try? await Task.sleep(for: settings.pollInterval)
+                            continue
+                        }
+                        scheduler.ran(job.priority, job.kind, from: start, to: (clock.now - origin).seconds)
                     }
                 }
             }
         }
     }
 
-    /// Processes jobs until none is runnable; returns how many were handled. For tests and one-shot runs.
+    /// Processes jobs of every kind, interactive first, until none is runnable; returns how many were
+    /// handled. For tests and one-shot runs.
     @discardableResult
     public func drain() async throws -> Int {
         var handled = 0
-        while try await runOne() { handled += 1 }
+        while try await runOne() != nil { handled += 1 }
         return handled
     }
 
-    /// Claims and handles one job; `false` when there was none.
-    public func runOne() async throws -> Bool {
-        let jobs: [ProcessingJob]
+    /// Claims and handles one job, the first that `steps` find; returns it, or `nil` when there was none.
+    @discardableResult
+    public func runOne(_ steps: [ClaimStep] = ClaimStep.everything) async throws -> ProcessingJob? {
+        let claimed: ProcessingJob?
         do {
-            jobs = try await storage.metadata.claimJobs(limit: 1, lease: settings.lease, now: clock.now())
+            claimed = try await storage.metadata.claimJob(steps, lease: settings.lease, now: clock.now())
         } catch {
             logger.warning("could not claim jobs", metadata: ["error": "\(error)"])
             throw error
         }
-        guard let job = jobs.first else { return false }
+        guard let job = claimed else { return nil }
         await faults.reach(.jobClaimed)
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await keepLease(job) }
             await handle(job)
             group.cancelAll()
         }
-        return true
+        return job
     }
 
     /// Renews the job's lease every third of it until cancelled (the job ended) or the claim is lost.

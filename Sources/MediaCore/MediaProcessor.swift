@@ -13,8 +13,20 @@ public struct ProcessingJob: Sendable, Hashable, Codable {
     public var mime: String
     /// Attempts so far, this one included.
     public var attempts: Int
+    /// The priority of the media's set.
+    public var priority: ProcessingPriority
 
-    public init(jobID: Int64, mediaID: MediaID, kind: MediaKind, original: ObjectLocation, size: Int64, mime: String, attempts: Int) {
+    public init(
+        jobID: Int64,
+        mediaID: MediaID,
+        kind: MediaKind,
+        original: ObjectLocation,
+        size: Int64,
+        mime: String,
+        attempts: Int,
+        priority: ProcessingPriority = .interactive
+    ) {
+        self.priority = priority
         self.jobID = jobID
         self.mediaID = mediaID
         self.kind = kind

@@ -73,12 +73,14 @@ public struct MediaService<Storage: MediaStores>: Sendable {
 
     var metadata: Storage.Metadata { storage.metadata }
 
-    /// Opens a draft set. A private set's media are served through signed URLs only, whatever the context.
+    /// Opens a draft set. A private set's media are served through signed URLs only, whatever the context;
+    /// a bulk set's media are processed after interactive uploads.
     public func openUploadSet(
         ownerID: String,
         context: UploadContext,
         contextID: String,
-        isPrivate: Bool = false
+        isPrivate: Bool = false,
+        priority: ProcessingPriority = .interactive
     ) async throws
         -> OpenedUploadSet
     {
@@ -91,6 +93,7 @@ public struct MediaService<Storage: MediaStores>: Sendable {
             context: context,
             contextID: contextID,
             isPrivate: isPrivate,
+            priority: priority,
             expiresAt: now.addingTimeInterval(settings.draftLifetime.seconds)
         )
         let set = try await map("open the upload set") { try await metadata.createUploadSet(new) }

@@ -8,6 +8,8 @@ public struct NewUploadSet: Hashable, Sendable {
     public var contextID: String
     /// The set's media are served only through signed URLs, whatever the context.
     public var isPrivate: Bool
+    /// How soon the set's media are processed.
+    public var priority: ProcessingPriority
     public var expiresAt: Date
 
     public init(
@@ -16,8 +18,10 @@ public struct NewUploadSet: Hashable, Sendable {
         context: UploadContext,
         contextID: String,
         isPrivate: Bool = false,
+        priority: ProcessingPriority = .interactive,
         expiresAt: Date
     ) {
+        self.priority = priority
         self.id = id
         self.ownerID = ownerID
         self.context = context
@@ -178,10 +182,10 @@ public protocol MetadataStore: Sendable {
 
     // MARK: Processing
 
-    /// Claims up to `limit` runnable jobs (queued and due, or running with an expired lease: a worker died),
-    /// marks them running under a lease and their media `processing`. Concurrent claimers never get the same
-    /// job (`FOR UPDATE SKIP LOCKED`).
-    func claimJobs(limit: Int, lease: Duration, now: Date) async throws -> [ProcessingJob]
+    /// Claims one runnable job, marks it running under a lease and its media `processing`: a job of the
+    /// steps' kinds whose lease expired (a worker died) first, else the oldest queued and due job of the
+    /// first step that has one. Concurrent claimers never get the same job (`FOR UPDATE SKIP LOCKED`).
+    func claimJob(_ steps: [ClaimStep], lease: Duration, now: Date) async throws -> ProcessingJob?
 
     /// Extends the lease of a job its worker is still running to `now + lease`. `false` when the job is no
     /// longer this claim's (it ended, or its lease expired and another worker claimed it again).

@@ -94,6 +94,8 @@ public struct UploadSet: Hashable, Sendable {
     public var contextID: String
     /// Created private: its media are served only through signed URLs, whatever the context.
     public var isPrivate: Bool
+    /// How soon the set's media are processed.
+    public var priority: ProcessingPriority
     public var state: UploadSetState
     public var createdAt: Date
     public var expiresAt: Date
@@ -107,6 +109,7 @@ public struct UploadSet: Hashable, Sendable {
         context: UploadContext,
         contextID: String,
         isPrivate: Bool = false,
+        priority: ProcessingPriority = .interactive,
         state: UploadSetState,
         createdAt: Date,
         expiresAt: Date,
@@ -118,6 +121,7 @@ public struct UploadSet: Hashable, Sendable {
         self.context = context
         self.contextID = contextID
         self.isPrivate = isPrivate
+        self.priority = priority
         self.state = state
         self.createdAt = createdAt
         self.expiresAt = expiresAt

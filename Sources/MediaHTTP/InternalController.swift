@@ -41,11 +41,15 @@ struct InternalController<Storage: MediaStores>: Sendable {
         guard let uploadContext = UploadContext(rawValue: body.context) else {
             throw MediaError(.invalidRequest, "context must be one of post, profile, community, message")
         }
+        guard let priority = body.priority.map(ProcessingPriority.init(rawValue:)) ?? .interactive else {
+            throw MediaError(.invalidRequest, "priority must be interactive or bulk")
+        }
         let opened = try await service.openUploadSet(
             ownerID: body.ownerID,
             context: uploadContext,
             contextID: body.contextID,
-            isPrivate: body.isPrivate ?? false
+            isPrivate: body.isPrivate ?? false,
+            priority: priority
         )
         let token = grants.issue(for: opened.set)
         return JSONResponse.make(

@@ -7,21 +7,25 @@ struct CreateUploadSetRequest: Decodable {
     var context: String
     var contextID: String
     var isPrivate: Bool?
+    var priority: String?
 
     enum CodingKeys: String, CodingKey {
         case ownerID = "owner_id"
         case context
         case contextID = "context_id"
         case isPrivate = "private"
+        case priority
     }
 
-    /// `private` may be left out, but when present it is a boolean: `null` is refused, not taken for false.
+    /// `private` and `priority` may be left out, but when present they have their type: `null` is refused,
+    /// not taken for the default.
     init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         ownerID = try container.decode(String.self, forKey: .ownerID)
         context = try container.decode(String.self, forKey: .context)
         contextID = try container.decode(String.self, forKey: .contextID)
         isPrivate = container.contains(.isPrivate) ? try container.decode(Bool.self, forKey: .isPrivate) : nil
+        priority = container.contains(.priority) ? try container.decode(String.self, forKey: .priority) : nil
     }
 }
 
@@ -159,6 +163,7 @@ struct UploadSetJSON: Encodable {
     var context: String
     var contextID: String
     var isPrivate: Bool
+    var priority: String
     var state: String
     var createdAt: Date
     var expiresAt: Date
@@ -166,7 +171,7 @@ struct UploadSetJSON: Encodable {
     var media: [MediaJSON]?
 
     enum CodingKeys: String, CodingKey {
-        case id, context, state, media
+        case id, context, state, media, priority
         case isPrivate = "private"
         case ownerID = "owner_id"
         case contextID = "context_id"
@@ -181,6 +186,7 @@ struct UploadSetJSON: Encodable {
         context = set.context.rawValue
         contextID = set.contextID
         isPrivate = set.isPrivate
+        priority = set.priority.rawValue
         state = set.state.rawValue
         createdAt = set.createdAt
         expiresAt = set.expiresAt

@@ -119,7 +119,8 @@ public struct DirectIngestTarget<Storage: MediaStores>: IngestTarget {
             ownerID: destination.ownerID,
             context: destination.context,
             contextID: destination.contextID,
-            isPrivate: destination.isPrivate
+            isPrivate: destination.isPrivate,
+            priority: .bulk
         )
         self.opened.remember(opened.set)
         return IngestSet(id: opened.set.id.description, token: nil)

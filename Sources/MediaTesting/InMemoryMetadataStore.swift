@@ -9,6 +9,8 @@ public final class InMemoryMetadataStore: MetadataStore {
     struct Job {
         var id: Int64
         var mediaID: MediaID
+        var kind: MediaKind
+        var priority: ProcessingPriority
         var state: String  // queued, running, dead
         var attempts = 0
         var runAfter: Date
@@ -85,6 +87,7 @@ public final class InMemoryMetadataStore: MetadataStore {
                 context: new.context,
                 contextID: new.contextID,
                 isPrivate: new.isPrivate,
+                priority: new.priority,
                 state: .draft,
                 createdAt: Date(),
                 expiresAt: new.expiresAt
@@ -221,7 +224,8 @@ public final class InMemoryMetadataStore: MetadataStore {
             createdAt: now
         )
         state.media[media.id] = media
-        state.jobs[state.nextJob] = Job(id: state.nextJob, mediaID: media.id, state: "queued", runAfter: now)
+        let priority = state.sets[new.uploadSetID]?.priority ?? .interactive
+        state.jobs[state.nextJob] = Job(id: state.nextJob, mediaID: media.id, kind: media.kind, priority: priority, state: "queued", runAfter: now)
         state.nextJob += 1
         append(&state, "media.stored", media, now: now)
         return media
@@ -387,35 +391,38 @@ public final class InMemoryMetadataStore: MetadataStore {
 
     // MARK: Processing
 
-    public func claimJobs(limit: Int, lease: Duration, now: Date) async throws -> [ProcessingJob] {
+    public func claimJob(_ steps: [ClaimStep], lease: Duration, now: Date) async throws -> ProcessingJob? {
         try withState { state in
-            let runnable = state.jobs.values.filter {
-                ($0.state == "queued" && $0.runAfter <= now) || ($0.state == "running" && ($0.leasedUntil ?? now) < now)
-            }.sorted { ($0.runAfter, $0.id) < ($1.runAfter, $1.id) }.prefix(limit)
-            var claimed: [ProcessingJob] = []
-            for var job in runnable {
-                job.state = "running"
-                job.attempts += 1
-                job.leasedUntil = now.addingTimeInterval(lease.seconds)
-                state.jobs[job.id] = job
-                guard var media = state.media[job.mediaID] else { continue }
-                if media.deletedAt == nil {
-                    media.state = .processing
-                    state.media[media.id] = media
+            let kinds = Set(steps.flatMap(\.kinds))
+            let expired = state.jobs.values.filter { $0.state == "running" && ($0.leasedUntil ?? now) < now && kinds.contains($0.kind) }
+                .min { ($0.leasedUntil ?? now, $0.id) < ($1.leasedUntil ?? now, $1.id) }
+            var found = expired
+            for step in steps where found == nil {
+                found = state.jobs.values.filter {
+                    $0.state == "queued" && $0.runAfter <= now && $0.priority == step.priority && step.kinds.contains($0.kind)
                 }
-                claimed.append(
-                    ProcessingJob(
-                        jobID: job.id,
-                        mediaID: media.id,
-                        kind: media.kind,
-                        original: media.location,
-                        size: media.size,
-                        mime: media.mime,
-                        attempts: job.attempts
-                    )
-                )
+                .min { ($0.runAfter, $0.id) < ($1.runAfter, $1.id) }
             }
-            return claimed
+            guard var job = found else { return nil }
+            job.state = "running"
+            job.attempts += 1
+            job.leasedUntil = now.addingTimeInterval(lease.seconds)
+            state.jobs[job.id] = job
+            guard var media = state.media[job.mediaID] else { return nil }
+            if media.deletedAt == nil {
+                media.state = .processing
+                state.media[media.id] = media
+            }
+            return ProcessingJob(
+                jobID: job.id,
+                mediaID: media.id,
+                kind: media.kind,
+                original: media.location,
+                size: media.size,
+                mime: media.mime,
+                attempts: job.attempts,
+                priority: job.priority
+            )
         }
     }
 

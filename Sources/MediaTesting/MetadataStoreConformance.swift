@@ -38,6 +38,7 @@ public struct MetadataStoreConformance<Store: MetadataStore>: Sendable {
             "an object has a row when media or a rendition refers to it": { try await $0.objectRows() },
             "events are numbered in order and read after a cursor": { try await $0.events() },
             "a claimed job is leased until its lease expires": { try await $0.leases() },
+            "a claim takes the oldest job of its first step that has one, and only its steps' kinds": { try await $0.claimOrder() },
             "a lease is renewed only by its current claim": { try await $0.renewedLeases() },
             "a completed job records renditions and readiness and returns obsolete objects": { try await $0.completeJob() },
             "a failed job is retried, then dead with its media failed": { try await $0.failJob() },
@@ -52,13 +53,19 @@ public struct MetadataStoreConformance<Store: MetadataStore>: Sendable {
 
     // MARK: Helpers
 
-    func newSet(context: UploadContext = .post, isPrivate: Bool = false, expiresIn: TimeInterval = 3600) async throws -> UploadSet {
+    func newSet(
+        context: UploadContext = .post,
+        isPrivate: Bool = false,
+        priority: ProcessingPriority = .interactive,
+        expiresIn: TimeInterval = 3600
+    ) async throws -> UploadSet {
         try await store.createUploadSet(
             NewUploadSet(
                 ownerID: "user-\(UUID().uuidString.prefix(8))",
                 context: context,
                 contextID: "ctx-1",
                 isPrivate: isPrivate,
+                priority: priority,
                 expiresAt: Date().addingTimeInterval(expiresIn)
             )
         )
@@ -95,7 +102,10 @@ public struct MetadataStoreConformance<Store: MetadataStore>: Sendable {
 
     /// Claims until this media item's job is among the claimed (jobs of earlier checks may come first).
     func claim(_ id: MediaID, lease: Duration = .seconds(600), now: Date = Date()) async throws -> ProcessingJob? {
-        try await store.claimJobs(limit: 1000, lease: lease, now: now).first { $0.mediaID == id }
+        while let job = try await store.claimJob(ClaimStep.everything, lease: lease, now: now) {
+            if job.mediaID == id { return job }
+        }
+        return nil
     }
 
     func rendition(_ media: Media, _ name: String, version: String = "v1") -> RenditionRecord {
@@ -485,6 +495,30 @@ public struct MetadataStoreConformance<Store: MetadataStore>: Sendable {
         #expect(try await claim(media.id, now: now.addingTimeInterval(30)) == nil, "leased")
         let again = try #require(try await claim(media.id, now: now.addingTimeInterval(61)), "taken again once the lease expired")
         #expect(again.jobID == job.jobID && again.attempts == 2)
+    }
+
+    func claimOrder() async throws {
+        // what earlier checks left runnable is claimed first, so that the order below is this check's
+        let lease = Duration.seconds(600)
+        while try await store.claimJob(ClaimStep.everything, lease: lease, now: Date().addingTimeInterval(1)) != nil {}
+        let bulk = try await newSet(priority: .bulk)
+        let live = try await newSet()
+        #expect(try await store.uploadSet(bulk.id)?.priority == .bulk && live.priority == .interactive)
+        let olderBulkPhoto = try await record(bulk)
+        let video = try await record(live, kind: .video)
+        let livePhoto = try await record(live)
+        let liveAudio = try await record(live, kind: .audio)
+        let laterBulkPhoto = try await record(bulk)
+        let interactiveFirst = [ClaimStep(kinds: [.photo, .audio], priority: .interactive), ClaimStep(kinds: [.photo, .audio], priority: .bulk)]
+        func next(_ steps: [ClaimStep]) async throws -> MediaID? {
+            try await store.claimJob(steps, lease: lease, now: Date().addingTimeInterval(1))?.mediaID
+        }
+        #expect(try await next(interactiveFirst) == livePhoto.id, "interactive work before older bulk work")
+        #expect(try await next(interactiveFirst.reversed()) == olderBulkPhoto.id, "bulk work first when the steps say so")
+        #expect(try await next(interactiveFirst) == liveAudio.id)
+        #expect(try await next(interactiveFirst) == laterBulkPhoto.id, "bulk work when no interactive work waits")
+        #expect(try await next(interactiveFirst) == nil, "steps without video never take video")
+        #expect(try await next([ClaimStep(kinds: [.video], priority: .bulk), ClaimStep(kinds: [.video], priority: .interactive)]) == video.id)
     }
 
     func renewedLeases() async throws {

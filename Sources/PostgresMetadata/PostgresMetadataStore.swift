@@ -90,8 +90,9 @@ public struct PostgresMetadataStore: MetadataStore {
         try await run("create_upload_set") { [client, logger] in
             let rows = try await client.query(
                 """
-                INSERT INTO upload_sets (id, owner_id, context, context_id, is_private, expires_at)
-                VALUES (\(new.id.uuid), \(new.ownerID), \(new.context.rawValue), \(new.contextID), \(new.isPrivate), \(new.expiresAt))
+                INSERT INTO upload_sets (id, owner_id, context, context_id, is_private, priority, expires_at)
+                VALUES (\(new.id.uuid), \(new.ownerID), \(new.context.rawValue), \(new.contextID), \(new.isPrivate), \(new.priority.rawValue),
+                        \(new.expiresAt))
                 RETURNING \(unescaped: UploadSetRow.columns)
                 """,
                 logger: logger
@@ -379,45 +380,64 @@ public struct PostgresMetadataStore: MetadataStore {
 
     // MARK: Processing
 
-    public func claimJobs(limit: Int, lease: Duration, now: Date) async throws -> [ProcessingJob] {
+    public func claimJob(_ steps: [ClaimStep], lease: Duration, now: Date) async throws -> ProcessingJob? {
+        let kinds = MediaKind.allCases.filter { kind in steps.contains { $0.kinds.contains(kind) } }
+        guard !kinds.isEmpty else { return nil }
+        if let job = try await claim(expired: true, kinds: kinds, priority: .interactive, lease: lease, now: now) { return job }
+        for step in steps {
+            if let job = try await claim(expired: false, kinds: step.kinds, priority: step.priority, lease: lease, now: now) { return job }
+        }
+        return nil
+    }
+
+    /// Claims, in one statement, the job of `kinds` whose lease expired longest ago (`expired`), or the
+    /// oldest queued and due one at `priority` (through `jobs_claim`).
+    private func claim(
+        expired: Bool,
+        kinds: [MediaKind],
+        priority: ProcessingPriority,
+        lease: Duration,
+        now: Date
+    ) async throws
+        -> ProcessingJob?
+    {
         let leaseEnd = now.addingTimeInterval(lease.seconds)
-        return try await run("claim_jobs") { [client, logger] in
-            var jobs: [ProcessingJob] = []
-            for try await (jobID, mediaID, kind, attempts, pool, key, size, mime) in try await client.query(
+        let (state, time, before, anyPriority) = expired ? ("'running'", "j.leased_until", "<", "true") : ("'queued'", "j.run_after", "<=", "false")
+        return try await run(expired ? "claim_expired_job" : "claim_job") { [client, logger] in
+            for try await (jobID, mediaID, kind, attempts, pool, key, size, mime, priority) in try await client.query(
                 """
                 WITH picked AS (
                     SELECT j.id FROM jobs j
-                    WHERE j.queue = 'process'
-                      AND ((j.state = 'queued' AND j.run_after <= \(now)) OR (j.state = 'running' AND j.leased_until < \(now)))
-                    ORDER BY j.run_after LIMIT \(limit) FOR UPDATE SKIP LOCKED
+                    WHERE j.queue = 'process' AND j.state = \(unescaped: state) AND \(unescaped: time) \(unescaped: before) \(now)
+                      AND (\(unescaped: anyPriority) OR j.priority = \(priority.rawValue)) AND j.media_kind = ANY(\(kinds.map(\.rawValue)))
+                    ORDER BY \(unescaped: time) LIMIT 1 FOR UPDATE SKIP LOCKED
                 ), claimed AS (
                     UPDATE jobs j SET state = 'running', attempts = j.attempts + 1, leased_until = \(leaseEnd), updated_at = \(now)
                     FROM picked WHERE j.id = picked.id
-                    RETURNING j.id, j.media_id, j.media_kind, j.attempts
+                    RETURNING j.id, j.media_id, j.media_kind, j.attempts, j.priority
                 ), marked AS (
                     UPDATE media m SET state = 'processing'
                     FROM claimed c WHERE m.kind = c.media_kind AND m.id = c.media_id AND m.deleted_at IS NULL
                     RETURNING m.id
                 )
-                SELECT c.id, c.media_id, c.media_kind, c.attempts, m.pool, m.object_key, m.size_bytes, m.mime
+                SELECT c.id, c.media_id, c.media_kind, c.attempts, m.pool, m.object_key, m.size_bytes, m.mime, c.priority
                 FROM claimed c JOIN media m ON m.kind = c.media_kind AND m.id = c.media_id
                 """,
                 logger: logger
-            ).decode((Int64, UUID, String, Int, String, String, Int64, String).self) {
+            ).decode((Int64, UUID, String, Int, String, String, Int64, String, String).self) {
                 guard let kind = MediaKind(rawValue: kind) else { continue }
-                jobs.append(
-                    ProcessingJob(
-                        jobID: jobID,
-                        mediaID: MediaID(uuid: mediaID),
-                        kind: kind,
-                        original: ObjectLocation(pool: pool, key: key),
-                        size: size,
-                        mime: mime,
-                        attempts: attempts
-                    )
+                return ProcessingJob(
+                    jobID: jobID,
+                    mediaID: MediaID(uuid: mediaID),
+                    kind: kind,
+                    original: ObjectLocation(pool: pool, key: key),
+                    size: size,
+                    mime: mime,
+                    attempts: attempts,
+                    priority: ProcessingPriority(rawValue: priority) ?? .interactive
                 )
             }
-            return jobs
+            return nil
         }
     }
 
@@ -586,16 +606,18 @@ public struct PostgresMetadataStore: MetadataStore {
 /// Column lists and row decoding, in one place per table.
 enum UploadSetRow {
     static let columns =
-        "id, owner_id, context, context_id, is_private, state, created_at, expires_at, committed_at, photo_count, audio_count, video_count"
+        "id, owner_id, context, context_id, is_private, state, created_at, expires_at, committed_at, photo_count, audio_count, video_count, priority"
 
     /// The live-count column of a kind (a fixed identifier, never user input).
     static func counter(_ kind: MediaKind) -> String { "\(kind.rawValue)_count" }
 
     static func decode(_ row: PostgresRow) throws -> UploadSet {
-        let (id, owner, context, contextID, isPrivate, state, created, expires, committed, photos, audio, videos) =
-            try row.decode((UUID, String, String, String, Bool, String, Date, Date, Date?, Int, Int, Int).self)
-        guard let context = UploadContext(rawValue: context), let state = UploadSetState(rawValue: state) else {
-            throw MetadataStoreError(.other, "upload set \(id) has an unknown context or state")
+        let (id, owner, context, contextID, isPrivate, state, created, expires, committed, photos, audio, videos, priority) =
+            try row.decode((UUID, String, String, String, Bool, String, Date, Date, Date?, Int, Int, Int, String).self)
+        guard let context = UploadContext(rawValue: context), let state = UploadSetState(rawValue: state),
+            let priority = ProcessingPriority(rawValue: priority)
+        else {
+            throw MetadataStoreError(.other, "upload set \(id) has an unknown context, state or priority")
         }
         return UploadSet(
             id: UploadSetID(uuid: id),
@@ -603,6 +625,7 @@ enum UploadSetRow {
             context: context,
             contextID: contextID,
             isPrivate: isPrivate,
+            priority: priority,
             state: state,
             createdAt: created,
             expiresAt: expires,

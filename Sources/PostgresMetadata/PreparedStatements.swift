@@ -22,7 +22,7 @@ struct RecordUploadStatement: PostgresPreparedStatement {
 
     static let sql = """
         WITH target AS (
-            SELECT id, owner_id, state, expires_at,
+            SELECT id, owner_id, state, expires_at, priority,
                    CASE $4::text WHEN 'photo' THEN photo_count WHEN 'audio' THEN audio_count ELSE video_count END AS live
             FROM upload_sets WHERE id = $1 FOR UPDATE
         ), allowed AS (
@@ -38,7 +38,8 @@ struct RecordUploadStatement: PostgresPreparedStatement {
             SELECT $6, $4::text, $2, counted.id, 'stored', $7, $8, $9, $10, $11, $3 FROM counted
             RETURNING \(MediaRow.columns)
         ), job AS (
-            INSERT INTO jobs (queue, media_id, media_kind) SELECT 'process', i.id, i.kind FROM inserted i RETURNING 1
+            INSERT INTO jobs (queue, media_id, media_kind, priority)
+            SELECT 'process', i.id, i.kind, t.priority FROM inserted i, target t RETURNING 1
         ), event AS (
             INSERT INTO outbox (event_id, type, media_id, upload_set_id, payload)
             SELECT gen_random_uuid(), 'media.stored', i.id, i.upload_set_id,

@@ -182,7 +182,10 @@ extension PostgresMetadataStore {
                     )
                 )!
                 try await connection.query(
-                    "INSERT INTO jobs (queue, media_id, media_kind) VALUES ('process', \(media.id.uuid), \(media.kind.rawValue))",
+                    """
+                    INSERT INTO jobs (queue, media_id, media_kind, priority)
+                    VALUES ('process', \(media.id.uuid), \(media.kind.rawValue), \(set.priority.rawValue))
+                    """,
                     logger: logger
                 )
                 try await Outbox.append([.mediaStored(media)], on: connection, logger: logger)

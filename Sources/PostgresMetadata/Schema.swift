@@ -221,5 +221,16 @@ public enum Schema {
                 "CREATE INDEX resumable_uploads_by_set ON resumable_uploads (upload_set_id)",
             ]
         ),
+        Migration(
+            version: 7,
+            name: "processing priorities",
+            statements: [
+                // a set's media are processed at its priority: people's uploads before ingested media
+                "ALTER TABLE upload_sets ADD COLUMN priority text NOT NULL DEFAULT 'interactive' CHECK (priority IN ('interactive', 'bulk'))",
+                "ALTER TABLE jobs ADD COLUMN priority text NOT NULL DEFAULT 'interactive' CHECK (priority IN ('interactive', 'bulk'))",
+                // a claim takes the oldest due job of one priority in run_after order, skipping other kinds
+                "CREATE INDEX jobs_claim ON jobs (queue, priority, run_after) WHERE state = 'queued'",
+            ]
+        ),
     ]
 }

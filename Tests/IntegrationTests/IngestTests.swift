@@ -44,12 +44,19 @@ import Testing
         }
     }
 
-    /// Live media of an owner: (count, distinct content hashes, committed sets among theirs).
-    static func stored(owner: String) async throws -> (media: Int, distinct: Int, uncommittedWithMedia: Int) {
+    /// Live media of an owner: (count, distinct content hashes, committed sets among theirs, sets that are
+    /// not bulk work).
+    static func stored(owner: String) async throws -> (media: Int, distinct: Int, uncommittedWithMedia: Int, interactiveSets: Int) {
         let database = try await Isolation.suite("Ingest").metadata.database
         var media = 0
         var distinct = 0
         var uncommitted = 0
+        var interactive = 0
+        for try await count in try await database.client.query(
+            "SELECT count(*) FROM upload_sets WHERE owner_id = \(owner) AND priority <> 'bulk'"
+        ).decode(Int.self) {
+            interactive = count
+        }
         for try await (count, hashes) in try await database.client.query(
             "SELECT count(*), count(DISTINCT sha256) FROM media WHERE owner_id = \(owner) AND state <> 'deleted'"
         ).decode((Int, Int).self) {
@@ -61,7 +68,7 @@ import Testing
         ).decode(Int.self) {
             uncommitted = count
         }
-        return (media, distinct, uncommitted)
+        return (media, distinct, uncommitted, interactive)
     }
 
     /// What the gateway's rules say of a corpus file in a community post: nil (accepted) or the refusal code.
@@ -96,6 +103,7 @@ import Testing
         #expect(run.output.contains("ingested \(ingested),"), "\(run.output)")
         let stored = try await stored(owner: owner)
         #expect(stored.media == ingested && stored.uncommittedWithMedia == 0)
+        #expect(stored.interactiveSets == 0, "ingested media are bulk work, processed after people's uploads")
     }
 
     @Test func theCorpusIsIngestedDirectlyAndEveryBadFileIsReportedWithItsCode() async throws {

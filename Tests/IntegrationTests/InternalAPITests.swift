@@ -52,6 +52,9 @@ import Testing
         #"{"context": "post", "context_id": "c"}"#,
         #"{"owner_id": "u", "context": "post", "context_id": "c", "private": null}"#,
         #"{"owner_id": "u", "context": "post", "context_id": "c", "private": "true"}"#,
+        #"{"owner_id": "u", "context": "post", "context_id": "c", "priority": "urgent"}"#,
+        #"{"owner_id": "u", "context": "post", "context_id": "c", "priority": null}"#,
+        #"{"owner_id": "u", "context": "post", "context_id": "c", "priority": 1}"#,
         "not json",
     ])
     func badSetRequestsAreRefusedWithInvalidRequest(_ body: String) async throws {
@@ -63,6 +66,19 @@ import Testing
         )
         #expect(reply.status == 400)
         #expect(reply.errorCode == "invalid_request")
+    }
+
+    @Test func aSetIsInteractiveUnlessOpenedForBulkWork() async throws {
+        let usual = try await gateway.openSet()
+        let bulk = try await gateway.request(
+            .POST,
+            "/internal/v1/upload-sets",
+            json: ["owner_id": "ingest", "context": "community", "context_id": "c1", "priority": "bulk"]
+        )
+        #expect(bulk.status == 201)
+        let bulkID = try #require(bulk.json["id"] as? String)
+        #expect(try await gateway.request(.GET, "/internal/v1/upload-sets/\(usual.id)").json["priority"] as? String == "interactive")
+        #expect(try await gateway.request(.GET, "/internal/v1/upload-sets/\(bulkID)").json["priority"] as? String == "bulk")
     }
 
     @Test func aSetRequestOverItsCapIsTooLargeNotAServerError() async throws {

@@ -45,7 +45,7 @@ import Testing
     }
 
     @Test func theSuiteHasItsChecks() {
-        #expect(MetadataStoreConformance<PostgresMetadataStore>.checks.count == 22)
+        #expect(MetadataStoreConformance<PostgresMetadataStore>.checks.count == 23)
     }
 }
 
