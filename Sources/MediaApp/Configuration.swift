@@ -324,6 +324,33 @@ public struct MonitorConfiguration: Sendable {
     }
 }
 
+/// Purging CDN edges of deleted media: a purger per edge reads the outbox's `media.deleted` events and asks
+/// the edge to drop every URL of the item.
+///
+/// | variable | default | meaning |
+/// |---|---|---|
+/// | `MEDIAGW_CDN_PURGE_URLS` | none | the edges to purge (`http://host:port`, comma-separated): nginx of `Deploy/cdn` with its purge location |
+/// | `MEDIAGW_CDN_PURGE_INTERVAL` | `1s` | how often each purger reads new events; a failed purge is tried again after it, doubling up to 30 s |
+public struct EdgePurgeConfiguration: Sendable {
+    public var edges: [String]
+    public var interval: Duration
+
+    public init(environment env: EnvironmentReader) throws(ConfigurationError) {
+        edges = env.string("MEDIAGW_CDN_PURGE_URLS", default: "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty }
+        interval = try env.duration("MEDIAGW_CDN_PURGE_INTERVAL", default: .seconds(1))
+        for edge in edges {
+            guard let url = URL(string: edge), url.scheme == "http" || url.scheme == "https", url.host != nil, url.query == nil else {
+                throw ConfigurationError("MEDIAGW_CDN_PURGE_URLS: \(edge) is not an http(s)://host:port address")
+            }
+        }
+        guard Set(edges).count == edges.count else { throw ConfigurationError("MEDIAGW_CDN_PURGE_URLS lists an edge twice") }
+        guard interval >= .milliseconds(100), interval <= .seconds(60) else {
+            throw ConfigurationError("MEDIAGW_CDN_PURGE_INTERVAL must be between 100ms and 60s")
+        }
+    }
+}
+
 /// How long-running commands stop.
 ///
 /// | variable | default | meaning |

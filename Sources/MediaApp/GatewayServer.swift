@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Logging
+import MediaClient
 import MediaCore
 import MediaHTTP
 import Metrics
@@ -24,6 +25,7 @@ public struct ServeConfiguration: Sendable {
     public var http: HTTPConfiguration
     public var reconciler: ReconcilerConfiguration
     public var monitor: MonitorConfiguration
+    public var edgePurge: EdgePurgeConfiguration
     public var processing: ProcessingConfiguration
     public var lifecycle: LifecycleConfiguration
 
@@ -38,6 +40,7 @@ public struct ServeConfiguration: Sendable {
         http = try HTTPConfiguration(environment: env)
         reconciler = try ReconcilerConfiguration(environment: env)
         monitor = try MonitorConfiguration(environment: env)
+        edgePurge = try EdgePurgeConfiguration(environment: env)
         try reconciler.validate(against: uploads)
         processing = try ProcessingConfiguration(environment: env)
         lifecycle = try LifecycleConfiguration(environment: env)
@@ -128,6 +131,16 @@ public struct GatewayServer: Sendable {
         if configuration.monitor.interval > .zero {
             let monitor = BacklogMonitor(storage: runtime.stores, pools: runtime.storagePools, logger: logger)
             services.append(.init(service: BacklogMonitorService(monitor: monitor, interval: configuration.monitor.interval)))
+        }
+        for edge in configuration.edgePurge.edges {
+            let purger = EdgePurger(metadata: runtime.metadata, edge: NginxEdgeCache(baseURL: edge), logger: logger)
+            services.append(
+                .init(
+                    service: EdgePurgeService(purger: purger, interval: configuration.edgePurge.interval, logger: logger) {
+                        try await runtime.migrate()
+                    }
+                )
+            )
         }
         services.append(.init(service: app))
         var group = ServiceGroupConfiguration(
@@ -241,6 +254,39 @@ struct BacklogMonitorService<Storage: MediaStores>: Service {
                 return
             }
             await monitor.sample()
+        }
+    }
+}
+
+/// Runs one edge's purger every `interval` until shutdown; after a failure it waits twice as long each time
+/// (up to 30 s), and the same events are purged again.
+struct EdgePurgeService<Metadata: MetadataStore, Edge: EdgeCache>: Service {
+    let purger: EdgePurger<Metadata, Edge>
+    let interval: Duration
+    let logger: Logger
+    /// What must be done before the first pass (the schema migrated).
+    let prepare: @Sendable () async throws -> Void
+
+    func run() async throws {
+        try await prepare()
+        var wait = interval
+        while !Task.isShuttingDownGracefully {
+            do {
+                try await cancelWhenGracefulShutdown { [wait] in try await Task.sleep(for: wait) }
+            } catch {
+                return
+            }
+            do {
+                // a full batch means more is waiting: read on at once
+                while try await purger.pass().events >= purger.batch, !Task.isShuttingDownGracefully {}
+                wait = interval
+            } catch {
+                logger.warning(
+                    "could not purge deleted media from the edge; trying again",
+                    metadata: ["edge": "\(purger.edge.name)", "error": "\(error)", "retry.after": "\(wait * 2)"]
+                )
+                wait = min(wait * 2, .seconds(30))
+            }
         }
     }
 }

@@ -51,6 +51,20 @@ public enum MigrateCommand {
     }
 }
 
+/// `mediagw plans`: the plans PostgreSQL chooses for the hot statements (see
+/// ``PostgresMetadataStore/hotStatementPlans()``), with the indexes each reads through; reads PostgreSQL only.
+public enum PlansCommand {
+    public static func run(_ configuration: MigrateConfiguration, logger: Logger) async throws -> [String] {
+        let runtime = try await MediaRuntime.connect(storage: nil, database: configuration.database, logger: logger)
+        return try await runtime.run(migrate: false) { runtime in
+            try await runtime.metadata.hotStatementPlans().flatMap { plan in
+                let summary = plan.scansATable ? "reads a whole table" : "through \(plan.indexes.joined(separator: ", "))"
+                return ["\(plan.statement): \(summary)"] + plan.lines.map { "    " + $0 }
+            }
+        }
+    }
+}
+
 /// What direct ingest reads: the stores and the upload rules, no secret.
 public struct DirectIngestConfiguration: Sendable {
     public var storage: StorageConfiguration

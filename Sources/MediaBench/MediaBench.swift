@@ -8,6 +8,7 @@ struct MediaBench: AsyncParsableCommand {
         abstract: "Benchmarks of the gateway beside a reference measured in the same run (build with -c release).",
         subcommands: [
             RadosWriteBench.self, UploadBench.self, OriginBench.self, IngestBench.self, ProcessBench.self, ResumableBench.self, QueueBench.self,
+            RowsBench.self,
         ]
     )
 }

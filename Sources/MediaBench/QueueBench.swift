@@ -78,9 +78,49 @@ struct QueueBench: AsyncParsableCommand {
             _ = try? runProcess([mediagwBinary, "reconcile", "--grace", "0s"])
         }
         let load = LiveLoad(photo: photo, sets: sets, gateway: gateway.baseURL, feed: feed, rate: rate)
+        /// Waits (at most 5 minutes) until no interactive job is left, so that a phase does not queue behind
+        /// the last one's uploads.
+        func drainInteractive() async throws {
+            for _ in 0..<600 {
+                let left = try runProcess([
+                    "psql", database, "-tAc", "SELECT count(*) FROM jobs WHERE priority = 'interactive' AND state IN ('queued', 'running')",
+                ]).trimmingCharacters(in: .whitespacesAndNewlines)
+                if left == "0" { return }
+                try await Task.sleep(for: .milliseconds(500))
+            }
+            throw BenchError("the interactive jobs were not done within 5 minutes")
+        }
+
+        defer {
+            // the live uploads go too
+            let setIDs = sets.map { "'\($0.0)'" }.joined(separator: ", ")
+            _ = try? runProcess([
+                "psql", database, "-qc",
+                """
+                DELETE FROM jobs WHERE media_id IN (SELECT id FROM media WHERE upload_set_id IN (\(setIDs)));
+                UPDATE media SET state = 'deleted', deleted_at = now() WHERE upload_set_id IN (\(setIDs));
+                """,
+            ])
+        }
+        // interactive work left by others would be measured as this benchmark's wait
+        try await drainInteractive()
 
         // 3. alone
+        let meter = CPUMeter(servers: [
+            CPUMeter.Server(name: "gateway") { [gateway] in [gateway.process.processIdentifier] },
+            CPUMeter.Server(name: "processors") { [gateway] in
+                ProcessTable.read().entries.filter { $0.value.parent == gateway.process.processIdentifier }.map(\.key)
+            },
+            StackProcess.osd.server, StackProcess.pg.server,
+        ])
+        let before = meter.snapshot()
         let alone = try await load.measure(seconds: seconds, grace: 30)
+        let cost = meter.snapshot().perGB(
+            since: before,
+            bytes: Double(alone.latencies.count) * 1e9,
+            order: ["gateway", "processors", "OSD", "PostgreSQL"]
+        )
+        try await drainInteractive()
 
         // 4. behind the ingest's backlog: ingest (its jobs queue up as bulk work), then the same load
         var ingestEnvironment = environment
@@ -98,6 +138,7 @@ struct QueueBench: AsyncParsableCommand {
         let backlogBefore = try bulkJobs()
         let busy = try await load.measure(seconds: seconds, grace: 30)
         let backlogAfter = try bulkJobs()
+        try await drainInteractive()
 
         // 5. the same backlog in one FIFO queue: every job at one priority, as before priorities
         _ = try runProcess([
@@ -109,6 +150,10 @@ struct QueueBench: AsyncParsableCommand {
 
         print("ingest: \(files) photos stored in \(format(ingestSeconds)) s; \(backlogBefore) of their jobs waiting when the measure began")
         print("alone:                 \(alone.describe)")
+        print(
+            "CPU per photo uploaded and made ready, alone (the gateway with its processors; the processors alone): "
+                + cost.map { "\($0.0) \(format($0.1 * 1000, 0)) ms" }.joined(separator: ", ")
+        )
         print(
             "behind the ingest:     \(busy.describe); bulk jobs done meanwhile \(backlogBefore - backlogAfter) "
                 + "(\(format(Double(backlogBefore - backlogAfter) / busy.elapsed)) /s), \(backlogAfter) left"
@@ -143,7 +188,8 @@ struct LiveLoad: Sendable {
 
         var describe: String {
             func text(_ value: Double?) -> String { value.map { format($0, 2) + " s" } ?? "> \(format(grace, 0)) s" }
-            return "\(uploads) uploads, \(latencies.count) ready, \(failed) failed; upload → ready p50 \(text(percentile(0.5))), "
+            return "\(uploads) uploads, \(latencies.count) ready (\(format(Double(latencies.count) / elapsed)) /s), \(failed) failed; "
+                + "upload → ready p50 \(text(percentile(0.5))), "
                 + "p99 \(text(percentile(0.99))), max \(text(latencies.count == uploads ? latencies.max() : nil))"
         }
     }

@@ -130,6 +130,14 @@ public protocol MetadataStore: Sendable {
     /// Outbox events with a sequence above `after`, in order, at most `limit`.
     func events(after: Int64, limit: Int) async throws -> [OutboxEvent]
 
+    /// Where the named consumer of the outbox (a purger) has read up to. A consumer seen for the first time
+    /// starts at the outbox's current end: it acts on what happens from then on.
+    func consumerCursor(_ consumer: String) async throws -> Int64
+
+    /// Moves the consumer's cursor from `from` to `to`; `false` (and no change) when it was no longer at
+    /// `from` (another process moved it) or `to` is not ahead of it.
+    func advanceConsumerCursor(_ consumer: String, from: Int64, to: Int64) async throws -> Bool
+
     /// A cheap round trip, for readiness.
     func ping() async throws
 

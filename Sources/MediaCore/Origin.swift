@@ -304,18 +304,10 @@ public struct OriginService<Metadata: MetadataStore>: Sendable {
         func url(_ path: String, signed: Bool) -> String {
             settings.baseURL + (signed ? "\(path)?\(signer.sign(path: path, expiresAt: expiresAt).query)" : path)
         }
-        let originalPath = "/m/\(media.id)/original.\(MediaFormats.fileExtension(forMIME: media.mime))"
-        let original = url(originalPath, signed: isPrivate || settings.signOriginals)
-        var byName: [String: String] = [:]
-        var negotiated: [String: String] = [:]
-        for rendition in renditions {
-            byName[rendition.name] = url("/m/\(rendition.location.key)", signed: isPrivate)
-            let base = rendition.name.split(separator: ".").first.map(String.init) ?? rendition.name
-            let hasBothFormats = OriginTarget.negotiatedFormats.allSatisfy { format in renditions.contains { $0.name == "\(base).\(format)" } }
-            if hasBothFormats, let version = rendition.version {
-                negotiated[base] = url("/m/\(media.id)/\(version)/\(base)", signed: isPrivate)
-            }
-        }
+        let paths = OriginPaths(id: media.id, mime: media.mime, renditions: renditions.map { ($0.name, $0.location.key) })
+        let original = url(paths.original, signed: isPrivate || settings.signOriginals)
+        let byName = paths.renditions.mapValues { url($0, signed: isPrivate) }
+        let negotiated = paths.negotiated.mapValues { url($0, signed: isPrivate) }
         let anySigned = isPrivate || settings.signOriginals
         return MediaURLs(original: original, renditions: byName, negotiated: negotiated, expiresAt: anySigned ? expiresAt : nil)
     }
@@ -366,6 +358,33 @@ extension Rendition {
     }
 
     func isVersion(_ version: String) -> Bool { location.key == "\(mediaID)/\(version)/\(name)" }
+}
+
+/// The paths the origin serves a media item under: the original, each rendition (by name), and the
+/// format-negotiated path of each rendition that exists in every negotiated format (by base name). Written
+/// once: the URLs handed out and the purges of deleted media come from here.
+public struct OriginPaths: Sendable, Hashable {
+    public var original: String
+    public var renditions: [String: String]
+    public var negotiated: [String: String]
+
+    /// - Parameter renditions: name and object key (`<id>/<version>/<name>`) of each rendition.
+    public init(id: MediaID, mime: String, renditions: [(name: String, key: String)]) {
+        original = "/m/\(id)/original.\(MediaFormats.fileExtension(forMIME: mime))"
+        var byName: [String: String] = [:]
+        var negotiated: [String: String] = [:]
+        for rendition in renditions {
+            byName[rendition.name] = "/m/\(rendition.key)"
+            let base = rendition.name.split(separator: ".").first.map(String.init) ?? rendition.name
+            let hasEveryFormat = OriginTarget.negotiatedFormats.allSatisfy { format in renditions.contains { $0.name == "\(base).\(format)" } }
+            let keyParts = rendition.key.split(separator: "/")
+            if hasEveryFormat, keyParts.count == 3 {
+                negotiated[base] = "/m/\(id)/\(keyParts[1])/\(base)"
+            }
+        }
+        self.renditions = byName
+        self.negotiated = negotiated
+    }
 }
 
 extension Date {

@@ -30,6 +30,7 @@ public final class InMemoryMetadataStore: MetadataStore {
         var renditions: [MediaID: [String: Rendition]] = [:]
         var jobs: [Int64: Job] = [:]
         var nextJob: Int64 = 1
+        var cursors: [String: Int64] = [:]
         var events: [Event] = []
         var resumable: [MediaID: Resumable] = [:]
     }
@@ -312,7 +313,10 @@ public final class InMemoryMetadataStore: MetadataStore {
             state.sets[set.id] = set
         }
         state.jobs = state.jobs.filter { $0.value.mediaID != id || $0.value.state == "dead" }
-        append(&state, "media.deleted", media, extra: ["reason": reason], now: now)
+        let renditions = (state.renditions[id] ?? [:]).values.sorted { $0.name < $1.name }.map {
+            ["name": $0.name, "key": $0.location.key, "size": $0.size] as [String: Any]
+        }
+        append(&state, "media.deleted", media, extra: ["reason": reason, "renditions": renditions], now: now)
     }
 
     public func expireDrafts(now: Date, limit: Int) async throws -> [UploadSetID] {
@@ -362,6 +366,23 @@ public final class InMemoryMetadataStore: MetadataStore {
                 state.events[index].event.sequence = last
             }
             return Array(state.events.map(\.event).filter { $0.sequence > after }.sorted { $0.sequence < $1.sequence }.prefix(limit))
+        }
+    }
+
+    public func consumerCursor(_ consumer: String) async throws -> Int64 {
+        try withState { state in
+            if let cursor = state.cursors[consumer] { return cursor }
+            let end = state.events.compactMap(\.sequence).max() ?? 0
+            state.cursors[consumer] = end
+            return end
+        }
+    }
+
+    public func advanceConsumerCursor(_ consumer: String, from: Int64, to: Int64) async throws -> Bool {
+        try withState { state in
+            guard state.cursors[consumer] == from, to > from else { return false }
+            state.cursors[consumer] = to
+            return true
         }
     }
 

@@ -37,6 +37,8 @@ public struct MetadataStoreConformance<Store: MetadataStore>: Sendable {
             "tombstoned media await purge until marked purged": { try await $0.purge() },
             "an object has a row when media or a rendition refers to it": { try await $0.objectRows() },
             "events are numbered in order and read after a cursor": { try await $0.events() },
+            "a deleted item's event names its renditions, for purging the edges": { try await $0.deletedEventNamesRenditions() },
+            "a consumer's cursor starts at the end and moves only forward from where it is": { try await $0.consumerCursors() },
             "a claimed job is leased until its lease expires": { try await $0.leases() },
             "a claim takes the oldest job of its first step that has one, and only its steps' kinds": { try await $0.claimOrder() },
             "a lease is renewed only by its current claim": { try await $0.renewedLeases() },
@@ -428,6 +430,37 @@ public struct MetadataStoreConformance<Store: MetadataStore>: Sendable {
         #expect(events.count == 1)
         #expect(events.first?.payload.contains("\"reason\"") == true)
         #expect(try await store.tombstoneMedia(.generate(), now: Date()) == nil)
+    }
+
+    func deletedEventNamesRenditions() async throws {
+        let set = try await newSet()
+        let media = try await record(set)
+        let job = try #require(try await claim(media.id))
+        _ = try await store.completeJob(job, outcome: outcome([rendition(media, "w160.webp"), rendition(media, "w160.jpg")]), now: Date())
+        let cursor = try await allEvents().last?.sequence ?? 0
+        _ = try await store.tombstoneMedia(media.id, now: Date())
+        let event = try #require(try await allEvents(after: cursor).first { $0.type == "media.deleted" && $0.mediaID == media.id })
+        let deleted = try #require(DeletedMedia(event))
+        #expect(deleted.id == media.id && deleted.kind == .photo && deleted.mime == media.mime && deleted.size == media.size)
+        #expect(deleted.renditions.map(\.name).sorted() == ["w160.jpg", "w160.webp"])
+        #expect(deleted.renditions.allSatisfy { $0.key == "\(media.id)/v1/\($0.name)" && $0.size == 99 })
+        let paths = deleted.edgeObjects.map(\.path)
+        #expect(paths.contains("/m/\(media.id)/v1/w160") && paths.contains("/m/\(media.id)/v1/w160.webp"), "\(paths)")
+    }
+
+    func consumerCursors() async throws {
+        let name = "purger-\(UUID().uuidString.prefix(8))"
+        let end = try await allEvents().last?.sequence ?? 0
+        let start = try await store.consumerCursor(name)
+        #expect(start == end, "a new consumer starts at the end of the outbox")
+        _ = try await record(try await newSet())
+        let next = try #require(try await allEvents(after: start).last?.sequence)
+        #expect(try await store.consumerCursor(name) == start, "reading does not move it")
+        #expect(try await !store.advanceConsumerCursor(name, from: start + 1000, to: next), "not from where it is")
+        #expect(try await store.advanceConsumerCursor(name, from: start, to: next))
+        #expect(try await !store.advanceConsumerCursor(name, from: start, to: next), "another process moved it already")
+        #expect(try await !store.advanceConsumerCursor(name, from: next, to: start), "never backwards")
+        #expect(try await store.consumerCursor(name) == next)
     }
 
     func expireDrafts() async throws {

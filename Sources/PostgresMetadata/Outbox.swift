@@ -15,9 +15,14 @@ enum Outbox {
             Event(type: "media.stored", mediaID: media.id, uploadSetID: media.uploadSetID, payload: describe(media))
         }
 
-        static func mediaDeleted(_ media: Media, reason: String) -> Event {
+        /// With the renditions (name, object key, size) the item had: what a purger of CDN edges needs once
+        /// the rows are gone.
+        static func mediaDeleted(_ media: Media, reason: String, renditions: [DeletedRendition]) -> Event {
             var payload = describe(media)
             payload["reason"] = .string(reason)
+            payload["renditions"] = .array(
+                renditions.map { .object(["name": .string($0.name), "key": .string($0.key), "size": .integer($0.size)]) }
+            )
             return Event(type: "media.deleted", mediaID: media.id, uploadSetID: media.uploadSetID, payload: payload)
         }
 
@@ -53,6 +58,18 @@ enum Outbox {
                 "size": .integer(media.size), "sha256": .string(media.sha256), "state": .string(media.state.rawValue),
             ]
         }
+    }
+
+    /// The renditions of media items, by item, read in the transaction that deletes them.
+    static func renditions(of ids: [MediaID], on connection: PostgresConnection, logger: Logger) async throws -> [MediaID: [DeletedRendition]] {
+        var found: [MediaID: [DeletedRendition]] = [:]
+        for try await (id, name, key, size) in try await connection.query(
+            "SELECT media_id, name, object_key, size_bytes FROM renditions WHERE media_id = ANY(\(ids.map(\.uuid))) ORDER BY media_id, name",
+            logger: logger
+        ).decode((UUID, String, String, Int64).self) {
+            found[MediaID(uuid: id), default: []].append(DeletedRendition(name: name, key: key, size: size))
+        }
+        return found
     }
 
     /// Appends events in the transaction of the change they describe. They get no sequence number yet:
@@ -105,6 +122,7 @@ enum JSONValue: Sendable, Encodable {
     case string(String)
     case integer(Int64)
     case array([JSONValue])
+    case object([String: JSONValue])
 
     func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
@@ -112,6 +130,7 @@ enum JSONValue: Sendable, Encodable {
         case .string(let value): try container.encode(value)
         case .integer(let value): try container.encode(value)
         case .array(let values): try container.encode(values)
+        case .object(let fields): try container.encode(fields)
         }
     }
 }

@@ -190,13 +190,14 @@ public struct PostgresMetadataStore: MetadataStore {
             "read_media",
             needsPrimary: { $0 == nil },
             { [logger] client in
-                let rows = try await client.query(
-                    "SELECT \(unescaped: MediaRow.columns) FROM media WHERE id = \(id.uuid)",
-                    logger: logger
-                )
-                return try await MediaRow.first(rows)
+                try await MediaRow.first(try await client.query(Self.mediaQuery(id), logger: logger))
             }
         )
+    }
+
+    /// A media row by id.
+    static func mediaQuery(_ id: MediaID) -> PostgresQuery {
+        "SELECT \(unescaped: MediaRow.columns) FROM media WHERE id = \(id.uuid)"
     }
 
     public func tombstoneMedia(_ id: MediaID, now: Date) async throws -> Media? {
@@ -233,7 +234,8 @@ public struct PostgresMetadataStore: MetadataStore {
                     logger: logger
                 )
                 try await connection.query("DELETE FROM jobs WHERE media_id = \(id.uuid) AND state IN ('queued', 'running')", logger: logger)
-                try await Outbox.append([.mediaDeleted(deleted, reason: "deleted")], on: connection, logger: logger)
+                let renditions = try await Outbox.renditions(of: [id], on: connection, logger: logger)
+                try await Outbox.append([.mediaDeleted(deleted, reason: "deleted", renditions: renditions[id] ?? [])], on: connection, logger: logger)
                 return deleted
             }
         }
@@ -271,7 +273,12 @@ public struct PostgresMetadataStore: MetadataStore {
                     "DELETE FROM jobs WHERE media_id = ANY(\(media.map(\.id.uuid))) AND state IN ('queued', 'running')",
                     logger: logger
                 )
-                try await Outbox.append(media.map { .mediaDeleted($0, reason: "set_expired") }, on: connection, logger: logger)
+                let renditions = try await Outbox.renditions(of: media.map(\.id), on: connection, logger: logger)
+                try await Outbox.append(
+                    media.map { .mediaDeleted($0, reason: "set_expired", renditions: renditions[$0.id] ?? []) },
+                    on: connection,
+                    logger: logger
+                )
                 return expired.map(UploadSetID.init(uuid:))
             }
         }
@@ -319,10 +326,7 @@ public struct PostgresMetadataStore: MetadataStore {
             }
             var events: [OutboxEvent] = []
             for try await (seq, id, type, media, set, payload, created) in try await client.query(
-                """
-                SELECT seq, event_id, type, media_id, upload_set_id, payload::text, created_at
-                FROM outbox WHERE seq > \(after) ORDER BY seq LIMIT \(limit)
-                """,
+                Self.eventsQuery(after: after, limit: limit),
                 logger: logger
             ).decode((Int64, UUID, String, UUID?, UUID?, String, Date).self) {
                 events.append(
@@ -339,6 +343,42 @@ public struct PostgresMetadataStore: MetadataStore {
             }
             return events
         }
+    }
+
+    public func consumerCursor(_ consumer: String) async throws -> Int64 {
+        try await run("read_consumer_cursor") { [client, logger] in
+            // a new consumer starts at the end of what is numbered now
+            for try await cursor in try await client.query(
+                """
+                WITH created AS (
+                    INSERT INTO outbox_consumers (name, after) SELECT \(consumer), coalesce(max(seq), 0) FROM outbox
+                    ON CONFLICT (name) DO NOTHING RETURNING after
+                )
+                SELECT after FROM created UNION ALL SELECT after FROM outbox_consumers WHERE name = \(consumer)
+                """,
+                logger: logger
+            ).decode(Int64.self) {
+                return cursor
+            }
+            throw MetadataStoreError(.other, "consumer \(consumer): no cursor returned")
+        }
+    }
+
+    public func advanceConsumerCursor(_ consumer: String, from: Int64, to: Int64) async throws -> Bool {
+        try await run("advance_consumer_cursor") { [client, logger] in
+            for try await _ in try await client.query(
+                "UPDATE outbox_consumers SET after = \(to), updated_at = now() WHERE name = \(consumer) AND after = \(from) AND \(to) > after RETURNING 1",
+                logger: logger
+            ).decode(Int.self) {
+                return true
+            }
+            return false
+        }
+    }
+
+    /// Events by number after a cursor.
+    static func eventsQuery(after: Int64, limit: Int) -> PostgresQuery {
+        "SELECT seq, event_id, type, media_id, upload_set_id, payload::text, created_at FROM outbox WHERE seq > \(after) ORDER BY seq LIMIT \(limit)"
     }
 
     public func backlog(now: Date) async throws -> Backlog {
@@ -401,28 +441,9 @@ public struct PostgresMetadataStore: MetadataStore {
     ) async throws
         -> ProcessingJob?
     {
-        let leaseEnd = now.addingTimeInterval(lease.seconds)
-        let (state, time, before, anyPriority) = expired ? ("'running'", "j.leased_until", "<", "true") : ("'queued'", "j.run_after", "<=", "false")
-        return try await run(expired ? "claim_expired_job" : "claim_job") { [client, logger] in
+        try await run(expired ? "claim_expired_job" : "claim_job") { [client, logger] in
             for try await (jobID, mediaID, kind, attempts, pool, key, size, mime, priority) in try await client.query(
-                """
-                WITH picked AS (
-                    SELECT j.id FROM jobs j
-                    WHERE j.queue = 'process' AND j.state = \(unescaped: state) AND \(unescaped: time) \(unescaped: before) \(now)
-                      AND (\(unescaped: anyPriority) OR j.priority = \(priority.rawValue)) AND j.media_kind = ANY(\(kinds.map(\.rawValue)))
-                    ORDER BY \(unescaped: time) LIMIT 1 FOR UPDATE SKIP LOCKED
-                ), claimed AS (
-                    UPDATE jobs j SET state = 'running', attempts = j.attempts + 1, leased_until = \(leaseEnd), updated_at = \(now)
-                    FROM picked WHERE j.id = picked.id
-                    RETURNING j.id, j.media_id, j.media_kind, j.attempts, j.priority
-                ), marked AS (
-                    UPDATE media m SET state = 'processing'
-                    FROM claimed c WHERE m.kind = c.media_kind AND m.id = c.media_id AND m.deleted_at IS NULL
-                    RETURNING m.id
-                )
-                SELECT c.id, c.media_id, c.media_kind, c.attempts, m.pool, m.object_key, m.size_bytes, m.mime, c.priority
-                FROM claimed c JOIN media m ON m.kind = c.media_kind AND m.id = c.media_id
-                """,
+                Self.claimQuery(expired: expired, kinds: kinds, priority: priority, lease: lease, now: now),
                 logger: logger
             ).decode((Int64, UUID, String, Int, String, String, Int64, String, String).self) {
                 guard let kind = MediaKind(rawValue: kind) else { continue }
@@ -439,6 +460,30 @@ public struct PostgresMetadataStore: MetadataStore {
             }
             return nil
         }
+    }
+
+    /// The claim statement: the picked job's update, its media's and the job's row with its media's location.
+    static func claimQuery(expired: Bool, kinds: [MediaKind], priority: ProcessingPriority, lease: Duration, now: Date) -> PostgresQuery {
+        let leaseEnd = now.addingTimeInterval(lease.seconds)
+        let (state, time, before, anyPriority) = expired ? ("'running'", "j.leased_until", "<", "true") : ("'queued'", "j.run_after", "<=", "false")
+        return """
+            WITH picked AS (
+                SELECT j.id FROM jobs j
+                WHERE j.queue = 'process' AND j.state = \(unescaped: state) AND \(unescaped: time) \(unescaped: before) \(now)
+                  AND (\(unescaped: anyPriority) OR j.priority = \(priority.rawValue)) AND j.media_kind = ANY(\(kinds.map(\.rawValue)))
+                ORDER BY \(unescaped: time) LIMIT 1 FOR UPDATE SKIP LOCKED
+            ), claimed AS (
+                UPDATE jobs j SET state = 'running', attempts = j.attempts + 1, leased_until = \(leaseEnd), updated_at = \(now)
+                FROM picked WHERE j.id = picked.id
+                RETURNING j.id, j.media_id, j.media_kind, j.attempts, j.priority
+            ), marked AS (
+                UPDATE media m SET state = 'processing'
+                FROM claimed c WHERE m.kind = c.media_kind AND m.id = c.media_id AND m.deleted_at IS NULL
+                RETURNING m.id
+            )
+            SELECT c.id, c.media_id, c.media_kind, c.attempts, m.pool, m.object_key, m.size_bytes, m.mime, c.priority
+            FROM claimed c JOIN media m ON m.kind = c.media_kind AND m.id = c.media_id
+            """
     }
 
     public func renewLease(_ job: ProcessingJob, lease: Duration, now: Date) async throws -> Bool {

@@ -232,5 +232,19 @@ public enum Schema {
                 "CREATE INDEX jobs_claim ON jobs (queue, priority, run_after) WHERE state = 'queued'",
             ]
         ),
+        Migration(
+            version: 8,
+            name: "outbox consumers",
+            statements: [
+                // where each consumer of the outbox inside the service (an edge purger) has read up to
+                """
+                CREATE TABLE outbox_consumers (
+                    name       text PRIMARY KEY,
+                    after      bigint NOT NULL CHECK (after >= 0),
+                    updated_at timestamptz NOT NULL DEFAULT now()
+                )
+                """
+            ]
+        ),
     ]
 }

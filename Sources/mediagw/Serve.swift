@@ -65,6 +65,24 @@ struct Migrate: AsyncParsableCommand {
     }
 }
 
+/// `mediagw plans`: how PostgreSQL runs the hot statements on this database.
+struct Plans: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print the plans PostgreSQL chooses for the hot statements (EXPLAIN ANALYZE in rolled-back transactions)."
+    )
+
+    @OptionGroup var options: ConnectionOptions
+
+    func run() async throws {
+        await failing {
+            let (configuration, logger, _) = try options.load(defaultLogLevel: .warning) {
+                env throws(ConfigurationError) in try MigrateConfiguration(environment: env)
+            }
+            for line in try await PlansCommand.run(configuration, logger: logger) { print(line) }
+        }
+    }
+}
+
 /// `mediagw check`: connect to Ceph and PostgreSQL and print what was found.
 struct Check: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -43,9 +43,11 @@ import Testing
         let baseURL: String
         let directory: URL
 
-        static func start(origin: String) async throws -> Edge {
-            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mediagw-edge-\(UUID().uuidString.prefix(8))")
-            let listen = "127.0.0.1:\(try CDNEdgeTests.freePort())"
+        /// Starts an edge; with `directory`, on the cache an edge stopped with ``halt()`` left there.
+        static func start(origin: String, listen: String? = nil, directory: URL? = nil) async throws -> Edge {
+            let directory =
+                directory ?? FileManager.default.temporaryDirectory.appendingPathComponent("mediagw-edge-\(UUID().uuidString.prefix(8))")
+            let listen = try listen ?? "127.0.0.1:\(CDNEdgeTests.freePort())"
             let (status, output) = try await TestStack.run(
                 TestStack.root.appendingPathComponent("Deploy/cdn/edge").path,
                 ["start", "--origin", origin, "--listen", listen, "--dir", directory.path]
@@ -55,8 +57,13 @@ import Testing
         }
 
         func stop() {
-            _ = try? TestStack.runBlocking(TestStack.root.appendingPathComponent("Deploy/cdn/edge").path, ["stop", "--dir", directory.path])
+            halt()
             try? FileManager.default.removeItem(at: directory)
+        }
+
+        /// Stops nginx and keeps its cache on disk.
+        func halt() {
+            _ = try? TestStack.runBlocking(TestStack.root.appendingPathComponent("Deploy/cdn/edge").path, ["stop", "--dir", directory.path])
         }
 
         func get(_ path: String, _ headers: [(String, String)] = []) async throws -> TestGateway.Reply {
@@ -143,6 +150,57 @@ import Testing
         #expect(stale.body == miss.body)
         let staleSlice = try await edge.get(videoURL, [("Range", "bytes=1500000-1500099")])
         #expect(staleSlice.status == 206 && staleSlice.body == Array(videoBytes[1_500_000..<1_500_100]))
+    }
+
+    @Test func deletedMediaLeaveTheEdgeWithinSecondsAndAFailedPurgeIsTriedAgain() async throws {
+        let listen = "127.0.0.1:\(try Self.freePort())"
+        let gateway = try await TestGateway.start(
+            try await Isolation.suite("CDNEdge"),
+            ["MEDIAGW_CDN_PURGE_URLS": "http://\(listen)", "MEDIAGW_CDN_PURGE_INTERVAL": "200ms"]
+        )
+        var edge = try await Edge.start(origin: String(gateway.baseURL.dropFirst("http://".count)), listen: listen)
+        defer { edge.stop() }
+        let set = try await gateway.openSet()
+        let uploaded = try await gateway.upload(
+            set,
+            [("photo.jpg", try Corpus.bytes("images/orientation-1.jpg")), ("clip.mp4", try await Self.generatedVideo())]
+        )
+        let ids = (uploaded.json["media"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
+        #expect(ids.count == 2, "\(uploaded.text)")
+        let photo = try await gateway.settled(ids[0])
+        let video = try await gateway.settled(ids[1])
+        let renditionURL = try #require((photo["renditions"] as? [[String: Any]])?.first { $0["name"] as? String == "w320.webp" }?["url"] as? String)
+        let negotiated = "/m/\(ids[0])/v1/w320"
+        let videoURL = try #require(video["original_url"] as? String)
+        let videoRendition = try #require(
+            (video["renditions"] as? [[String: Any]])?.first { $0["name"] as? String == "video.mp4" }?["url"] as? String
+        )
+
+        // the edge holds a rendition, a negotiated variant, a slice of the original video and one of its transcode
+        let seek = ("Range", "bytes=1500000-1500099")
+        for (path, headers) in [
+            (renditionURL, []), (negotiated, [("Accept", "image/webp")]), (videoURL, [seek]), (videoRendition, [("Range", "bytes=0-99")]),
+        ] {
+            _ = try await edge.get(path, headers)
+            let again = try await edge.get(path, headers)
+            #expect(again.headers["X-Cache-Status"].first == "HIT" && [200, 206].contains(again.status), "\(path)")
+        }
+
+        // deleted: within seconds the edge no longer serves it (the origin then answers 404)
+        #expect(try await gateway.request(.DELETE, "/internal/v1/media/\(ids[0])").status == 204)
+        try await eventually(within: .seconds(5)) { try await edge.get(renditionURL).status == 404 }
+        #expect(try await edge.get(negotiated, [("Accept", "image/webp")]).status == 404)
+        #expect(try await edge.get(negotiated, [("Accept", "*/*")]).status == 404)
+
+        // the edge is down when the video is deleted: the purge fails and is tried again until the edge is
+        // back, with its cache still on disk
+        edge.halt()
+        #expect(try await gateway.request(.DELETE, "/internal/v1/media/\(ids[1])").status == 204)
+        try await Task.sleep(for: .seconds(2))
+        edge = try await Edge.start(origin: String(gateway.baseURL.dropFirst("http://".count)), listen: listen, directory: edge.directory)
+        try await eventually(within: .seconds(35)) { try await edge.get(videoURL, [seek]).status == 404 }
+        #expect(try await edge.get(videoRendition, [("Range", "bytes=0-99")]).status == 404)
+        await gateway.stop()
     }
 
     @Test func privateMediaAndMissesAreNotKeptByTheEdge() async throws {

@@ -27,6 +27,31 @@ import Testing
         #expect(output.contains("ok   postgres: schema at version \(Schema.migrations.map(\.version).max() ?? 0) (latest)"))
     }
 
+    @Test func plansExplainEveryHotStatementAndWriteNothing() async throws {
+        try TestStack.requireStack()
+        let migrate = try await TestStack.run(TestStack.mediagwPath, ["migrate"])
+        #expect(migrate.status == 0, "\(migrate.output)")
+        let sets = try await TestStack.run(
+            "/usr/bin/psql",
+            [TestStack.environment["MEDIAGW_DATABASE_URL"] ?? "", "-tAc", "SELECT count(*) FROM upload_sets"]
+        )
+        let (status, output) = try await TestStack.run(TestStack.mediagwPath, ["plans"])
+        #expect(status == 0, "\(output)")
+        let summaries = output.split(separator: "\n").filter { !$0.hasPrefix(" ") }
+        #expect(
+            summaries.map { String($0.prefix { $0 != ":" }) } == [
+                "record an upload", "the origin's lookup", "read a media item", "claim a job", "claim an expired lease", "read events after a cursor",
+            ],
+            "\(output)"
+        )
+        #expect(output.contains("Insert on media"), "the upload's statement runs whole, into a draft set of its own")
+        let after = try await TestStack.run(
+            "/usr/bin/psql",
+            [TestStack.environment["MEDIAGW_DATABASE_URL"] ?? "", "-tAc", "SELECT count(*) FROM upload_sets"]
+        )
+        #expect(after.output == sets.output, "every statement was rolled back")
+    }
+
     @Test func aMissingCephConfIsOneClearLine() async throws {
         let (status, output) = try await check(["MEDIAGW_CEPH_CONF": "/nonexistent/ceph.conf"])
         #expect(status == 1)

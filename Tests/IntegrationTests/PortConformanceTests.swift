@@ -45,7 +45,7 @@ import Testing
     }
 
     @Test func theSuiteHasItsChecks() {
-        #expect(MetadataStoreConformance<PostgresMetadataStore>.checks.count == 23)
+        #expect(MetadataStoreConformance<PostgresMetadataStore>.checks.count == 25)
     }
 }
 

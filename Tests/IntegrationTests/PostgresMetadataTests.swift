@@ -45,7 +45,7 @@ import Testing
             ).decode(String.self).reduce(into: [String]()) { $0.append($1) }
             #expect(
                 tables == [
-                    "jobs", "media", "media_audio", "media_photo", "media_video", "outbox", "renditions",
+                    "jobs", "media", "media_audio", "media_photo", "media_video", "outbox", "outbox_consumers", "renditions",
                     "resumable_uploads", "schema_migrations", "upload_sets",
                 ]
             )
