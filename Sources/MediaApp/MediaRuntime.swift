@@ -63,6 +63,8 @@ public struct MediaRuntime: Sendable {
         if let database { services.append(.init(service: database.client)) }
         if let replica { services.append(.init(service: replica.client)) }
         if let cluster { services.append(.init(service: cluster)) }
+        // stopped before the Ceph connection: the ledger entries cleared after answers are cleared first
+        services.append(.init(service: BackgroundWorkService()))
         return services
     }
 
@@ -79,9 +81,11 @@ public struct MediaRuntime: Sendable {
             } else {
                 result = try await body(self)
             }
+            await BackgroundWork.shared.drained()
             await cluster?.shutdown()
             return result
         } catch {
+            await BackgroundWork.shared.drained()
             await cluster?.shutdown()
             throw error
         }
@@ -89,6 +93,7 @@ public struct MediaRuntime: Sendable {
 
     /// Disconnects from Ceph, for a runtime whose services never ran in a group (one opened for Ceph only).
     public func close() async {
+        await BackgroundWork.shared.drained()
         await cluster?.shutdown()
     }
 
@@ -183,5 +188,13 @@ final class MigrationOnce: Sendable {
             task.withLock { if $0 == current { $0 = nil } }
             throw error
         }
+    }
+}
+/// Waits, once shutdown begins, for the background work (``BackgroundWork``) to end: placed after the
+/// Ceph connection in the group, it is stopped before it.
+struct BackgroundWorkService: Service {
+    func run() async throws {
+        try? await gracefulShutdown()
+        await BackgroundWork.shared.drained()
     }
 }

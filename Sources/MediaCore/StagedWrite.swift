@@ -154,6 +154,6 @@ public struct StagedWrite<Blobs: BlobStore, Ledger: PendingLedger>: Sendable {
     /// The answer need not wait for the entries: were they lost (a crash now), the reconciler would find
     /// the rows and only clear them.
     private func completeInBackground(_ objects: [StagedObject]) {
-        Task { await complete(objects) }
+        BackgroundWork.shared.start { await complete(objects) }
     }
 }

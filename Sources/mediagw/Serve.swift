@@ -47,39 +47,46 @@ struct Reconcile: AsyncParsableCommand {
     }
 }
 
+/// A subcommand that reads PostgreSQL only and prints what it found, one line each.
+protocol DatabaseCommand: AsyncParsableCommand {
+    var options: ConnectionOptions { get }
+    static func lines(_ configuration: MigrateConfiguration, logger: Logger) async throws -> [String]
+}
+
+extension DatabaseCommand {
+    func run() async throws {
+        await failing {
+            let (configuration, logger, _) = try options.load(defaultLogLevel: .warning) {
+                env throws(ConfigurationError) in try MigrateConfiguration(environment: env)
+            }
+            for line in try await Self.lines(configuration, logger: logger) { print(line) }
+        }
+    }
+}
+
 /// `mediagw migrate`: apply the schema migrations that are not applied yet.
-struct Migrate: AsyncParsableCommand {
+struct Migrate: DatabaseCommand {
     static let configuration = CommandConfiguration(
         abstract: "Apply pending PostgreSQL schema migrations (idempotent; the server also runs them at start)."
     )
 
     @OptionGroup var options: ConnectionOptions
 
-    func run() async throws {
-        await failing {
-            let (configuration, logger, _) = try options.load(defaultLogLevel: .warning) {
-                env throws(ConfigurationError) in try MigrateConfiguration(environment: env)
-            }
-            for line in try await MigrateCommand.run(configuration, logger: logger) { print(line) }
-        }
+    static func lines(_ configuration: MigrateConfiguration, logger: Logger) async throws -> [String] {
+        try await MigrateCommand.run(configuration, logger: logger)
     }
 }
 
 /// `mediagw plans`: how PostgreSQL runs the hot statements on this database.
-struct Plans: AsyncParsableCommand {
+struct Plans: DatabaseCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print the plans PostgreSQL chooses for the hot statements (EXPLAIN ANALYZE in rolled-back transactions)."
     )
 
     @OptionGroup var options: ConnectionOptions
 
-    func run() async throws {
-        await failing {
-            let (configuration, logger, _) = try options.load(defaultLogLevel: .warning) {
-                env throws(ConfigurationError) in try MigrateConfiguration(environment: env)
-            }
-            for line in try await PlansCommand.run(configuration, logger: logger) { print(line) }
-        }
+    static func lines(_ configuration: MigrateConfiguration, logger: Logger) async throws -> [String] {
+        try await PlansCommand.run(configuration, logger: logger)
     }
 }
 

@@ -239,6 +239,15 @@ extension FaultInjection {
             #expect(await gateway.waitForExit(timeout: .seconds(30)) == 0, "\(gateway.log)")
             let rows = try await rows(of: set.id, in: slice)
             #expect(rows.count == 1 && rows.first?.size == Int64(3 << 20))
+            // the entry of the committed object was cleared before the Ceph connection closed
+            #expect(!gateway.log.contains("could not clear a pending entry"), "\(gateway.log)")
+            let pending = try await slice.ledger.stale(
+                in: try TestStack.pools().video,
+                registeredBefore: Date().addingTimeInterval(60),
+                after: nil,
+                limit: 1000
+            )
+            #expect(pending.records.filter { $0.ticket.location.key.hasPrefix("\(set.id)/") }.isEmpty, "no entry is left for the reconciler")
         }
 
         @Test func uploadsGet503WhileCephOrPostgreSQLIsDownAndRecoverAfter() async throws {
