@@ -93,7 +93,14 @@ int mgw_vips_resize(VipsImage *in, double scale, VipsImage **out) {
 }
 
 int mgw_vips_thumbnail_image(VipsImage *in, int width, VipsImage **out) {
-    return vips_thumbnail_image(in, out, width, "height", VIPS_MAX_COORD, "size", VIPS_SIZE_DOWN, "export_profile", "srgb", NULL);
+    // a colour-managed transform to sRGB only when there is something to transform: an embedded profile,
+    // or CMYK; an untagged RGB image is taken as sRGB already (the transform of every pixel through lcms
+    // cost a 640 px photo as much as its decode, for no change)
+    gboolean managed = vips_image_get_typeof(in, VIPS_META_ICC_NAME) != 0 || vips_image_get_interpretation(in) == VIPS_INTERPRETATION_CMYK;
+    if (managed) {
+        return vips_thumbnail_image(in, out, width, "height", VIPS_MAX_COORD, "size", VIPS_SIZE_DOWN, "export_profile", "srgb", NULL);
+    }
+    return vips_thumbnail_image(in, out, width, "height", VIPS_MAX_COORD, "size", VIPS_SIZE_DOWN, NULL);
 }
 
 int mgw_vips_sharpen(VipsImage *in, VipsImage **out) {

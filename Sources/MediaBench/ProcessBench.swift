@@ -17,6 +17,10 @@ struct ProcessBench: AsyncParsableCommand {
 
     @Option(help: "Rounds (medians are reported).")
     var rounds = 3
+    @Option(name: .customLong("photo"), help: "A photo to use instead of the benchmark's six (repeatable).")
+    var ownPhotos: [String] = []
+    @Flag(help: "Leave out the video transcode.")
+    var noVideo = false
 
     /// Real photos of the corpus, from a phone-sized HDR JPEG and an iPhone HEIC down to a small camera JPEG.
     static let corpusPhotos = [
@@ -29,13 +33,19 @@ struct ProcessBench: AsyncParsableCommand {
         defer { try? FileManager.default.removeItem(at: scratch) }
         let corpus = URL(fileURLWithPath: "Tests/Fixtures/corpus")
         var photos = Self.corpusPhotos.map { corpus.appendingPathComponent($0) }
-        let generated = scratch.appendingPathComponent("generated-12mp.jpg")
-        _ = try runProcess([
-            "ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=4000x3000",
-            "-vf", "noise=alls=12:allf=u", "-frames:v", "1", "-q:v", "3", generated.path,
-        ])
-        photos.append(generated)
-        guard photos.allSatisfy({ FileManager.default.fileExists(atPath: $0.path) }), photos.count == 6 else {
+        if ownPhotos.isEmpty {
+            let generated = scratch.appendingPathComponent("generated-12mp.jpg")
+            _ = try runProcess([
+                "ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=4000x3000",
+                "-vf", "noise=alls=12:allf=u", "-frames:v", "1", "-q:v", "3", generated.path,
+            ])
+            photos.append(generated)
+        } else {
+            photos = ownPhotos.map { URL(fileURLWithPath: $0) }
+        }
+        guard photos.allSatisfy({ FileManager.default.fileExists(atPath: $0.path) }),
+            ownPhotos.isEmpty ? photos.count == 6 : photos.count == ownPhotos.count
+        else {
             throw BenchError("the benchmark's photos are missing: run it from the checkout")
         }
         let settings = PhotoSettings()
@@ -96,41 +106,44 @@ struct ProcessBench: AsyncParsableCommand {
             )
         }
 
-        // 2. the video transcode, in process, beside the ffmpeg command line with the same settings
-        let video = scratch.appendingPathComponent("phone-1080p.mp4")
-        _ = try runProcess([
-            "ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=30",
-            "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-vf", "noise=alls=10:allf=t", "-t", "10",
-            "-c:v", "libx264", "-preset", "fast", "-b:v", "7M", "-c:a", "aac", "-b:a", "128k", "-shortest", video.path,
-        ])
-        let videoBytes = try [UInt8](Data(contentsOf: video))
-        let transcoder = FFmpegTranscoder()
-        let transcode = TranscodeSettings()
+        var videoBytes: [UInt8] = []
         var ours: [Usage] = []
         var cli: [Usage] = []
-        for _ in 0..<rounds {
-            ours.append(
-                try await Usage.measureAsync {
-                    _ = try await transcoder.transcodeVideo(
-                        videoBytes,
-                        settings: transcode,
-                        workDirectory: scratch.path,
-                        deadline: Date().addingTimeInterval(600)
-                    )
-                }
-            )
-            cli.append(
-                try Usage.measure {
-                    _ = try runProcess([
-                        "ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-threads", "1", "-filter_threads", "1", "-i", video.path,
-                        "-vf", "scale=1280:720:flags=bicubic,setsar=1,format=yuv420p", "-c:v", "libx264", "-preset", "veryfast",
-                        "-crf", "\(transcode.crf)", "-profile:v", "high", "-g", "60", "-bf", "2", "-maxrate", "\(transcode.videoMaxBitrate)",
-                        "-bufsize", "\(transcode.videoMaxBitrate * 2)", "-x264-params", "threads=1", "-c:a", "aac", "-b:a",
-                        "\(transcode.audioBitrate)",
-                        "-ar", "\(transcode.audioSampleRate)", "-movflags", "+faststart", scratch.appendingPathComponent("cli.mp4").path,
-                    ])
-                }
-            )
+        if !noVideo {
+            // 2. the video transcode, in process, beside the ffmpeg command line with the same settings
+            let video = scratch.appendingPathComponent("phone-1080p.mp4")
+            _ = try runProcess([
+                "ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=30",
+                "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-vf", "noise=alls=10:allf=t", "-t", "10",
+                "-c:v", "libx264", "-preset", "fast", "-b:v", "7M", "-c:a", "aac", "-b:a", "128k", "-shortest", video.path,
+            ])
+            videoBytes = try [UInt8](Data(contentsOf: video))
+            let transcoder = FFmpegTranscoder()
+            let transcode = TranscodeSettings()
+            for _ in 0..<rounds {
+                ours.append(
+                    try await Usage.measureAsync {
+                        _ = try await transcoder.transcodeVideo(
+                            videoBytes,
+                            settings: transcode,
+                            workDirectory: scratch.path,
+                            deadline: Date().addingTimeInterval(600)
+                        )
+                    }
+                )
+                cli.append(
+                    try Usage.measure {
+                        _ = try runProcess([
+                            "ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-threads", "1", "-filter_threads", "1", "-i", video.path,
+                            "-vf", "scale=1280:720:flags=bicubic,setsar=1,format=yuv420p", "-c:v", "libx264", "-preset", "veryfast",
+                            "-crf", "\(transcode.crf)", "-profile:v", "high", "-g", "60", "-bf", "2", "-maxrate", "\(transcode.videoMaxBitrate)",
+                            "-bufsize", "\(transcode.videoMaxBitrate * 2)", "-x264-params", "threads=1", "-c:a", "aac", "-b:a",
+                            "\(transcode.audioBitrate)",
+                            "-ar", "\(transcode.audioSampleRate)", "-movflags", "+faststart", scratch.appendingPathComponent("cli.mp4").path,
+                        ])
+                    }
+                )
+            }
         }
 
         let perPhoto = { (runs: [Usage]) in
@@ -148,14 +161,16 @@ struct ProcessBench: AsyncParsableCommand {
             "ladder bytes: \(ladderBytes) B for \(originalBytes) B of originals (\(format(Double(ladderBytes) / Double(originalBytes) * 100)) %); "
                 + "renditions larger than their original: \(largerThanOriginal.isEmpty ? "none" : largerThanOriginal.joined(separator: "; "))"
         )
-        print(
-            "video (10 s 1080p30 H.264 \(videoBytes.count) B → 720p): in process \(format(median(ours.map(\.wall)))) s wall, \(format(median(ours.map(\.cpu)))) s CPU; "
-                + "ffmpeg command line \(format(median(cli.map(\.wall)))) s wall, \(format(median(cli.map(\.cpu)))) s CPU; "
-                + "ratio \(format(median(ours.map(\.wall)) / median(cli.map(\.wall)), 2)) wall (target <= 1.1)"
-        )
+        if !noVideo {
+            print(
+                "video (10 s 1080p30 H.264 \(videoBytes.count) B → 720p): in process \(format(median(ours.map(\.wall)))) s wall, \(format(median(ours.map(\.cpu)))) s CPU; "
+                    + "ffmpeg command line \(format(median(cli.map(\.wall)))) s wall, \(format(median(cli.map(\.cpu)))) s CPU; "
+                    + "ratio \(format(median(ours.map(\.wall)) / median(cli.map(\.wall)), 2)) wall (target <= 1.1)"
+            )
+        }
         print(
             "per core: \(format(Double(photos.count) / median(ladder.map(\.cpu)))) photos per CPU second; "
-                + "\(format(median(ours.map(\.cpu)) / 10, 2)) CPU seconds per second of video"
+                + (noVideo ? "" : "\(format(median(ours.map(\.cpu)) / 10, 2)) CPU seconds per second of video")
         )
     }
 }

@@ -170,13 +170,18 @@ public struct VipsImageProcessor: ImageProcessor {
         originalBytes: Int?
     ) throws -> PhotoDerivation {
         var renditions: [EncodedImage] = []
+        var smallest: Image?
         for width in settings.widths.sorted() {
             let target = min(width, base.width)
             var sized = base
             if target < base.width {
+                // computed once into memory: the WebP, the JPEG and any re-encode at a lower quality read it,
+                // instead of each running the resize and the sharpening again
                 let resized = try Self.make(.internal) { mgw_vips_resize(base.pointer, Double(target) / Double(base.width), $0) }
-                sized = try Self.make(.internal) { mgw_vips_sharpen(resized.pointer, $0) }
+                let sharpened = try Self.make(.internal) { mgw_vips_sharpen(resized.pointer, $0) }
+                sized = try Self.make(.internal) { mgw_vips_materialize(sharpened.pointer, $0) }
             }
+            if smallest == nil { smallest = sized }
             let stripped = try Self.make(.internal) { mgw_vips_strip(sized.pointer, $0) }
             let cap = originalBytes
             renditions.append(
@@ -200,12 +205,14 @@ public struct VipsImageProcessor: ImageProcessor {
             )
             if target == base.width { break }
         }
-        // placeholder: a small copy's pixels
-        let sampleWidth = min(32, base.width)
-        let sampleHeight = max(1, min(32, base.height * sampleWidth / max(1, base.width)))
+        // placeholder: a small copy's pixels, from the smallest rendition (as good a source for 32 px, and far
+        // fewer pixels to read than the base)
+        let source = smallest ?? base
+        let sampleWidth = min(32, source.width)
+        let sampleHeight = max(1, min(32, source.height * sampleWidth / max(1, source.width)))
         var pixels: UnsafeMutablePointer<UInt8>?
         var length = 0
-        guard mgw_vips_rgb_pixels(base.pointer, Int32(sampleWidth), Int32(sampleHeight), &pixels, &length) == 0, let pixels else {
+        guard mgw_vips_rgb_pixels(source.pointer, Int32(sampleWidth), Int32(sampleHeight), &pixels, &length) == 0, let pixels else {
             throw ProcessingError(.internal, Self.lastError())
         }
         let sample = Array(UnsafeBufferPointer(start: pixels, count: length))
