@@ -38,9 +38,16 @@ public struct ReadinessProbe<Storage: MediaStores>: Sendable {
         let blobs = storage.blobs
         let pools = self.pools
         do {
+            // the pools at once: the probe waits for the slowest write, not for the sum of them (a busy OSD
+            // would otherwise push a healthy cluster past the deadline)
             try await withDeadline(timeout) {
-                for pool in pools.all {
-                    try await blobs.write(ObjectLocation(pool: pool, key: "_readyz"), bytes: ByteBuffer(integer: UInt8(1)), mode: .replace)
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for pool in pools.all {
+                        group.addTask {
+                            try await blobs.write(ObjectLocation(pool: pool, key: "_readyz"), bytes: ByteBuffer(integer: UInt8(1)), mode: .replace)
+                        }
+                    }
+                    try await group.waitForAll()
                 }
             }
             return nil
