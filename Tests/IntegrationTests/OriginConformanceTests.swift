@@ -55,8 +55,13 @@ import Testing
             return Fixture(store: store, object: object, content: content)
         }
 
-        /// Runs `body` against a live server on a free port.
-        func withServer(readAhead: Int = 32, _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
+        /// Runs `body` against a live server on a free port. The default client sends its requests one after
+        /// another on one connection; `.ahc()` opens a connection per concurrent request.
+        func withServer(
+            readAhead: Int = 32,
+            client setup: TestingSetup = .live,
+            _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void
+        ) async throws {
             let router = Router()
             let responder = OriginResponder(blobs: store, readAhead: readAhead)
             let object = self.object
@@ -65,7 +70,7 @@ import Testing
                     try await responder.respond(to: request, object: object, logger: context.logger)
                 }
             }
-            try await Application(router: router).test(.live) { client in try await body(client) }
+            try await Application(router: router).test(setup) { client in try await body(client) }
         }
 
         func remove() async { try? await store.remove(object.location) }
@@ -98,10 +103,12 @@ import Testing
     }
 
     /// No read-ahead permit, one shared by concurrent downloads, or plenty: every body is whole and in order.
+    /// The downloads run at once, each on its own connection (one pipelined connection would serve them one
+    /// after another, and the last one's deadline would count the four before it).
     @Test(arguments: [0, 1, 32])
     func bodiesAreByteIdenticalWhateverTheReadAhead(_ readAhead: Int) async throws {
         let fixture = try await fixture()
-        try await fixture.withServer(readAhead: readAhead) { client in
+        try await fixture.withServer(readAhead: readAhead, client: .ahc()) { client in
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for _ in 0..<4 {
                     group.addTask {
