@@ -48,7 +48,9 @@ public enum WorkerLane: String, Sendable, Hashable, CaseIterable, CustomStringCo
 /// claim. The share is of time, not of claims, because a bulk job may take many times longer than an
 /// interactive one. So interactive work waits for little more than the jobs already running, and bulk
 /// work keeps at least its share whatever the interactive load. A worker of the `all` lane shares its
-/// time between video and the other kinds the same way, half and half.
+/// time between video and the other kinds the same way, half and half. A worker of the `video` lane gives
+/// bulk work's turn to bulk video; when it helps with photos and audio it takes interactive ones first, as
+/// the stills workers keep bulk work's share of those.
 ///
 /// Recent means with a memory that fades with an e-folding time of `memory` seconds: a long quiet or
 /// busy spell does not decide the order long after it ended.
@@ -56,7 +58,11 @@ public struct ClaimScheduler: Sendable, Hashable {
     public let lane: WorkerLane
     public let bulkShare: Double
     public let memory: Double
-    private var busy: [String: Double] = [:]
+    /// Recent busy seconds, faded, by priority and by kind of work.
+    private var interactiveSeconds = 0.0
+    private var bulkSeconds = 0.0
+    private var videoSeconds = 0.0
+    private var stillsSeconds = 0.0
     private var lastEnd: Double?
 
     public init(lane: WorkerLane, bulkShare: Double, memory: Double = 10) {
@@ -67,30 +73,42 @@ public struct ClaimScheduler: Sendable, Hashable {
 
     /// The steps of the next claim, first tried first.
     public var steps: [ClaimStep] {
-        let priorities: [ProcessingPriority] = owed("bulk", "interactive", share: bulkShare) ? [.bulk, .interactive] : [.interactive, .bulk]
-        let groups: [[MediaKind]]
+        let priorities: [ProcessingPriority] =
+            Self.owed(bulkSeconds, of: interactiveSeconds, share: bulkShare) ? [.bulk, .interactive] : [.interactive, .bulk]
+        let stills: [MediaKind] = [.photo, .audio]
         switch lane {
-        case .stills: groups = [[.photo, .audio]]
-        case .video: groups = [[.video], [.photo, .audio]]
-        case .all: groups = owed("video", "stills", share: 0.5) ? [[.video], [.photo, .audio]] : [[.photo, .audio], [.video]]
+        case .stills:
+            return priorities.map { ClaimStep(kinds: stills, priority: $0) }
+        case .video:
+            let helping = [ClaimStep(kinds: stills, priority: .interactive), ClaimStep(kinds: stills, priority: .bulk)]
+            let video = priorities.map { ClaimStep(kinds: [.video], priority: $0) }
+            // bulk's turn goes to bulk video; photos and audio are only helped with, interactive first
+            return priorities[0] == .bulk ? video + helping : [video[0], helping[0], video[1], helping[1]]
+        case .all:
+            let groups: [[MediaKind]] = Self.owed(videoSeconds, of: stillsSeconds, share: 0.5) ? [[.video], stills] : [stills, [.video]]
+            return priorities.flatMap { priority in groups.map { ClaimStep(kinds: $0, priority: priority) } }
         }
-        return priorities.flatMap { priority in groups.map { ClaimStep(kinds: $0, priority: priority) } }
     }
 
     /// Records a job that ran from `start` to `end` (seconds on any monotonic clock).
     public mutating func ran(_ priority: ProcessingPriority, _ kind: MediaKind, from start: Double, to end: Double) {
         let fade = lastEnd.map { last in Foundation.exp(-max(0, end - last) / memory) } ?? 1
-        for key in busy.keys { busy[key, default: 0] *= fade }
+        interactiveSeconds *= fade
+        bulkSeconds *= fade
+        videoSeconds *= fade
+        stillsSeconds *= fade
         let seconds = max(0, end - start)
-        busy[priority.rawValue, default: 0] += seconds
-        busy[kind == .video ? "video" : "stills", default: 0] += seconds
+        switch priority {
+        case .interactive: interactiveSeconds += seconds
+        case .bulk: bulkSeconds += seconds
+        }
+        if kind == .video { videoSeconds += seconds } else { stillsSeconds += seconds }
         lastEnd = max(lastEnd ?? end, end)
     }
 
-    /// Whether `mine` had less than `share` of the recent time spent on `mine` and `theirs`.
-    private func owed(_ mine: String, _ theirs: String, share: Double) -> Bool {
-        let (a, b) = (busy[mine] ?? 0, busy[theirs] ?? 0)
-        return a + b > 0 && a < share * (a + b)
+    /// Whether `mine` is less than `share` of the time spent on `mine` and `theirs`.
+    private static func owed(_ mine: Double, of theirs: Double, share: Double) -> Bool {
+        mine + theirs > 0 && mine < share * (mine + theirs)
     }
 }
 

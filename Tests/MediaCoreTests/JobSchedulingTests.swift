@@ -73,6 +73,12 @@ import Testing
         )
     }
 
+    @Test func aVideoWorkerOwingBulkWorkStillHelpsWithInteractivePhotosBeforeBulkOnes() {
+        var scheduler = ClaimScheduler(lane: .video, bulkShare: 0.2)
+        scheduler.ran(.interactive, .video, from: 0, to: 5)
+        #expect(scheduler.steps.map(\.description) == ["bulk video", "interactive video", "interactive photo+audio", "bulk photo+audio"])
+    }
+
     @Test func aSingleWorkerSharesItsTimeBetweenVideoAndTheRest() {
         var scheduler = ClaimScheduler(lane: .all, bulkShare: 0.2)
         #expect(scheduler.steps.map(\.description) == ["interactive photo+audio", "interactive video", "bulk photo+audio", "bulk video"])
