@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Metrics
+import Synchronization
 
 /// Something a CDN edge may hold of one origin path.
 public struct EdgeObject: Sendable, Hashable, CustomStringConvertible {
@@ -98,12 +99,15 @@ public struct DeletedRendition: Sendable, Hashable {
 /// Purges the media that `media.deleted` events name from one edge, reading the outbox from a cursor kept
 /// in the metadata store under `consumer`: a purge that fails keeps the cursor where it was, so the same
 /// events are purged again on the next pass. Several gateways may run the same purger: the cursor only
-/// moves forward (compare and set) and purging twice does no harm.
+/// moves forward (compare and set) and purging twice does no harm. A purger keeps the cursor it last
+/// wrote and reads it from the store again only when the compare and set finds another purger moved it.
 public struct EdgePurger<Metadata: MetadataStore, Edge: EdgeCache>: Sendable {
     public let metadata: Metadata
     public let edge: Edge
     public let batch: Int
     let logger: Logger
+    /// The cursor as this purger last wrote it; `nil` until read, and again after another purger moved it.
+    private let cursor = CursorMemory()
 
     public init(metadata: Metadata, edge: Edge, batch: Int = 100, logger: Logger) {
         self.metadata = metadata
@@ -119,7 +123,12 @@ public struct EdgePurger<Metadata: MetadataStore, Edge: EdgeCache>: Sendable {
     /// and how many media items purged. Throws when the edge or the store failed: nothing was skipped.
     @discardableResult
     public func pass() async throws -> (events: Int, purged: Int) {
-        let cursor = try await metadata.consumerCursor(consumer)
+        let cursor: Int64
+        if let known = self.cursor.value.withLock({ $0 }) {
+            cursor = known
+        } else {
+            cursor = try await metadata.consumerCursor(consumer)
+        }
         let events = try await metadata.events(after: cursor, limit: batch)
         guard let last = events.last else { return (0, 0) }
         let deleted = events.compactMap(DeletedMedia.init)
@@ -133,9 +142,16 @@ public struct EdgePurger<Metadata: MetadataStore, Edge: EdgeCache>: Sendable {
             PurgeMetrics.purges(edge.name, "purged").increment(by: Int64(deleted.count))
             logger.debug("purged deleted media from the edge", metadata: ["edge": "\(edge.name)", "media.count": "\(deleted.count)"])
         }
-        _ = try await metadata.advanceConsumerCursor(consumer, from: cursor, to: last.sequence)
+        let moved = try await metadata.advanceConsumerCursor(consumer, from: cursor, to: last.sequence)
+        // another purger moved it: read it again next time (what this pass purged twice did no harm)
+        self.cursor.value.withLock { $0 = moved ? last.sequence : nil }
         return (events.count, deleted.count)
     }
+}
+
+/// A purger's copy of its cursor, shared by the copies of the purger.
+private final class CursorMemory: Sendable {
+    let value = Mutex<Int64?>(nil)
 }
 
 /// Purges by edge and outcome, made once.

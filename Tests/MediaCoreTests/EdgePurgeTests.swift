@@ -124,4 +124,24 @@ final class RecordingEdge: EdgeCache {
         #expect(try await first.pass().purged == 1)
         #expect(try await second.pass().events == 0, "the other gateway's purger reads on from where the first left")
     }
+
+    @Test func aPurgerWhoseCursorAnotherMovedPurgesThatBatchAgainOnceThenFollows() async throws {
+        let edge = RecordingEdge()
+        let first = EdgePurger(metadata: store, edge: edge, logger: quietLogger)
+        let second = EdgePurger(metadata: store, edge: edge, logger: quietLogger)
+        try await first.pass()
+        let photo = try await stored(.photo, mime: "image/jpeg", renditions: [])
+        #expect(try await second.pass().events > 0, "the second reads the upload's events and remembers its cursor")
+        _ = try await store.tombstoneMedia(photo.id, now: Date())
+        #expect(try await first.pass().purged == 1)
+        #expect(try await second.pass().purged == 1, "its remembered cursor is behind: the batch is purged again")
+        #expect(try await second.pass().events == 0, "the failed compare and set made it read the cursor again")
+        #expect(try await first.pass().events == 0)
+        let other = try await stored(.photo, mime: "image/jpeg", renditions: [])
+        _ = try await store.tombstoneMedia(other.id, now: Date())
+        #expect(try await second.pass().purged == 1)
+        #expect(
+            edge.purged.withLock { $0 }.map(\.path) == ["/m/\(photo.id)/original.jpg", "/m/\(photo.id)/original.jpg", "/m/\(other.id)/original.jpg"]
+        )
+    }
 }
