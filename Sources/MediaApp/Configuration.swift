@@ -351,6 +351,32 @@ public struct EdgePurgeConfiguration: Sendable {
     }
 }
 
+/// The outbox's retention: it is partitioned by UTC day, and whole old days are dropped.
+///
+/// | variable | default | meaning |
+/// |---|---|---|
+/// | `MEDIAGW_OUTBOX_RETENTION` | `7d` | events are kept at least this long (whole days: up to a day longer); at least `1d` |
+/// | `MEDIAGW_OUTBOX_DAYS_AHEAD` | `7` | days made ready ahead of today (1–60); writes need the day they fall in |
+/// | `MEDIAGW_OUTBOX_ROTATION_INTERVAL` | `1h` | how often `serve` rotates (at start too); `0` never (another process must) |
+public struct OutboxRetentionConfiguration: Sendable {
+    public var retention: Duration
+    public var daysAhead: Int
+    public var interval: Duration
+
+    public init(environment env: EnvironmentReader) throws(ConfigurationError) {
+        retention = try env.duration("MEDIAGW_OUTBOX_RETENTION", default: .seconds(7 * 86_400))
+        daysAhead = try env.int("MEDIAGW_OUTBOX_DAYS_AHEAD", default: 7)
+        interval = try env.duration("MEDIAGW_OUTBOX_ROTATION_INTERVAL", default: .seconds(3600))
+        guard retention >= .seconds(86_400) else {
+            throw ConfigurationError("MEDIAGW_OUTBOX_RETENTION must be at least 1d: consumers need time to read")
+        }
+        guard (1...60).contains(daysAhead) else { throw ConfigurationError("MEDIAGW_OUTBOX_DAYS_AHEAD must be between 1 and 60") }
+        guard interval == .zero || (interval >= .seconds(60) && interval <= .seconds(12 * 3600)) else {
+            throw ConfigurationError("MEDIAGW_OUTBOX_ROTATION_INTERVAL must be 0 (never) or between 1m and 12h")
+        }
+    }
+}
+
 /// How long-running commands stop.
 ///
 /// | variable | default | meaning |

@@ -71,7 +71,7 @@ public struct EnvironmentReader: Sendable {
     }
 
     static func parseDuration(_ raw: String) -> Duration? {
-        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86_400)]
         for (suffix, factor) in units where raw.hasSuffix(suffix) {
             guard let number = Double(raw.dropLast(suffix.count)), number >= 0, number.isFinite else { return nil }
             return .milliseconds(Int64((number * factor * 1000).rounded()))

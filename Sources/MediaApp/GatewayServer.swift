@@ -26,6 +26,7 @@ public struct ServeConfiguration: Sendable {
     public var reconciler: ReconcilerConfiguration
     public var monitor: MonitorConfiguration
     public var edgePurge: EdgePurgeConfiguration
+    public var outbox: OutboxRetentionConfiguration
     public var processing: ProcessingConfiguration
     public var lifecycle: LifecycleConfiguration
 
@@ -41,6 +42,7 @@ public struct ServeConfiguration: Sendable {
         reconciler = try ReconcilerConfiguration(environment: env)
         monitor = try MonitorConfiguration(environment: env)
         edgePurge = try EdgePurgeConfiguration(environment: env)
+        outbox = try OutboxRetentionConfiguration(environment: env)
         try reconciler.validate(against: uploads)
         processing = try ProcessingConfiguration(environment: env)
         lifecycle = try LifecycleConfiguration(environment: env)
@@ -137,6 +139,21 @@ public struct GatewayServer: Sendable {
             services.append(
                 .init(
                     service: EdgePurgeService(purger: purger, interval: configuration.edgePurge.interval, logger: logger) {
+                        try await runtime.migrate()
+                    }
+                )
+            )
+        }
+        if configuration.outbox.interval > .zero {
+            let rotator = OutboxRotator(
+                metadata: runtime.metadata,
+                retention: configuration.outbox.retention,
+                daysAhead: configuration.outbox.daysAhead,
+                logger: logger
+            )
+            services.append(
+                .init(
+                    service: OutboxRotationService(rotator: rotator, interval: configuration.outbox.interval, logger: logger) {
                         try await runtime.migrate()
                     }
                 )
@@ -286,6 +303,34 @@ struct EdgePurgeService<Metadata: MetadataStore, Edge: EdgeCache>: Service {
                     metadata: ["edge": "\(purger.edge.name)", "error": "\(error)", "retry.after": "\(wait * 2)"]
                 )
                 wait = min(wait * 2, .seconds(30))
+            }
+        }
+    }
+}
+
+/// Rotates the outbox at start and then every `interval` until shutdown; a failed rotation is tried again
+/// after a minute (the days made ahead leave plenty of time).
+struct OutboxRotationService<Metadata: MetadataStore>: Service {
+    let rotator: OutboxRotator<Metadata>
+    let interval: Duration
+    let logger: Logger
+    /// What must be done before the first rotation (the schema migrated).
+    let prepare: @Sendable () async throws -> Void
+
+    func run() async throws {
+        try await prepare()
+        while !Task.isShuttingDownGracefully {
+            var wait = interval
+            do {
+                try await rotator.rotate()
+            } catch {
+                logger.warning("could not rotate the outbox; trying again", metadata: ["error": "\(error)", "retry.after": "60s"])
+                wait = min(interval, .seconds(60))
+            }
+            do {
+                try await cancelWhenGracefulShutdown { [wait] in try await Task.sleep(for: wait) }
+            } catch {
+                return
             }
         }
     }

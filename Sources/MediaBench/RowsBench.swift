@@ -192,7 +192,7 @@ struct PSQL {
             INSERT INTO outbox (event_id, type, media_id, upload_set_id, payload, seq, created_at)
             SELECT md5('event' || g)::uuid, 'media.ready', md5('media' || g)::uuid, md5('set' || (g / 5))::uuid,
                    jsonb_build_object('media_id', md5('media' || g)::uuid, 'kind', \(kind), 'state', 'ready', 'size', 500000),
-                   last.seq + g - \(low) + 1, now() - interval '30 days'
+                   last.seq + g - \(low) + 1, now()
             FROM generate_series(\(low), \(high)) g, last;
             """
         )

@@ -129,7 +129,21 @@ public struct EdgePurger<Metadata: MetadataStore, Edge: EdgeCache>: Sendable {
         } else {
             cursor = try await metadata.consumerCursor(consumer)
         }
-        let events = try await metadata.events(after: cursor, limit: batch)
+        let events: [OutboxEvent]
+        do {
+            events = try await metadata.events(after: cursor, limit: batch)
+        } catch let error as MetadataStoreError where error.code == .cursorExpired {
+            guard let horizon = (error.cause as? OutboxHorizon)?.horizon else { throw error }
+            // what retention dropped cannot be purged from here any more: say so loudly and read on
+            logger.error(
+                "the edge purger fell behind the outbox's retention: deletions in the dropped events were not purged",
+                metadata: ["edge": "\(edge.name)", "outbox.cursor": "\(cursor)", "outbox.horizon": "\(horizon)"]
+            )
+            PurgeMetrics.purges(edge.name, "expired").increment()
+            let moved = try await metadata.advanceConsumerCursor(consumer, from: cursor, to: horizon)
+            self.cursor.value.withLock { $0 = moved ? horizon : nil }
+            return (0, 0)
+        }
         guard let last = events.last else { return (0, 0) }
         let deleted = events.compactMap(DeletedMedia.init)
         if !deleted.isEmpty {

@@ -52,6 +52,8 @@ public struct MetadataStoreError: Error, Sendable, CustomStringConvertible {
         case setCommitted
         /// The upload set expired.
         case setExpired
+        /// The outbox's retention dropped events above a reader's cursor.
+        case cursorExpired
         /// A schema or data problem that a retry will not fix.
         case other
     }

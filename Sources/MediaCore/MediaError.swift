@@ -26,6 +26,8 @@ public struct MediaError: Error, Sendable, CustomStringConvertible {
         case uploadBusy = "upload_busy"
         /// A piece's body does not match its `Upload-Checksum`.
         case checksumMismatch = "checksum_mismatch"
+        /// Events after an outbox cursor were dropped by retention: the reader must resynchronise.
+        case cursorExpired = "cursor_expired"
         case `internal`
     }
 
@@ -72,6 +74,8 @@ public struct MediaError: Error, Sendable, CustomStringConvertible {
                 return MediaError(.setCommitted, "the upload set is already committed", cause: error)
             case .setExpired:
                 return MediaError(.setExpired, "the upload set has expired", cause: error)
+            case .cursorExpired:
+                return MediaError(.cursorExpired, error.message, cause: error)
             case .conflict, .other:
                 return MediaError(.internal, "\(operation) failed", cause: error)
             }

@@ -87,6 +87,44 @@ public struct OutboxEvent: Sendable, Hashable {
     }
 }
 
+/// What one rotation of the outbox did: whole days of events dropped, days made ready ahead.
+public struct OutboxRotation: Sendable, Hashable {
+    /// The UTC days whose events were dropped, oldest first.
+    public var droppedDays: [Date]
+    /// Days added ahead (or found missing and added).
+    public var addedDays: Int
+    /// The highest sequence of any dropped event: a cursor below it has missed events.
+    public var horizon: Int64
+    /// The start of the last UTC day that has room for events.
+    public var lastDay: Date?
+
+    public init(droppedDays: [Date] = [], addedDays: Int = 0, horizon: Int64 = 0, lastDay: Date? = nil) {
+        self.droppedDays = droppedDays
+        self.addedDays = addedDays
+        self.horizon = horizon
+        self.lastDay = lastDay
+    }
+}
+
+extension OutboxRotation {
+    /// The start (00:00 UTC) of the day of `date`: the outbox keeps and drops its events by whole UTC days.
+    public static func day(of date: Date) -> Date {
+        Date(timeIntervalSince1970: (date.timeIntervalSince1970 / 86_400).rounded(.down) * 86_400)
+    }
+
+    /// The end of the day that starts at `day` (the next day's start).
+    public static func end(ofDay day: Date) -> Date { day.addingTimeInterval(86_400) }
+}
+
+/// The cause of a `cursorExpired` error: events above the reader's cursor, up to `horizon`, were dropped
+/// by the outbox's retention.
+public struct OutboxHorizon: Error, Sendable, Hashable {
+    /// The highest sequence dropped: reading on after it misses nothing that is still kept.
+    public var horizon: Int64
+
+    public init(horizon: Int64) { self.horizon = horizon }
+}
+
 /// Durable metadata: upload sets, media rows, and the events that describe their changes.
 /// Every error thrown is a ``MetadataStoreError``.
 public protocol MetadataStore: Sendable {
@@ -127,12 +165,19 @@ public protocol MetadataStore: Sendable {
     /// Whether any row (media or rendition) refers to the object.
     func objectHasRow(_ location: ObjectLocation) async throws -> Bool
 
-    /// Outbox events with a sequence above `after`, in order, at most `limit`.
+    /// Outbox events with a sequence above `after`, in order, at most `limit`. Throws `cursorExpired`
+    /// (with an ``OutboxHorizon`` as the cause) when retention dropped events above `after`.
     func events(after: Int64, limit: Int) async throws -> [OutboxEvent]
 
     /// Where the named consumer of the outbox (a purger) has read up to. A consumer seen for the first time
     /// starts at the outbox's current end: it acts on what happens from then on.
     func consumerCursor(_ consumer: String) async throws -> Int64
+
+    /// Retention of the outbox by whole UTC days: drops the days that ended at or before `cutoff` (never
+    /// an event not yet numbered), records the highest sequence dropped, and makes sure that every day
+    /// from the one of `now` to `daysAhead` days later has room for events. Writers are never blocked.
+    /// Numbering goes on above the dropped events, even when every event was dropped.
+    func rotateOutbox(droppingDaysEndingBy cutoff: Date, daysAhead: Int, now: Date) async throws -> OutboxRotation
 
     /// Moves the consumer's cursor from `from` to `to`; `false` (and no change) when it was no longer at
     /// `from` (another process moved it) or `to` is not ahead of it.

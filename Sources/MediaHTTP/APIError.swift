@@ -72,7 +72,7 @@ public struct APIError: HTTPResponseError, Sendable {
         case .tooLarge: .contentTooLarge
         case .limitExceeded, .setCommitted, .offsetMismatch, .uploadBusy: .conflict
         case .checksumMismatch: .init(code: 460, reasonPhrase: "Checksum Mismatch")
-        case .setExpired: .gone
+        case .setExpired, .cursorExpired: .gone
         case .notFound: .notFound
         case .timedOut, .unavailable, .shuttingDown: .serviceUnavailable
         case .internal: .internalServerError

@@ -32,6 +32,9 @@ public final class InMemoryMetadataStore: MetadataStore {
         var nextJob: Int64 = 1
         var cursors: [String: Int64] = [:]
         var events: [Event] = []
+        /// The UTC days the outbox has room for (made ahead by rotations), and the highest sequence dropped.
+        var outboxDays: Set<Date> = []
+        var horizon: Int64 = 0
         var resumable: [MediaID: Resumable] = [:]
     }
 
@@ -357,22 +360,55 @@ public final class InMemoryMetadataStore: MetadataStore {
     }
 
     public func events(after: Int64, limit: Int) async throws -> [OutboxEvent] {
-        try withState { state in
-            // number what was appended since the last read, in order, after every number given before
-            var last = state.events.compactMap(\.sequence).max() ?? 0
-            for index in state.events.indices where state.events[index].sequence == nil {
-                last += 1
-                state.events[index].sequence = last
-                state.events[index].event.sequence = last
+        try withState { state throws(MetadataStoreError) in
+            Self.number(&state)
+            guard after >= state.horizon else {
+                throw MetadataStoreError(
+                    .cursorExpired,
+                    "events after \(after) up to \(state.horizon) were dropped by the outbox's retention",
+                    cause: OutboxHorizon(horizon: state.horizon)
+                )
             }
             return Array(state.events.map(\.event).filter { $0.sequence > after }.sorted { $0.sequence < $1.sequence }.prefix(limit))
+        }
+    }
+
+    /// Numbers what was appended since the last read, in order, after every number given or dropped before.
+    private static func number(_ state: inout State) {
+        var last = max(state.events.compactMap(\.sequence).max() ?? 0, state.horizon)
+        for index in state.events.indices where state.events[index].sequence == nil {
+            last += 1
+            state.events[index].sequence = last
+            state.events[index].event.sequence = last
+        }
+    }
+
+    public func rotateOutbox(droppingDaysEndingBy cutoff: Date, daysAhead: Int, now: Date) async throws -> OutboxRotation {
+        try withState { state in
+            Self.number(&state)
+            var rotation = OutboxRotation()
+            let days = Set(state.events.map { OutboxRotation.day(of: $0.event.createdAt) }).union(state.outboxDays)
+            for day in days.sorted() where OutboxRotation.end(ofDay: day) <= cutoff {
+                let dropped = state.events.filter { OutboxRotation.day(of: $0.event.createdAt) == day }
+                state.horizon = max(state.horizon, dropped.compactMap(\.sequence).max() ?? 0)
+                state.events.removeAll { OutboxRotation.day(of: $0.event.createdAt) == day }
+                state.outboxDays.remove(day)
+                rotation.droppedDays.append(day)
+            }
+            let today = OutboxRotation.day(of: now)
+            for offset in 0...max(0, daysAhead) where state.outboxDays.insert(today.addingTimeInterval(Double(offset) * 86_400)).inserted {
+                rotation.addedDays += 1
+            }
+            rotation.horizon = state.horizon
+            rotation.lastDay = state.outboxDays.max()
+            return rotation
         }
     }
 
     public func consumerCursor(_ consumer: String) async throws -> Int64 {
         try withState { state in
             if let cursor = state.cursors[consumer] { return cursor }
-            let end = state.events.compactMap(\.sequence).max() ?? 0
+            let end = max(state.events.compactMap(\.sequence).max() ?? 0, state.horizon)
             state.cursors[consumer] = end
             return end
         }

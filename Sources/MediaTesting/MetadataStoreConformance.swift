@@ -15,6 +15,12 @@ public struct MetadataStoreConformance<Store: MetadataStore>: Sendable {
     /// Every check, by name: run each with ``run(_:)``.
     public static var checks: [String] { Array(table.keys).sorted() }
 
+    /// The checks that change what every other check sees (they drop the outbox's events): run each on a
+    /// store of its own.
+    public static var checksNeedingAStoreOfTheirOwn: Set<String> { [outboxRetentionCheck] }
+
+    static var outboxRetentionCheck: String { "retention drops whole old days of events, numbering goes on above them, an older cursor is told" }
+
     public func run(_ check: String) async throws {
         guard let body = Self.table[check] else {
             Issue.record("no conformance check \(check)")
@@ -50,6 +56,7 @@ public struct MetadataStoreConformance<Store: MetadataStore>: Sendable {
             "a resumable upload is kept until it expires or is removed": { try await $0.resumableLifetime() },
             "one append at a time claims a resumable upload, at its offset": { try await $0.resumableClaims() },
             "a placed upload holds a place in its set until it completes or is removed": { try await $0.resumablePlaces() },
+            outboxRetentionCheck: { try await $0.outboxRetention() },
         ]
     }
 
@@ -461,6 +468,43 @@ public struct MetadataStoreConformance<Store: MetadataStore>: Sendable {
         #expect(try await !store.advanceConsumerCursor(name, from: start, to: next), "another process moved it already")
         #expect(try await !store.advanceConsumerCursor(name, from: next, to: start), "never backwards")
         #expect(try await store.consumerCursor(name) == next)
+    }
+
+    func outboxRetention() async throws {
+        let now = Date()
+        let today = OutboxRotation.day(of: now)
+        let made = try await store.rotateOutbox(droppingDaysEndingBy: .distantPast, daysAhead: 3, now: now)
+        #expect(made.droppedDays.isEmpty)
+        #expect(try #require(made.lastDay) >= today.addingTimeInterval(3 * 86_400), "room for the coming days")
+        let again = try await store.rotateOutbox(droppingDaysEndingBy: .distantPast, daysAhead: 3, now: now)
+        #expect(again.addedDays == 0 && again.lastDay == made.lastDay && again.horizon == made.horizon, "a second rotation changes nothing")
+        let set = try await newSet()
+        for _ in 0..<3 { _ = try await record(set) }
+        let last = try #require(try await allEvents().last?.sequence)
+        let reader = "reader-\(UUID().uuidString.prefix(8))"
+        _ = try await store.consumerCursor(reader)
+
+        // a cutoff at the end of today drops today's events (in service the cutoff is the retention ago)
+        let rotation = try await store.rotateOutbox(droppingDaysEndingBy: OutboxRotation.end(ofDay: today), daysAhead: 3, now: now)
+        #expect(rotation.droppedDays.contains(today))
+        #expect(rotation.horizon >= last, "the horizon is the highest dropped number")
+        #expect(rotation.addedDays == 1, "today has room again")
+        do {
+            _ = try await store.events(after: last - 1, limit: 10)
+            Issue.record("a cursor below the horizon read on")
+        } catch let error as MetadataStoreError {
+            #expect(error.code == .cursorExpired)
+            #expect((error.cause as? OutboxHorizon)?.horizon == rotation.horizon)
+        }
+        #expect(try await store.events(after: rotation.horizon, limit: 10).isEmpty)
+        _ = try await record(set)
+        let next = try await store.events(after: rotation.horizon, limit: 10)
+        #expect(next.count == 1 && next.allSatisfy { $0.sequence > rotation.horizon }, "numbering goes on above the dropped events")
+        #expect(try await store.consumerCursor("new-\(reader)") >= rotation.horizon, "a new reader starts past the horizon")
+
+        let quiet = try await store.rotateOutbox(droppingDaysEndingBy: now.addingTimeInterval(-7 * 86_400), daysAhead: 3, now: now)
+        #expect(quiet.droppedDays.isEmpty && quiet.horizon == rotation.horizon, "nothing newer than the cutoff is dropped")
+        #expect(try await store.events(after: rotation.horizon, limit: 10) == next)
     }
 
     func expireDrafts() async throws {

@@ -90,11 +90,15 @@ enum Outbox {
     /// Gives every committed, unnumbered event the next sequence numbers, in insertion order. Sequencers
     /// take turns (a transaction-scoped advisory lock), and a transaction only sees committed rows: so an
     /// event is numbered after its transaction committed, always above every number given before, and a
-    /// reader that has seen `seq` N never finds a smaller one appear later.
+    /// reader that has seen `seq` N never finds a smaller one appear later. Numbers go on above the events
+    /// that retention dropped.
     static func sequence(on connection: PostgresConnection, logger: Logger) async throws {
         try await connection.query("SELECT pg_advisory_xact_lock(7261002)", logger: logger).consume()
         var last: Int64 = 0
-        for try await value in try await connection.query("SELECT coalesce(max(seq), 0) FROM outbox", logger: logger).decode(Int64.self) {
+        for try await value in try await connection.query(
+            "SELECT greatest(coalesce(max(seq), 0), (SELECT dropped_through FROM outbox_horizon)) FROM outbox",
+            logger: logger
+        ).decode(Int64.self) {
             last = value
         }
         var positions: [Int64] = []

@@ -341,6 +341,15 @@ public struct PostgresMetadataStore: MetadataStore {
                     )
                 )
             }
+            // read after the events: a day dropped before they were read has its horizon recorded by now
+            for try await horizon in try await client.query("SELECT dropped_through FROM outbox_horizon", logger: logger).decode(Int64.self)
+            where after < horizon {
+                throw MetadataStoreError(
+                    .cursorExpired,
+                    "events after \(after) up to \(horizon) were dropped by the outbox's retention; resynchronise, then read on after \(horizon)",
+                    cause: OutboxHorizon(horizon: horizon)
+                )
+            }
             return events
         }
     }
@@ -351,7 +360,8 @@ public struct PostgresMetadataStore: MetadataStore {
             for try await cursor in try await client.query(
                 """
                 WITH created AS (
-                    INSERT INTO outbox_consumers (name, after) SELECT \(consumer), coalesce(max(seq), 0) FROM outbox
+                    INSERT INTO outbox_consumers (name, after)
+                    SELECT \(consumer), greatest(coalesce(max(seq), 0), (SELECT dropped_through FROM outbox_horizon)) FROM outbox
                     ON CONFLICT (name) DO NOTHING RETURNING after
                 )
                 SELECT after FROM created UNION ALL SELECT after FROM outbox_consumers WHERE name = \(consumer)

@@ -246,5 +246,93 @@ public enum Schema {
                 """
             ]
         ),
+        Migration(
+            version: 9,
+            name: "outbox partitioned by day",
+            statements: [
+                // Old events go by dropping whole day tables (no DELETE, no bloat). The unpartitioned outbox is
+                // copied into day partitions and dropped; its indexes go first, as the new table reuses their names.
+                "ALTER TABLE outbox RENAME TO outbox_unpartitioned",
+                "DROP INDEX outbox_by_seq, outbox_unsequenced, outbox_by_age",
+                "ALTER TABLE outbox_unpartitioned ALTER COLUMN pos DROP IDENTITY",
+                // PostgreSQL 15 has no identity columns on partitioned tables: pos comes from a sequence
+                "CREATE SEQUENCE outbox_pos",
+                "SELECT setval('outbox_pos', coalesce((SELECT max(pos) FROM outbox_unpartitioned), 0) + 1, false)",
+                // seq is unique by construction (one sequencer at a time); an index cannot say so across days
+                """
+                CREATE TABLE outbox (
+                    pos           bigint NOT NULL DEFAULT nextval('outbox_pos'),
+                    seq           bigint,
+                    event_id      uuid NOT NULL,
+                    type          text NOT NULL,
+                    media_id      uuid,
+                    upload_set_id uuid,
+                    payload       jsonb NOT NULL,
+                    created_at    timestamptz NOT NULL DEFAULT now(),
+                    PRIMARY KEY (pos, created_at)
+                ) PARTITION BY RANGE (created_at)
+                """,
+                "ALTER SEQUENCE outbox_pos OWNED BY outbox.pos",
+                "CREATE INDEX outbox_by_seq ON outbox (seq) WHERE seq IS NOT NULL",
+                "CREATE INDEX outbox_unsequenced ON outbox (pos) WHERE seq IS NULL",
+                // the highest seq of the dropped days: a cursor below it has missed events; numbering goes on above it
+                """
+                CREATE TABLE outbox_horizon (
+                    only_row        boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+                    dropped_through bigint NOT NULL DEFAULT 0 CHECK (dropped_through >= 0),
+                    updated_at      timestamptz NOT NULL DEFAULT now()
+                )
+                """,
+                "INSERT INTO outbox_horizon DEFAULT VALUES",
+                // Makes sure a partition outbox_YYYYMMDD holds each UTC day from first_day to last_day. A new day
+                // is made as a table of its own and then attached, which locks out no writer (ATTACH takes SHARE
+                // UPDATE EXCLUSIVE on the outbox, where CREATE TABLE ... PARTITION OF would take ACCESS EXCLUSIVE).
+                // A table left unattached by an interrupted run is attached. Returns how many days were added.
+                """
+                CREATE FUNCTION outbox_add_days(first_day date, last_day date) RETURNS integer LANGUAGE plpgsql AS $$
+                DECLARE
+                    day date := first_day;
+                    name text;
+                    added integer := 0;
+                BEGIN
+                    -- one maker of this schema's days at a time (migrators of other schemas go on)
+                    PERFORM pg_advisory_xact_lock(hashtext(current_schema() || '.outbox_add_days'));
+                    WHILE day <= last_day LOOP
+                        name := 'outbox_' || to_char(day, 'YYYYMMDD');
+                        IF NOT EXISTS (
+                            SELECT 1 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                            WHERE i.inhparent = 'outbox'::regclass AND c.relname = name
+                        ) THEN
+                            IF to_regclass(quote_ident(name)) IS NULL THEN
+                                EXECUTE format('CREATE TABLE %I (LIKE outbox INCLUDING DEFAULTS)', name);
+                            END IF;
+                            EXECUTE format(
+                                'ALTER TABLE outbox ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)',
+                                name, day::timestamp AT TIME ZONE 'UTC', (day + 1)::timestamp AT TIME ZONE 'UTC'
+                            );
+                            added := added + 1;
+                        END IF;
+                        day := day + 1;
+                    END LOOP;
+                    RETURN added;
+                END
+                $$
+                """,
+                """
+                SELECT outbox_add_days(
+                    least(
+                        (SELECT (min(created_at) AT TIME ZONE 'UTC')::date FROM outbox_unpartitioned),
+                        (now() AT TIME ZONE 'UTC')::date
+                    ),
+                    (now() AT TIME ZONE 'UTC')::date + 7
+                )
+                """,
+                """
+                INSERT INTO outbox (pos, seq, event_id, type, media_id, upload_set_id, payload, created_at)
+                SELECT pos, seq, event_id, type, media_id, upload_set_id, payload, created_at FROM outbox_unpartitioned
+                """,
+                "DROP TABLE outbox_unpartitioned",
+            ]
+        ),
     ]
 }

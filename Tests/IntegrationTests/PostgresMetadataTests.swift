@@ -44,11 +44,12 @@ import Testing
                 "SELECT table_name FROM information_schema.tables WHERE table_schema = \(database.configuration.schema) ORDER BY 1"
             ).decode(String.self).reduce(into: [String]()) { $0.append($1) }
             #expect(
-                tables == [
-                    "jobs", "media", "media_audio", "media_photo", "media_video", "outbox", "outbox_consumers", "renditions",
+                tables.filter { !$0.hasPrefix("outbox_2") } == [
+                    "jobs", "media", "media_audio", "media_photo", "media_video", "outbox", "outbox_consumers", "outbox_horizon", "renditions",
                     "resumable_uploads", "schema_migrations", "upload_sets",
                 ]
             )
+            #expect(tables.filter { $0.hasPrefix("outbox_2") }.count == 8, "the outbox's days, today and seven ahead: \(tables)")
         }
     }
 

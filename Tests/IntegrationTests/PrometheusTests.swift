@@ -13,7 +13,7 @@ import Testing
         let rules = Self.directory.appendingPathComponent("mediagw-rules.yml").path
         let check = try await TestStack.run("/usr/bin/promtool", ["check", "rules", rules])
         #expect(check.status == 0, "\(check.output)")
-        #expect(check.output.contains("SUCCESS: 17 rules found"), "\(check.output)")
+        #expect(check.output.contains("SUCCESS: 18 rules found"), "\(check.output)")
         let config = try await TestStack.run("/usr/bin/promtool", ["check", "config", Self.directory.appendingPathComponent("prometheus.yml").path])
         #expect(config.status == 0, "\(config.output)")
         let tests = try await TestStack.run(
@@ -63,7 +63,10 @@ import Testing
 
         let api = "http://127.0.0.1:\(port)/api/v1"
         var found: [String: [[String: Any]]] = [:]
-        let wanted = ["mediagw_jobs_queued", "mediagw_ready", "mediagw_pending_ledger_oldest_age_seconds", "up", "hb_requests"]
+        let wanted = [
+            "mediagw_jobs_queued", "mediagw_ready", "mediagw_pending_ledger_oldest_age_seconds", "up", "hb_requests", "mediagw_outbox_days_ahead",
+            "mediagw_outbox_rotated_timestamp_seconds",
+        ]
         let deadline = ContinuousClock.now + .seconds(90)
         while ContinuousClock.now < deadline && found.count < wanted.count {
             for query in wanted where found[query] == nil {

@@ -125,6 +125,30 @@ final class RecordingEdge: EdgeCache {
         #expect(try await second.pass().events == 0, "the other gateway's purger reads on from where the first left")
     }
 
+    @Test func aPurgerThatFellBehindTheOutboxRetentionSaysSoAndReadsOnFromTheHorizon() async throws {
+        let edge = RecordingEdge()
+        let purger = EdgePurger(metadata: store, edge: edge, logger: quietLogger)
+        let lost = try await stored(.photo, mime: "image/jpeg", renditions: [])
+        try await purger.pass()
+        edge.down.withLock { $0 = true }
+        _ = try await store.tombstoneMedia(lost.id, now: Date())
+        await #expect(throws: MediaError.self) { try await purger.pass() }
+        let now = Date()
+        let rotation = try await store.rotateOutbox(
+            droppingDaysEndingBy: OutboxRotation.end(ofDay: OutboxRotation.day(of: now)),
+            daysAhead: 1,
+            now: now
+        )
+        #expect(rotation.horizon > 0)
+        edge.down.withLock { $0 = false }
+        #expect(try await purger.pass() == (0, 0), "the dropped deletion is reported, not purged")
+        #expect(try await store.consumerCursor(purger.consumer) == rotation.horizon)
+        let later = try await stored(.photo, mime: "image/jpeg", renditions: [])
+        _ = try await store.tombstoneMedia(later.id, now: Date())
+        #expect(try await purger.pass().purged == 1)
+        #expect(edge.purged.withLock { $0 }.map(\.path) == ["/m/\(later.id)/original.jpg"])
+    }
+
     @Test func aPurgerWhoseCursorAnotherMovedPurgesThatBatchAgainOnceThenFollows() async throws {
         let edge = RecordingEdge()
         let first = EdgePurger(metadata: store, edge: edge, logger: quietLogger)

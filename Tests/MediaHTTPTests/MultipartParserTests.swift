@@ -169,7 +169,7 @@ func multipart(
         (MediaError.Code.unauthorized, 401), (.tokenExpired, 401), (.forbidden, 403), (.urlExpired, 403), (.invalidRequest, 400),
         (.unsupportedMediaType, 415), (.tooLarge, 413), (.limitExceeded, 409), (.setCommitted, 409), (.setExpired, 410),
         (.notFound, 404), (.unavailable, 503), (.timedOut, 503), (.shuttingDown, 503), (.internal, 500), (.offsetMismatch, 409),
-        (.uploadBusy, 409), (.checksumMismatch, 460),
+        (.uploadBusy, 409), (.checksumMismatch, 460), (.cursorExpired, 410),
     ])
     func everyDomainCodeHasItsStatus(_ code: MediaError.Code, _ status: Int) {
         #expect(APIError.status(for: code).code == status)
@@ -183,7 +183,7 @@ func multipart(
     }
 
     @Test func everyCodeIsListedAbove() {
-        #expect(MediaError.Code.allCases.count == 18)
+        #expect(MediaError.Code.allCases.count == 19)
         #expect(RequestError.Code.allCases.count == 5)
     }
 
