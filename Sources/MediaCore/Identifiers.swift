@@ -60,3 +60,18 @@ public struct UploadSetID: TimeOrderedIdentifier {
     public let uuid: UUID
     public init(uuid: UUID) { self.uuid = uuid }
 }
+
+extension Sequence<UInt8> {
+    /// Lowercase hexadecimal, two digits per byte (content hashes, derived ids): without a format string
+    /// per byte, which cost more than the hashing of small files.
+    public var hexEncoded: String {
+        let digits = Array("0123456789abcdef".utf8)
+        var text: [UInt8] = []
+        text.reserveCapacity(underestimatedCount * 2)
+        for byte in self {
+            text.append(digits[Int(byte >> 4)])
+            text.append(digits[Int(byte & 0x0f)])
+        }
+        return String(decoding: text, as: UTF8.self)
+    }
+}

@@ -276,7 +276,7 @@ public struct MediaProcessor<Blobs: BlobStore, Ledger: PendingLedger, Images: Im
 
         mutating func store(_ image: EncodedImage) async throws {
             let location = location(image.name)
-            let digest = SHA256.hash(data: image.bytes).map { String(format: "%02x", $0) }.joined()
+            let digest = SHA256.hash(data: image.bytes).hexEncoded
             do {
                 staged.append(try await processor.staging.write(location, bytes: ByteBuffer(bytes: image.bytes), mode: .replace, entry: entry))
             } catch {
@@ -332,7 +332,7 @@ final class FileChunks: AsyncSequence, @unchecked Sendable {
 
     init(path: String) { self.path = path }
 
-    func digest() -> String { hasher.finalize().map { String(format: "%02x", $0) }.joined() }
+    func digest() -> String { hasher.finalize().hexEncoded }
 
     struct AsyncIterator: AsyncIteratorProtocol {
         let owner: FileChunks

@@ -412,7 +412,7 @@ public struct ResumableUploadService<Storage: MediaStores>: Sendable {
                 hashed += Int64(chunk.readableBytes)
             }
             guard hashed == size else { throw MediaError(.internal, "the upload's object has \(hashed) bytes, not \(size)") }
-            sha256 = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+            sha256 = hasher.finalize().hexEncoded
         } catch let error as BlobStoreError where error.code == .superseded {
             throw MediaError(.uploadBusy, "another request took this upload over")
         } catch {

@@ -29,7 +29,7 @@ public final class UploadMeter {
 
     /// Lowercase hex SHA-256 of everything consumed. Call once, at the end.
     public func finalizeHex() -> String {
-        hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        hasher.finalize().hexEncoded
     }
 }
 

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import MediaCore
 
 /// Directory mode: the files under a directory, and a context id per file.
 public enum IngestDirectory {
@@ -27,6 +28,6 @@ public enum IngestDirectory {
     /// A stable context id for one file: `f-` and 24 hex digits of the SHA-256 of its relative path, so that
     /// each file is its own post (or profile, community item) and a re-run finds the same one.
     public static func contextID(for relativePath: String) -> String {
-        "f-" + SHA256.hash(data: Data(relativePath.utf8)).prefix(12).map { String(format: "%02x", $0) }.joined()
+        "f-" + SHA256.hash(data: Data(relativePath.utf8)).prefix(12).hexEncoded
     }
 }

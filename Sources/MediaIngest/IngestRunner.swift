@@ -281,7 +281,7 @@ public final class IngestRunner<Target: IngestTarget>: Sendable {
             for try await chunk in handle.readChunks(chunkLength: .bytes(Int64(chunkSize))) {
                 chunk.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
             }
-            return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+            return hasher.finalize().hexEncoded
         }
     }
 }
@@ -334,8 +334,11 @@ actor DestinationSets<Target: IngestTarget> {
             task = existing
         } else {
             task = Task { [target, journal, logger] in
-                let journaled = Set(await journal.done.values.map(\.mediaID))
-                for earlier in (await journal.sets[key] ?? []).reversed() {
+                let earlierSets = await journal.sets[key] ?? []
+                // built only when a set is resumed: for each of thousands of new destinations it would cost
+                // a pass over every file done so far
+                let journaled = earlierSets.isEmpty ? [] : Set(await journal.done.values.map(\.mediaID))
+                for earlier in earlierSets.reversed() {
                     guard let state = try await target.state(of: earlier), state.acceptsUploads else { continue }
                     logger.debug("resuming an upload set", metadata: ["upload_set.id": "\(earlier.id)"])
                     return Opened(set: earlier, unclaimed: state.mediaByHash.mapValues { $0.filter { !journaled.contains($0) } })

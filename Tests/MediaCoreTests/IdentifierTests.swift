@@ -45,4 +45,11 @@ import Testing
         #expect(try JSONDecoder().decode([UploadSetID].self, from: data) == [id])
         #expect(throws: DecodingError.self) { try JSONDecoder().decode([UploadSetID].self, from: Data("[\"x\"]".utf8)) }
     }
+
+    @Test func hexEncodingIsTwoLowercaseDigitsPerByte() {
+        let bytes: [UInt8] = Array(0...255)
+        #expect(bytes.hexEncoded == bytes.map { String(format: "%02x", $0) }.joined())
+        #expect([UInt8]().hexEncoded.isEmpty)
+        #expect([0xAB, 0x01].hexEncoded == "ab01")
+    }
 }
