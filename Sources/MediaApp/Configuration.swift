@@ -93,6 +93,7 @@ extension PostgresConfiguration {
         connectTimeout = try env.duration("MEDIAGW_DATABASE_CONNECT_TIMEOUT", default: connectTimeout)
         statementTimeout = try env.duration("MEDIAGW_DATABASE_STATEMENT_TIMEOUT", default: statementTimeout)
         schema = env.string("MEDIAGW_DATABASE_SCHEMA", default: schema)
+        groupCommit = try env.bool("MEDIAGW_DATABASE_GROUP_COMMIT", default: false)
         try validate()
     }
 

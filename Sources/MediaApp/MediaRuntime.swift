@@ -20,6 +20,8 @@ public struct MediaRuntime: Sendable {
     let cluster: RadosCluster?
     let database: MetadataDatabase?
     let replica: MetadataDatabase?
+    /// Shared by every copy of the metadata store, when the database configuration asks for it.
+    let groupCommit: PostgresGroupCommit?
     let pools: StoragePools?
     let ledger: RadosPendingLedger?
     private let migration = MigrationOnce()
@@ -46,11 +48,15 @@ public struct MediaRuntime: Sendable {
             cluster = connected
             ledger = RadosPendingLedger(blobs: RadosBlobStore(cluster: connected))
         }
+        let groupCommit = metadata.flatMap { metadata in
+            database?.groupCommit == true ? PostgresGroupCommit(store: PostgresMetadataStore(database: metadata, logger: logger)) : nil
+        }
         return MediaRuntime(
             logger: logger,
             cluster: cluster,
             database: metadata,
             replica: replicaDatabase,
+            groupCommit: groupCommit,
             pools: storage?.pools,
             ledger: ledger
         )
@@ -102,7 +108,7 @@ public struct MediaRuntime: Sendable {
     /// PostgreSQL, as the metadata port.
     public var metadata: PostgresMetadataStore {
         guard let database else { preconditionFailure("this runtime was opened without PostgreSQL") }
-        return PostgresMetadataStore(database: database, replica: replica, logger: logger)
+        return PostgresMetadataStore(database: database, replica: replica, groupCommit: groupCommit, logger: logger)
     }
 
     /// RADOS, as the blob port.

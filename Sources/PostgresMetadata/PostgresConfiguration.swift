@@ -10,6 +10,7 @@ import MediaCore
 /// | `MEDIAGW_DATABASE_CONNECT_TIMEOUT` | `5s` | how long opening a connection may take |
 /// | `MEDIAGW_DATABASE_STATEMENT_TIMEOUT` | `5s` | `statement_timeout` and the client-side deadline of each operation |
 /// | `MEDIAGW_DATABASE_SCHEMA` | `public` | schema the tables live in (`search_path`); created by `migrate` if missing |
+/// | `MEDIAGW_DATABASE_GROUP_COMMIT` | `false` | sets opened, uploads recorded and sets committed at the same time share transactions (see the ingest benchmark before turning it on) |
 public struct PostgresConfiguration: Sendable, Hashable {
     public enum TLSMode: String, Sendable, Hashable {
         case disable
@@ -26,6 +27,8 @@ public struct PostgresConfiguration: Sendable, Hashable {
     public var connectTimeout: Duration
     public var statementTimeout: Duration
     public var schema: String
+    /// Whether concurrent writes of the upload path share transactions (``PostgresGroupCommit``).
+    public var groupCommit: Bool
 
     public init(
         host: String = "127.0.0.1",
@@ -37,7 +40,8 @@ public struct PostgresConfiguration: Sendable, Hashable {
         maxConnections: Int = 20,
         connectTimeout: Duration = .seconds(5),
         statementTimeout: Duration = .seconds(5),
-        schema: String = "public"
+        schema: String = "public",
+        groupCommit: Bool = false
     ) {
         self.host = host
         self.port = port
@@ -49,6 +53,7 @@ public struct PostgresConfiguration: Sendable, Hashable {
         self.connectTimeout = connectTimeout
         self.statementTimeout = statementTimeout
         self.schema = schema
+        self.groupCommit = groupCommit
     }
 
     /// Parses a `postgres://` URL; the pool settings keep their defaults.

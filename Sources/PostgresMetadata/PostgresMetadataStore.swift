@@ -19,11 +19,15 @@ public struct PostgresMetadataStore: MetadataStore {
     public let database: MetadataDatabase
     /// A hot standby for the reads that tolerate it; `nil`: everything on the primary.
     public let replica: MetadataDatabase?
+    /// When set, sets opened, uploads recorded and sets committed at the same time share transactions
+    /// (``PostgresGroupCommit``).
+    public let groupCommit: PostgresGroupCommit?
     let logger: Logger
 
-    public init(database: MetadataDatabase, replica: MetadataDatabase? = nil, logger: Logger) {
+    public init(database: MetadataDatabase, replica: MetadataDatabase? = nil, groupCommit: PostgresGroupCommit? = nil, logger: Logger) {
         self.database = database
         self.replica = replica
+        self.groupCommit = groupCommit
         self.logger = logger
     }
 
@@ -87,6 +91,11 @@ public struct PostgresMetadataStore: MetadataStore {
     static let conflictAttempts = 4
 
     public func createUploadSet(_ new: NewUploadSet) async throws -> UploadSet {
+        if let groupCommit { return try await groupCommit.sets.submit(new) }
+        return try await createOneUploadSet(new)
+    }
+
+    func createOneUploadSet(_ new: NewUploadSet) async throws -> UploadSet {
         try await run("create_upload_set") { [client, logger] in
             let rows = try await client.query(
                 """
@@ -130,58 +139,31 @@ public struct PostgresMetadataStore: MetadataStore {
     }
 
     public func recordUpload(_ new: NewMedia, maxCount: Int, now: Date) async throws -> Media {
+        let request = UploadRecordRequest(media: new, maxCount: maxCount, now: now)
+        if let groupCommit { return try await groupCommit.records.submit(request) }
+        return try await recordOneUpload(request)
+    }
+
+    func recordOneUpload(_ request: UploadRecordRequest) async throws -> Media {
         try await run("record_upload") { [client, logger] in
             var outcome: RecordUploadStatement.Outcome?
-            for try await row in try await client.execute(RecordUploadStatement(media: new, maxCount: maxCount, now: now), logger: logger) {
+            for try await row in try await client.execute(request.statement, logger: logger) {
                 outcome = row
             }
-            guard let outcome else { throw MetadataStoreError(.notFound, "no upload set \(new.uploadSetID)") }
-            if let media = outcome.media { return media }
-            // nothing was written: say why
-            guard outcome.setOwner == new.ownerID else { throw MetadataStoreError(.conflict, "the media's owner does not own the set") }
-            guard outcome.setState != UploadSetState.committed.rawValue else { throw MetadataStoreError(.setCommitted, "the set is committed") }
-            guard outcome.setState == UploadSetState.draft.rawValue, outcome.setExpiresAt > now else {
-                throw MetadataStoreError(.setExpired, "the set has expired")
-            }
-            throw MetadataStoreError(.limitExceeded, "the set already holds \(outcome.count) \(new.kind.rawValue) item(s)")
+            return try request.media(from: outcome)
         }
     }
 
     public func commitUploadSet(_ id: UploadSetID, now: Date) async throws -> UploadSet {
+        if let groupCommit { return try await groupCommit.commits.submit(UploadSetCommitRequest(id: id, now: now)) }
+        return try await commitOneUploadSet(UploadSetCommitRequest(id: id, now: now))
+    }
+
+    func commitOneUploadSet(_ request: UploadSetCommitRequest) async throws -> UploadSet {
         try await run("commit_upload_set") { [client, logger] in
-            try await client.withTransaction(logger: logger) { connection in
-                let current = try await UploadSetRow.first(
-                    try await connection.query(
-                        "SELECT \(unescaped: UploadSetRow.columns) FROM upload_sets WHERE id = \(id.uuid) FOR UPDATE",
-                        logger: logger
-                    )
-                )
-                guard let current else { throw MetadataStoreError(.notFound, "no upload set \(id)") }
-                if current.state == .committed { return current }
-                guard current.state == .draft, current.expiresAt > now else {
-                    throw MetadataStoreError(.setExpired, "the set has expired")
-                }
-                let committed = try await UploadSetRow.first(
-                    try await connection.query(
-                        """
-                        UPDATE upload_sets SET state = 'committed', committed_at = \(now) WHERE id = \(id.uuid)
-                        RETURNING \(unescaped: UploadSetRow.columns)
-                        """,
-                        logger: logger
-                    )
-                )!
-                let media = try await MediaRow.all(
-                    try await connection.query(
-                        """
-                        UPDATE media SET committed_at = \(now) WHERE upload_set_id = \(id.uuid) AND deleted_at IS NULL
-                        RETURNING \(unescaped: MediaRow.columns)
-                        """,
-                        logger: logger
-                    )
-                )
-                try await Outbox.append([.setCommitted(committed, media: media)], on: connection, logger: logger)
-                return committed
-            }
+            var answer: CommitUploadSetStatement.Row?
+            for try await row in try await client.execute(request.statement, logger: logger) { answer = row }
+            return try request.set(from: answer)
         }
     }
 

@@ -84,6 +84,122 @@ struct RecordUploadStatement: PostgresPreparedStatement {
     }
 }
 
+/// Commits a draft set in one statement (one round trip, its own transaction): locks the set's row, and if
+/// it is a draft that has not expired, marks it and its live media committed and writes its
+/// `upload_set.committed` event. Returns the set as it was found, and the commit time if it was committed
+/// now; a set already committed, expired or unknown is left as it is.
+struct CommitUploadSetStatement: PostgresPreparedStatement {
+    struct Row {
+        var found: UploadSet
+        var committedAt: Date?
+    }
+
+    static let sql = """
+        WITH target AS (
+            SELECT \(UploadSetRow.columns) FROM upload_sets WHERE id = $1 FOR UPDATE
+        ), committed AS (
+            UPDATE upload_sets s SET state = 'committed', committed_at = $2
+            FROM target t WHERE s.id = t.id AND t.state = 'draft' AND t.expires_at > $2
+            RETURNING s.id, s.owner_id, s.context, s.context_id, s.committed_at
+        ), media_committed AS (
+            UPDATE media m SET committed_at = $2 FROM committed c
+            WHERE m.upload_set_id = c.id AND m.deleted_at IS NULL RETURNING m.id
+        ), event AS (
+            INSERT INTO outbox (event_id, type, upload_set_id, payload)
+            SELECT gen_random_uuid(), 'upload_set.committed', c.id,
+                   jsonb_build_object('upload_set_id', c.id, 'owner_id', c.owner_id, 'context', c.context, 'context_id', c.context_id,
+                                      'media_ids', coalesce((SELECT jsonb_agg(id) FROM media_committed), '[]'::jsonb))
+            FROM committed c RETURNING 1
+        )
+        SELECT t.*, c.committed_at AS committed_now FROM target t LEFT JOIN committed c ON true
+        """
+
+    var id: UploadSetID
+    var now: Date
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 2)
+        bindings.append(id.uuid)
+        bindings.append(now)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row {
+        Row(found: try UploadSetRow.decode(row), committedAt: try PostgresRandomAccessRow(row)["committed_now"].decode(Date?.self))
+    }
+}
+
+/// ``CommitUploadSetStatement`` for several sets at once (group commit): each set is committed or left as
+/// it would be alone, at its own time; the rows are locked in the order of their ids.
+struct CommitUploadSetsStatement: PostgresPreparedStatement {
+    typealias Row = CommitUploadSetStatement.Row
+
+    static let sql = """
+        WITH target AS (
+            SELECT s.id, s.owner_id, s.context, s.context_id, s.is_private, s.state, s.created_at, s.expires_at, s.committed_at,
+                   s.photo_count, s.audio_count, s.video_count, s.priority, r.at
+            FROM upload_sets s JOIN unnest($1::uuid[], $2::timestamptz[]) AS r(id, at) ON s.id = r.id
+            ORDER BY s.id FOR UPDATE OF s
+        ), committed AS (
+            UPDATE upload_sets s SET state = 'committed', committed_at = t.at
+            FROM target t WHERE s.id = t.id AND t.state = 'draft' AND t.expires_at > t.at
+            RETURNING s.id, s.owner_id, s.context, s.context_id, s.committed_at
+        ), media_committed AS (
+            UPDATE media m SET committed_at = c.committed_at FROM committed c
+            WHERE m.upload_set_id = c.id AND m.deleted_at IS NULL RETURNING m.id, m.upload_set_id
+        ), event AS (
+            INSERT INTO outbox (event_id, type, upload_set_id, payload)
+            SELECT gen_random_uuid(), 'upload_set.committed', c.id,
+                   jsonb_build_object('upload_set_id', c.id, 'owner_id', c.owner_id, 'context', c.context, 'context_id', c.context_id,
+                                      'media_ids', coalesce((SELECT jsonb_agg(mc.id) FROM media_committed mc WHERE mc.upload_set_id = c.id), '[]'::jsonb))
+            FROM committed c ORDER BY c.id RETURNING 1
+        )
+        SELECT t.id, t.owner_id, t.context, t.context_id, t.is_private, t.state, t.created_at, t.expires_at, t.committed_at,
+               t.photo_count, t.audio_count, t.video_count, t.priority, c.committed_at AS committed_now
+        FROM target t LEFT JOIN committed c ON c.id = t.id
+        """
+
+    var requests: [UploadSetCommitRequest]
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 2)
+        bindings.append(requests.map(\.id.uuid))
+        bindings.append(requests.map(\.now))
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row {
+        Row(found: try UploadSetRow.decode(row), committedAt: try PostgresRandomAccessRow(row)["committed_now"].decode(Date?.self))
+    }
+}
+
+/// Opens several upload sets in one statement (group commit).
+struct CreateUploadSetsStatement: PostgresPreparedStatement {
+    typealias Row = UploadSet
+
+    static let sql = """
+        INSERT INTO upload_sets (id, owner_id, context, context_id, is_private, priority, expires_at)
+        SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bool[], $6::text[], $7::timestamptz[])
+        RETURNING \(UploadSetRow.columns)
+        """
+
+    var sets: [NewUploadSet]
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 7)
+        bindings.append(sets.map(\.id.uuid))
+        bindings.append(sets.map(\.ownerID))
+        bindings.append(sets.map(\.context.rawValue))
+        bindings.append(sets.map(\.contextID))
+        bindings.append(sets.map(\.isPrivate))
+        bindings.append(sets.map(\.priority.rawValue))
+        bindings.append(sets.map(\.expiresAt))
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> UploadSet { try UploadSetRow.decode(row) }
+}
+
 /// One upload set, with its live counts: read on every upload request.
 struct UploadSetStatement: PostgresPreparedStatement {
     typealias Row = UploadSet

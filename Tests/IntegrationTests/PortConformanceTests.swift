@@ -45,6 +45,19 @@ import Testing
         try await MetadataStoreConformance(store: isolation.metadata).run(name)
     }
 
+    /// The same checks with group commit on: whatever shares a transaction behaves as it does alone.
+    @Test(arguments: MetadataStoreConformance<PostgresMetadataStore>.checks)
+    func checkWithGroupCommit(_ name: String) async throws {
+        let own = MetadataStoreConformance<PostgresMetadataStore>.checksNeedingAStoreOfTheirOwn.sorted()
+        let isolation = try await Isolation.suite(own.firstIndex(of: name).map { "GroupCommitConformanceOwn\($0)" } ?? "GroupCommitConformance")
+        let store = PostgresMetadataStore(
+            database: isolation.metadata.database,
+            groupCommit: PostgresGroupCommit(store: isolation.metadata),
+            logger: TestStack.logger
+        )
+        try await MetadataStoreConformance(store: store).run(name)
+    }
+
     @Test func theSuiteHasItsChecks() {
         #expect(MetadataStoreConformance<PostgresMetadataStore>.checks.count == 26)
         #expect(MetadataStoreConformance<PostgresMetadataStore>.checksNeedingAStoreOfTheirOwn.count == 1)
