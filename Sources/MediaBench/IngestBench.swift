@@ -2,23 +2,35 @@ import ArgumentParser
 import Foundation
 import MediaApp
 
-/// `mediagw ingest` in direct mode over generated photos, beside `rados bench` writing as many objects of
-/// the same mean size with the same concurrency, in one run.
+/// `mediagw ingest` in direct mode over generated photos, with and without group commit (each twice), beside `rclone
+/// copy` of the same directory into radosgw and `rados bench` writing as many objects of the same mean size,
+/// all with the same concurrency, in one run; with the CPU seconds per GB of each process.
 struct IngestBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ingest",
-        abstract: "mediagw ingest (direct mode) of generated photos vs rados bench writing the same bytes."
+        abstract: "mediagw ingest (direct mode) of generated photos vs rclone into radosgw and rados bench writing the same bytes."
     )
 
     @Option(help: "Photos to generate and ingest.")
     var files = 2000
-    @Option(name: [.short, .long], help: "Concurrency of both (ingest -j, rados bench -t).")
+    @Option(name: [.short, .long], help: "Concurrency of all (ingest -j, rclone --transfers, rados bench -t).")
     var jobs = 16
+
+    /// One run of one tool: its wall time and the CPU seconds of the processes that did the work.
+    struct Run {
+        var seconds: Double
+        var cpu: [(String, Double)]
+
+        func filesPerSecond(_ files: Int) -> Double { Double(files) / seconds }
+    }
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
         guard environment["MEDIAGW_DATABASE_URL"] != nil else {
-            throw BenchError("run `Deploy/local/stack up` and `eval \"$(Deploy/local/stack env)\"` first")
+            throw BenchError("run `Deploy/local/stack up rgw` and `eval \"$(Deploy/local/stack env)\"` first")
+        }
+        guard let bucket = S3Bucket(name: "mediagw-ingest-bench", environment: environment) else {
+            throw BenchError("radosgw is not configured: `Deploy/local/stack up rgw`")
         }
         let configuration = try StorageConfiguration(environment: EnvironmentReader())
         let scratch = try scratchDirectory()
@@ -28,25 +40,71 @@ struct IngestBench: AsyncParsableCommand {
         let photos = scratch.appendingPathComponent("photos")
         let total = try generateIngestPhotos(files, in: photos, scratch: scratch)
         let mean = total / files
+        let gigabytes = Double(total) / 1e9
         print("ingest: \(files) photos, \(format(Double(total) / 1e6)) MB (mean \(mean) B), -j \(jobs)")
+        let servers = CPUMeter(servers: [StackProcess.osd.server, StackProcess.pg.server, StackProcess.rgw.server])
 
-        // 2. mediagw ingest, direct mode, a fresh owner and state
-        let owner = "bench-ingest-\(UUID().uuidString.prefix(8).lowercased())"
-        let started = Date()
-        var ingestEnvironment = environment
-        ingestEnvironment["MEDIAGW_LOG_LEVEL"] = "error"
-        let output = try runProcess(
-            [
-                mediagwBinary, "ingest", photos.path, "--owner", owner, "-j", "\(jobs)", "--progress", "none",
-                "--state", scratch.appendingPathComponent("bench.state.jsonl").path,
-            ],
-            environment: ingestEnvironment
+        // 2. mediagw ingest, direct mode, with group commit (the default) and without, each a fresh owner
+        var owners: [String] = []
+        func ingest(groupCommit: Bool) throws -> Run {
+            let owner = "bench-ingest-\(UUID().uuidString.prefix(8).lowercased())"
+            owners.append(owner)
+            var ingestEnvironment = environment
+            ingestEnvironment["MEDIAGW_LOG_LEVEL"] = "error"
+            ingestEnvironment["MEDIAGW_DATABASE_GROUP_COMMIT"] = groupCommit ? "true" : "false"
+            let before = (servers.snapshot(), ChildCPU.seconds(), Date())
+            let output = try runProcess(
+                [
+                    mediagwBinary, "ingest", photos.path, "--owner", owner, "-j", "\(jobs)", "--progress", "none",
+                    "--state", scratch.appendingPathComponent("\(owner).state.jsonl").path,
+                ],
+                environment: ingestEnvironment
+            )
+            guard output.contains("ingested \(files),") else { throw BenchError("not every photo was ingested:\n\(output)") }
+            let seconds = Date().timeIntervalSince(before.2)
+            let ingestCPU = (ChildCPU.seconds() - before.1) / gigabytes
+            return Run(
+                seconds: seconds,
+                cpu: [("ingest", ingestCPU)]
+                    + servers.snapshot().perGB(since: before.0, bytes: Double(total), order: ["OSD", "PostgreSQL"])
+            )
+        }
+        // the photos' pages written out first, so that no run pays for the flush; then each mode twice, in
+        // the order A B B A, and the faster run of each (the other is printed too)
+        _ = try runProcess(["sync"])
+        let firstSingle = try ingest(groupCommit: false)
+        let firstGrouped = try ingest(groupCommit: true)
+        let secondGrouped = try ingest(groupCommit: true)
+        let secondSingle = try ingest(groupCommit: false)
+        let grouped = firstGrouped.seconds < secondGrouped.seconds ? firstGrouped : secondGrouped
+        let single = firstSingle.seconds < secondSingle.seconds ? firstSingle : secondSingle
+        print(
+            "  runs (files/s): no group commit \(format(firstSingle.filesPerSecond(files))), \(format(secondSingle.filesPerSecond(files))); "
+                + "group commit \(format(firstGrouped.filesPerSecond(files))), \(format(secondGrouped.filesPerSecond(files)))"
         )
-        let seconds = Date().timeIntervalSince(started)
-        guard output.contains("ingested \(files),") else { throw BenchError("not every photo was ingested:\n\(output)") }
-        let oursMB = Double(total) / 1e6 / seconds
 
-        // 3. rados bench: as many objects of the mean size, same concurrency, same pool
+        // 3. rclone copy of the same directory into a radosgw bucket, same concurrency
+        try bucket.create(acl: "private")
+        // the remote is defined by variables alone; AWS_* of the caller (a CA bundle for https) would change it
+        var rcloneEnvironment = environment.filter { !$0.key.hasPrefix("AWS_") }
+        rcloneEnvironment["RCLONE_CONFIG"] = "/dev/null"
+        for (name, value) in bucket.rcloneRemote(named: "RGW") { rcloneEnvironment[name] = value }
+        let rcloneBefore = (servers.snapshot(), ChildCPU.seconds(), Date())
+        _ = try runProcess(
+            ["rclone", "copy", photos.path, "rgw:\(bucket.name)", "--transfers", "\(jobs)", "--checkers", "\(jobs)", "--s3-upload-concurrency", "1"],
+            environment: rcloneEnvironment
+        )
+        let rclone = Run(
+            seconds: Date().timeIntervalSince(rcloneBefore.2),
+            cpu: [("rclone", (ChildCPU.seconds() - rcloneBefore.1) / gigabytes)]
+                + servers.snapshot().perGB(since: rcloneBefore.0, bytes: Double(total), order: ["radosgw", "OSD"])
+        )
+        let stored = try runProcess(["rclone", "size", "rgw:\(bucket.name)", "--json"], environment: rcloneEnvironment)
+        guard stored.contains("\"count\":\(files)") else { throw BenchError("rclone did not store every photo: \(stored)") }
+        try? bucket.remove()
+
+        // 4. rados bench: as many objects of the mean size, same concurrency, same pool
+        let radosBefore = servers.snapshot()
         let radosBench = try RadosBenchResult.run(
             configuration,
             pool: configuration.pools.photo,
@@ -56,23 +114,46 @@ struct IngestBench: AsyncParsableCommand {
             maxObjects: files,
             runName: "mediagw-ingest-bench"
         )
-        let radosMB = radosBench.megabytesPerSecond
-        let radosSeconds = radosBench.seconds
+        let radosCPU = servers.snapshot().perGB(since: radosBefore, bytes: Double(files * mean), order: ["OSD"])
 
         // the benchmark's media go again: tombstoned, jobs dropped, objects purged by the reconciler
         let database = environment["MEDIAGW_DATABASE_URL"] ?? ""
-        _ = try? runProcess([
-            "psql", database, "-qc",
-            """
-            DELETE FROM jobs WHERE media_id IN (SELECT id FROM media WHERE owner_id = '\(owner)');
-            UPDATE media SET state = 'deleted', deleted_at = now() WHERE owner_id = '\(owner)';
-            """,
-        ])
+        for owner in owners {
+            _ = try? runProcess([
+                "psql", database, "-qc",
+                """
+                DELETE FROM jobs WHERE media_id IN (SELECT id FROM media WHERE owner_id = '\(owner)');
+                UPDATE media SET state = 'deleted', deleted_at = now() WHERE owner_id = '\(owner)';
+                """,
+            ])
+        }
         _ = try? runProcess([mediagwBinary, "reconcile", "--grace", "0s"])
 
-        print("mediagw ingest: \(format(Double(files) / seconds)) files/s, \(format(oursMB)) MB/s (\(format(seconds)) s)")
-        print("rados bench:    \(format(Double(files) / radosSeconds)) objects/s, \(format(radosMB)) MB/s (\(format(radosSeconds)) s)")
-        print("ratio: ingest / rados bench \(format(oursMB / radosMB, 2)) (target >= 0.8)")
+        func line(_ name: String, _ run: Run) -> String {
+            "\(name)\(format(run.filesPerSecond(files))) files/s, \(format(Double(total) / 1e6 / run.seconds)) MB/s (\(format(run.seconds)) s); "
+                + CPUMeter.describe(run.cpu)
+        }
+        print(line("mediagw ingest (group commit):    ", grouped))
+        print(line("mediagw ingest (no group commit): ", single))
+        print(line("rclone copy into radosgw:         ", rclone))
+        print(
+            "rados bench:                      \(format(Double(files) / radosBench.seconds)) objects/s, \(format(radosBench.megabytesPerSecond)) MB/s "
+                + "(\(format(radosBench.seconds)) s); \(CPUMeter.describe(radosCPU))"
+        )
+        print(
+            "ratios: ingest / rclone files/s \(format(grouped.filesPerSecond(files) / rclone.filesPerSecond(files), 2)) (target >= 2), "
+                + "ingest / rados bench \(format(grouped.filesPerSecond(files) / (Double(files) / radosBench.seconds), 2)) (target >= 0.5), "
+                + "group commit / none \(format(grouped.filesPerSecond(files) / single.filesPerSecond(files), 2))"
+        )
+    }
+}
+
+/// CPU seconds of this process's children that have exited and been waited for (the tool it ran).
+enum ChildCPU {
+    static func seconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_CHILDREN.rawValue, &usage)
+        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
     }
 }
 

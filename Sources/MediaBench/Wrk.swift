@@ -198,6 +198,16 @@ struct S3Bucket {
 
     func url(_ key: String) -> String { "\(endpoint)/\(name)/\(key)" }
 
+    /// The variables that define an rclone remote `name` (used as `name:bucket`) for this radosgw.
+    func rcloneRemote(named name: String) -> [String: String] {
+        let (access, secret) = (credentials.prefix { $0 != ":" }, credentials.drop { $0 != ":" }.dropFirst())
+        let prefix = "RCLONE_CONFIG_\(name.uppercased())_"
+        return [
+            prefix + "TYPE": "s3", prefix + "PROVIDER": "Ceph", prefix + "ENDPOINT": endpoint, prefix + "ACCESS_KEY_ID": String(access),
+            prefix + "SECRET_ACCESS_KEY": String(secret), prefix + "REGION": "us-east-1",
+        ]
+    }
+
     /// Deletes the bucket and its objects.
     func remove() throws {
         let ceph = ProcessInfo.processInfo.environment["CEPH_CONF"] ?? ProcessInfo.processInfo.environment["MEDIAGW_CEPH_CONF"] ?? ""
