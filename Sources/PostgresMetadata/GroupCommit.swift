@@ -7,8 +7,8 @@ import PostgresNIO
 
 /// Group commit of the write path: sets opened, uploads recorded and sets committed while other batches
 /// of the same kind are in flight go together, each with its own outcome (a set over its limit refuses its
-/// upload, the others in the batch are recorded): sets are opened and committed by one statement per
-/// batch, uploads recorded in one transaction per batch. Fewer round trips and commits per file is what a
+/// upload, the others in the batch are recorded): sets are opened, uploads recorded and sets committed by
+/// one statement per batch. Fewer round trips and commits per file is what a
 /// bulk ingest of thousands of small files needs, since its cost per file was mostly PostgreSQL's. A batch
 /// of one runs as before, so a lone request waits for nothing.
 ///
@@ -22,12 +22,13 @@ public final class PostgresGroupCommit: Sendable {
 
     /// - Parameters:
     ///   - store: runs the batches (a store without group commit of its own).
-    ///   - maxBatch: the most items of one transaction.
-    ///   - lanes: transactions of one kind in flight at once (PostgreSQL flushes their commits together).
-    public init(store: PostgresMetadataStore, maxBatch: Int = 64, lanes: Int = 4) {
+    ///   - maxBatch: the most sets opened or committed by one statement.
+    ///   - maxRecords: the most uploads recorded by one statement.
+    ///   - lanes: batches of one kind in flight at once (PostgreSQL flushes their commits together).
+    public init(store: PostgresMetadataStore, maxBatch: Int = 64, maxRecords: Int = 64, lanes: Int = 4) {
         precondition(store.groupCommit == nil, "the batches run on a store without group commit")
         sets = Batcher(maxBatch: maxBatch, lanes: lanes) { batch in await store.createUploadSets(batch) }
-        records = Batcher(maxBatch: maxBatch, lanes: lanes) { batch in await store.recordUploads(batch) }
+        records = Batcher(maxBatch: maxRecords, lanes: lanes) { batch in await store.recordUploads(batch) }
         commits = Batcher(maxBatch: maxBatch, lanes: lanes) { batch in await store.commitUploadSets(batch) }
     }
 
@@ -101,19 +102,22 @@ extension PostgresMetadataStore {
         }
     }
 
-    /// Records the uploads in one transaction, each as it would be alone; the sets' rows are locked in one
-    /// order (by id), so that two batches never wait for each other in a circle.
+    /// Records the uploads in one statement, each as it would be alone.
     func recordUploads(_ batch: [UploadRecordRequest]) async -> [Result<Media, any Error>] {
         if batch.count == 1 { return [await Self.result { try await recordOneUpload(batch[0]) }] }
         GroupCommitMetrics.batchSize("record_upload").record(batch.count)
-        return await inOneTransaction("record_uploads", batch.count) { connection, logger in
-            var results = [Result<Media, any Error>](repeating: .failure(BatcherError()), count: batch.count)
-            for index in batch.indices.sorted(by: { batch[$0].media.uploadSetID.description < batch[$1].media.uploadSetID.description }) {
-                var outcome: RecordUploadStatement.Outcome?
-                for try await row in try await connection.execute(batch[index].statement, logger: logger) { outcome = row }
-                results[index] = Result { try batch[index].media(from: outcome) }
+        do {
+            let outcomes = try await run("record_uploads") { [client, logger] in
+                var outcomes = [RecordUploadStatement.Outcome?](repeating: nil, count: batch.count)
+                for try await row in try await client.execute(RecordUploadsStatement(requests: batch), logger: logger)
+                where batch.indices.contains(row.index) {
+                    outcomes[row.index] = row.outcome
+                }
+                return outcomes
             }
-            return results
+            return batch.indices.map { index in Result { try batch[index].media(from: outcomes[index]) } }
+        } catch {
+            return batch.map { _ in .failure(error) }
         }
     }
 
@@ -133,21 +137,6 @@ extension PostgresMetadataStore {
             return batch.map { request in Result { try request.set(from: answers[request.id]) } }
         } catch {
             return batch.map { _ in .failure(error) }
-        }
-    }
-
-    /// Runs `body` in one transaction under the store's deadline and retries; a failure fails every item.
-    private func inOneTransaction<Output: Sendable>(
-        _ operation: String,
-        _ count: Int,
-        _ body: @escaping @Sendable (PostgresConnection, Logger) async throws -> [Result<Output, any Error>]
-    ) async -> [Result<Output, any Error>] {
-        do {
-            return try await run(operation) { [client, logger] in
-                try await client.withTransaction(logger: logger) { connection in try await body(connection, logger) }
-            }
-        } catch {
-            return Array(repeating: .failure(error), count: count)
         }
     }
 

@@ -129,6 +129,96 @@ struct CommitUploadSetStatement: PostgresPreparedStatement {
     }
 }
 
+/// ``RecordUploadStatement`` for several uploads at once (group commit), in one statement: the sets' rows
+/// are locked in the order of their ids; each upload is recorded or refused as it would be alone, the
+/// uploads of one set and kind counted against its limit in the order they came.
+struct RecordUploadsStatement: PostgresPreparedStatement {
+    struct Row {
+        var index: Int
+        var outcome: RecordUploadStatement.Outcome?
+    }
+
+    static let sql = """
+        WITH input AS (
+            SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::uuid[], $6::bigint[], $7::text[], $8::text[], $9::text[],
+                                 $10::text[], $11::timestamptz[])
+                WITH ORDINALITY AS i(set_id, owner, kind, max_count, media_id, size, digest, media_mime, media_pool, media_key, at, ord)
+        ), target AS (
+            SELECT id, owner_id, state, expires_at, priority, photo_count, audio_count, video_count
+            FROM upload_sets WHERE id IN (SELECT set_id FROM input) ORDER BY id FOR UPDATE
+        ), ranked AS (
+            SELECT i.*, t.owner_id AS set_owner, t.state AS set_state, t.expires_at AS set_expires_at, t.priority AS set_priority,
+                   CASE i.kind WHEN 'photo' THEN t.photo_count WHEN 'audio' THEN t.audio_count ELSE t.video_count END AS live,
+                   (t.owner_id = i.owner AND t.state = 'draft' AND t.expires_at > i.at) AS is_open,
+                   row_number() OVER (
+                       PARTITION BY i.set_id, i.kind, (t.owner_id = i.owner AND t.state = 'draft' AND t.expires_at > i.at) ORDER BY i.ord
+                   ) AS rank
+            FROM input i LEFT JOIN target t ON t.id = i.set_id
+        ), allowed AS (
+            SELECT * FROM ranked WHERE is_open AND live + rank <= max_count
+        ), counted AS (
+            UPDATE upload_sets s SET
+                photo_count = photo_count + a.photos, audio_count = audio_count + a.audios, video_count = video_count + a.videos
+            FROM (
+                SELECT set_id, count(*) FILTER (WHERE kind = 'photo') AS photos, count(*) FILTER (WHERE kind = 'audio') AS audios,
+                       count(*) FILTER (WHERE kind = 'video') AS videos
+                FROM allowed GROUP BY set_id
+            ) a
+            WHERE s.id = a.set_id RETURNING s.id
+        ), inserted AS (
+            INSERT INTO media (id, kind, owner_id, upload_set_id, state, size_bytes, sha256, mime, pool, object_key, created_at)
+            SELECT media_id, kind, owner, set_id, 'stored', size, digest, media_mime, media_pool, media_key, at FROM allowed
+            RETURNING \(MediaRow.columns)
+        ), job AS (
+            INSERT INTO jobs (queue, media_id, media_kind, priority)
+            SELECT 'process', i.id, i.kind, a.set_priority FROM inserted i JOIN allowed a ON a.media_id = i.id RETURNING 1
+        ), event AS (
+            INSERT INTO outbox (event_id, type, media_id, upload_set_id, payload)
+            SELECT gen_random_uuid(), 'media.stored', i.id, i.upload_set_id,
+                   jsonb_build_object('media_id', i.id, 'upload_set_id', i.upload_set_id, 'owner_id', i.owner_id,
+                                      'kind', i.kind, 'mime', i.mime, 'size', i.size_bytes, 'sha256', i.sha256, 'state', i.state)
+            FROM inserted i ORDER BY i.id RETURNING 1
+        )
+        SELECT r.ord AS upload_index, r.set_owner, r.set_state, r.set_expires_at, (r.live + r.rank - 1)::int AS set_live, i.*
+        FROM ranked r LEFT JOIN inserted i ON i.id = r.media_id ORDER BY r.ord
+        """
+
+    var requests: [UploadRecordRequest]
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 11)
+        bindings.append(requests.map(\.media.uploadSetID.uuid))
+        bindings.append(requests.map(\.media.ownerID))
+        bindings.append(requests.map(\.media.kind.rawValue))
+        bindings.append(requests.map { Int32(clamping: $0.maxCount) })
+        bindings.append(requests.map(\.media.id.uuid))
+        bindings.append(requests.map(\.media.size))
+        bindings.append(requests.map(\.media.sha256))
+        bindings.append(requests.map(\.media.mime))
+        bindings.append(requests.map(\.media.location.pool))
+        bindings.append(requests.map(\.media.location.key))
+        bindings.append(requests.map(\.now))
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row {
+        let cells = PostgresRandomAccessRow(row)
+        let index = Int(try cells["upload_index"].decode(Int64.self)) - 1
+        guard let owner = try cells["set_owner"].decode(String?.self) else { return Row(index: index, outcome: nil) }
+        let inserted = try cells["id"].decode(UUID?.self) != nil
+        return Row(
+            index: index,
+            outcome: RecordUploadStatement.Outcome(
+                setOwner: owner,
+                setState: try cells["set_state"].decode(String.self),
+                setExpiresAt: try cells["set_expires_at"].decode(Date.self),
+                count: try cells["set_live"].decode(Int.self),
+                media: inserted ? try MediaRow.decode(row) : nil
+            )
+        )
+    }
+}
+
 /// ``CommitUploadSetStatement`` for several sets at once (group commit): each set is committed or left as
 /// it would be alone, at its own time; the rows are locked in the order of their ids.
 struct CommitUploadSetsStatement: PostgresPreparedStatement {
