@@ -67,10 +67,8 @@ struct UploadSetCommitRequest: Sendable {
     var id: UploadSetID
     var now: Date
 
-    var statement: CommitUploadSetStatement { CommitUploadSetStatement(id: id, now: now) }
-
     /// The committed set (committed now or before: commits are idempotent), or why it was not.
-    func set(from answer: CommitUploadSetStatement.Row?) throws -> UploadSet {
+    func set(from answer: CommitUploadSetsStatement.Row?) throws -> UploadSet {
         guard let answer else { throw MetadataStoreError(.notFound, "no upload set \(id)") }
         var set = answer.found
         if let committedAt = answer.committedAt {
@@ -128,7 +126,7 @@ extension PostgresMetadataStore {
         GroupCommitMetrics.batchSize("commit_upload_set").record(batch.count)
         do {
             let answers = try await run("commit_upload_sets") { [client, logger] in
-                var answers: [UploadSetID: CommitUploadSetStatement.Row] = [:]
+                var answers: [UploadSetID: CommitUploadSetsStatement.Row] = [:]
                 for try await row in try await client.execute(CommitUploadSetsStatement(requests: batch), logger: logger) {
                     answers[row.found.id] = row
                 }

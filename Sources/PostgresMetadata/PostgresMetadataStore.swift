@@ -161,8 +161,8 @@ public struct PostgresMetadataStore: MetadataStore {
 
     func commitOneUploadSet(_ request: UploadSetCommitRequest) async throws -> UploadSet {
         try await run("commit_upload_set") { [client, logger] in
-            var answer: CommitUploadSetStatement.Row?
-            for try await row in try await client.execute(request.statement, logger: logger) { answer = row }
+            var answer: CommitUploadSetsStatement.Row?
+            for try await row in try await client.execute(CommitUploadSetsStatement(requests: [request]), logger: logger) { answer = row }
             return try request.set(from: answer)
         }
     }

@@ -84,51 +84,6 @@ struct RecordUploadStatement: PostgresPreparedStatement {
     }
 }
 
-/// Commits a draft set in one statement (one round trip, its own transaction): locks the set's row, and if
-/// it is a draft that has not expired, marks it and its live media committed and writes its
-/// `upload_set.committed` event. Returns the set as it was found, and the commit time if it was committed
-/// now; a set already committed, expired or unknown is left as it is.
-struct CommitUploadSetStatement: PostgresPreparedStatement {
-    struct Row {
-        var found: UploadSet
-        var committedAt: Date?
-    }
-
-    static let sql = """
-        WITH target AS (
-            SELECT \(UploadSetRow.columns) FROM upload_sets WHERE id = $1 FOR UPDATE
-        ), committed AS (
-            UPDATE upload_sets s SET state = 'committed', committed_at = $2
-            FROM target t WHERE s.id = t.id AND t.state = 'draft' AND t.expires_at > $2
-            RETURNING s.id, s.owner_id, s.context, s.context_id, s.committed_at
-        ), media_committed AS (
-            UPDATE media m SET committed_at = $2 FROM committed c
-            WHERE m.upload_set_id = c.id AND m.deleted_at IS NULL RETURNING m.id
-        ), event AS (
-            INSERT INTO outbox (event_id, type, upload_set_id, payload)
-            SELECT gen_random_uuid(), 'upload_set.committed', c.id,
-                   jsonb_build_object('upload_set_id', c.id, 'owner_id', c.owner_id, 'context', c.context, 'context_id', c.context_id,
-                                      'media_ids', coalesce((SELECT jsonb_agg(id) FROM media_committed), '[]'::jsonb))
-            FROM committed c RETURNING 1
-        )
-        SELECT t.*, c.committed_at AS committed_now FROM target t LEFT JOIN committed c ON true
-        """
-
-    var id: UploadSetID
-    var now: Date
-
-    func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 2)
-        bindings.append(id.uuid)
-        bindings.append(now)
-        return bindings
-    }
-
-    func decodeRow(_ row: PostgresRow) throws -> Row {
-        Row(found: try UploadSetRow.decode(row), committedAt: try PostgresRandomAccessRow(row)["committed_now"].decode(Date?.self))
-    }
-}
-
 /// ``RecordUploadStatement`` for several uploads at once (group commit), in one statement: the sets' rows
 /// are locked in the order of their ids; each upload is recorded or refused as it would be alone, the
 /// uploads of one set and kind counted against its limit in the order they came.
@@ -219,10 +174,16 @@ struct RecordUploadsStatement: PostgresPreparedStatement {
     }
 }
 
-/// ``CommitUploadSetStatement`` for several sets at once (group commit): each set is committed or left as
-/// it would be alone, at its own time; the rows are locked in the order of their ids.
+/// Commits draft sets in one statement (one round trip, its own transaction): one set, or several at once
+/// for group commit. Each set's row is locked (in the order of their ids); a draft that has not expired
+/// is marked committed with its live media, at its own request's time, and gets its
+/// `upload_set.committed` event. Returns each set as it was found, with the commit time if it was
+/// committed now; a set already committed, expired or unknown is left as it is.
 struct CommitUploadSetsStatement: PostgresPreparedStatement {
-    typealias Row = CommitUploadSetStatement.Row
+    struct Row {
+        var found: UploadSet
+        var committedAt: Date?
+    }
 
     static let sql = """
         WITH target AS (
