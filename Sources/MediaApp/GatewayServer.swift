@@ -73,6 +73,8 @@ public struct GatewayServer: Sendable {
             replica: configuration.replica,
             logger: logger
         )
+        var http = configuration.http
+        http.traceRequests = MediaTracing.isEnabled
         let originCache = OriginLookupCache(ttl: configuration.origin.lookupCacheTTL, capacity: configuration.origin.lookupCacheEntries)
         let api = MediaAPI(
             uploads: runtime.uploadService(configuration.uploads),
@@ -91,10 +93,9 @@ public struct GatewayServer: Sendable {
             readiness: runtime.readinessProbe(),
             serviceTokens: configuration.secrets.serviceTokens,
             registry: registry,
-            configuration: configuration.http
+            configuration: http
         )
         let (router, routes) = api.buildRouter()
-        let http = configuration.http
         var app = Application(
             router: router,
             server: .http1(
@@ -113,7 +114,7 @@ public struct GatewayServer: Sendable {
                 logger.info("migrated", metadata: ["schema.version": "\(report.currentVersion)"])
             }
         }
-        var services = runtime.services
+        var services = MediaTracing.services + runtime.services
         if configuration.processing.inServe {
             services.append(.init(service: WorkerService(runtime: runtime, configuration: configuration.processing, environment: environment)))
         }
@@ -195,7 +196,7 @@ public enum WorkerCommand {
         let runtime = try await MediaRuntime.connect(storage: configuration.storage, database: configuration.database, logger: logger)
         let worker = WorkerService(runtime: runtime, configuration: configuration.processing, environment: environment)
         var group = ServiceGroupConfiguration(
-            services: runtime.services + [.init(service: worker)],
+            services: MediaTracing.services + runtime.services + [.init(service: worker)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         )

@@ -110,7 +110,9 @@ public struct IngestCommand: Sendable {
                 logger: logger,
                 onResult: onResult
             )
-            final = await withProgress(runner) { await runner.run(items, rowErrors: rowErrors) }
+            final = await MediaTracing.withExporter(logger: logger) { () async -> IngestProgress in
+                await withProgress(runner) { await runner.run(items, rowErrors: rowErrors) }
+            }
         } else {
             let logger = try Self.logger(environment)
             let configuration: DirectIngestConfiguration
@@ -121,9 +123,11 @@ public struct IngestCommand: Sendable {
             }
             let mode = progressMode
             do {
-                final = try await DirectIngest.withTarget(configuration, logger: logger) { target in
-                    let runner = IngestRunner(target: target, journal: journal, options: ingestOptions, logger: logger, onResult: onResult)
-                    return await Self.withProgress(runner, mode: mode) { await runner.run(items, rowErrors: rowErrors) }
+                final = try await MediaTracing.withExporter(logger: logger) {
+                    try await DirectIngest.withTarget(configuration, logger: logger) { target in
+                        let runner = IngestRunner(target: target, journal: journal, options: ingestOptions, logger: logger, onResult: onResult)
+                        return await Self.withProgress(runner, mode: mode) { await runner.run(items, rowErrors: rowErrors) }
+                    }
                 }
             } catch {
                 throw Failure(SystemCheck.oneLine(error))
@@ -142,7 +146,10 @@ public struct IngestCommand: Sendable {
 
     static func logger(_ environment: EnvironmentReader) throws(Failure) -> Logger {
         do {
-            return MediaLogging.bootstrap(try LoggingConfiguration(environment: environment, default: .warning))
+            return try MediaLogging.bootstrap(
+                try LoggingConfiguration(environment: environment, default: .warning),
+                tracing: try TracingConfiguration(environment: environment, serviceName: "mediagw-ingest")
+            )
         } catch {
             throw Failure("configuration: \(error.message)", exitCode: 2)
         }

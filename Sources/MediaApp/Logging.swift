@@ -1,23 +1,44 @@
 import Foundation
 import Logging
+import OTel
 import Synchronization
 
 /// How every command logs: to standard error, at the configured level, as text or as JSON lines.
 public enum MediaLogging {
     /// Bootstraps the logging system once per process and returns the root logger.
     public static func bootstrap(_ configuration: LoggingConfiguration) -> Logger {
-        LoggingSystem.bootstrap { label in
-            switch configuration.format {
-            case .text:
-                var handler = StreamLogHandler.standardError(label: label)
-                handler.logLevel = configuration.level
-                return handler
-            case .json:
-                var handler = JSONLogHandler(label: label, write: JSONLogHandler.standardError)
-                handler.logLevel = configuration.level
-                return handler
-            }
+        install(configuration, metadataProvider: nil)
+    }
+
+    /// Bootstraps the logging system and, when `tracing` enables it, the tracer, once per process, and
+    /// returns the root logger. With tracing on, every line logged inside a span carries its `trace_id` and
+    /// `span_id`.
+    public static func bootstrap(_ configuration: LoggingConfiguration, tracing: TracingConfiguration) throws(ConfigurationError) -> Logger {
+        let logger = install(configuration, metadataProvider: tracing.enabled ? OTel.makeLoggingMetadataProvider() : nil)
+        do {
+            try MediaTracing.bootstrap(tracing, logger: logger)
+        } catch {
+            throw ConfigurationError("OTEL_*: the tracer cannot start: \(error)")
         }
+        return logger
+    }
+
+    private static func install(_ configuration: LoggingConfiguration, metadataProvider: Logger.MetadataProvider?) -> Logger {
+        LoggingSystem.bootstrap(
+            { label, provider in
+                switch configuration.format {
+                case .text:
+                    var handler = StreamLogHandler.standardError(label: label, metadataProvider: provider)
+                    handler.logLevel = configuration.level
+                    return handler
+                case .json:
+                    var handler = JSONLogHandler(label: label, metadataProvider: provider, write: JSONLogHandler.standardError)
+                    handler.logLevel = configuration.level
+                    return handler
+                }
+            },
+            metadataProvider: metadataProvider
+        )
         return Logger(label: "mediagw")
     }
 }

@@ -77,6 +77,10 @@ public struct MediaRuntime: Sendable {
     /// For one-shot commands: runs `body` with the PostgreSQL pool running (and the schema migrated), then
     /// disconnects from both stores, whatever happens.
     public func run<T: Sendable>(migrate: Bool = true, _ body: @escaping @Sendable (MediaRuntime) async throws -> T) async throws -> T {
+        try await MediaTracing.withExporter(logger: logger) { try await runUntraced(migrate: migrate, body) }
+    }
+
+    private func runUntraced<T: Sendable>(migrate: Bool, _ body: @escaping @Sendable (MediaRuntime) async throws -> T) async throws -> T {
         do {
             let result: T
             if let database {

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Metrics
+import Tracing
 
 /// Settings of the processing workers.
 public struct WorkerSettings: Sendable, Hashable {
@@ -142,16 +143,33 @@ public struct JobRunner<Storage: MediaStores, Processing: MediaProcessing>: Send
         }
     }
 
+    /// Processes one claimed job in a span of its own trace, linked to the trace of the request that stored
+    /// the media.
     func handle(_ job: ProcessingJob) async {
+        await withSpan("process \(job.kind.rawValue)", context: .topLevel, ofKind: .consumer) { span in
+            if let trace = job.trace { span.addLink(TraceParent.link(trace)) }
+            span.attributes["media.id"] = "\(job.mediaID)"
+            span.attributes["media.kind"] = job.kind.rawValue
+            span.attributes["job.id"] = Int(job.jobID)
+            span.attributes["job.attempts"] = job.attempts
+            await process(job, in: span)
+        }
+    }
+
+    private func process(_ job: ProcessingJob, in span: any Span) async {
         let started = ContinuousClock.now
         var logger = self.logger
         logger[metadataKey: "media.id"] = "\(job.mediaID)"
         logger[metadataKey: "job.id"] = "\(job.jobID)"
         let outcome: ProcessingOutcome
         do {
-            outcome = try await processing.process(job)
+            // the renditions are made (and written) by a processor process, which is not traced: this span is
+            // its whole run
+            outcome = try await withSpan("render \(job.kind.rawValue)") { _ in try await processing.process(job) }
         } catch {
             let failure = error as? ProcessingError ?? ProcessingError(.internal, "\(error)")
+            span.setStatus(SpanStatus(code: .error, message: failure.code.rawValue))
+            span.attributes["job.outcome"] = failure.permanent ? "failed" : "retry"
             let retry = !failure.permanent && job.attempts < settings.maxAttempts
             let wait = settings.backoff * (1 << min(job.attempts - 1, 10))
             logger.notice(
@@ -180,7 +198,9 @@ public struct JobRunner<Storage: MediaStores, Processing: MediaProcessing>: Send
                 }
             }
             Self.count(job.kind, "ready", since: started)
+            span.attributes["job.outcome"] = "ready"
         } catch {
+            span.setStatus(SpanStatus(code: .error, message: "result not recorded"))
             // the renditions keep their ledger entries: the job runs again after its lease, or the reconciler
             // removes them
             logger.warning("could not record the result", metadata: ["error": "\(error)"])

@@ -15,6 +15,8 @@ public struct ProcessingJob: Sendable, Hashable, Codable {
     public var attempts: Int
     /// The priority of the media's set.
     public var priority: ProcessingPriority
+    /// The W3C `traceparent` of the request that stored the media, when it was traced: the job's span links to it.
+    public var trace: String?
 
     public init(
         jobID: Int64,
@@ -24,8 +26,10 @@ public struct ProcessingJob: Sendable, Hashable, Codable {
         size: Int64,
         mime: String,
         attempts: Int,
-        priority: ProcessingPriority = .interactive
+        priority: ProcessingPriority = .interactive,
+        trace: String? = nil
     ) {
+        self.trace = trace
         self.priority = priority
         self.jobID = jobID
         self.mediaID = mediaID

@@ -41,6 +41,8 @@ public struct NewMedia: Hashable, Sendable {
     public var sha256: String
     public var mime: String
     public var location: ObjectLocation
+    /// The W3C `traceparent` of the request that stored it, kept with its processing job (see ``TraceParent``).
+    public var trace: String?
 
     public init(
         id: MediaID,
@@ -50,8 +52,10 @@ public struct NewMedia: Hashable, Sendable {
         size: Int64,
         sha256: String,
         mime: String,
-        location: ObjectLocation
+        location: ObjectLocation,
+        trace: String? = nil
     ) {
+        self.trace = trace
         self.id = id
         self.kind = kind
         self.ownerID = ownerID

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Tracing
 
 /// Cleans up after crashes and expiries, without listing any pool:
 /// 1. expires drafts past their expiry (rows tombstoned first, with events);
@@ -48,6 +49,18 @@ public struct Reconciler<Storage: MediaStores>: Sendable {
     /// One full pass. `grace` must exceed the longest an upload may take, or an upload still streaming
     /// would be taken for an orphan.
     public func run(grace: Duration) async throws -> Report {
+        try await withSpan("reconcile", context: .topLevel) { span in
+            let report = try await pass(grace: grace)
+            span.attributes["reconcile.expired_sets"] = report.expiredSets
+            span.attributes["reconcile.purged_media"] = report.purgedMedia
+            span.attributes["reconcile.removed_orphans"] = report.removedOrphans
+            span.attributes["reconcile.expired_uploads"] = report.expiredUploads
+            span.attributes["reconcile.failures"] = report.failures
+            return report
+        }
+    }
+
+    private func pass(grace: Duration) async throws -> Report {
         let now = clock.now()
         var report = Report()
         // 1. expired drafts

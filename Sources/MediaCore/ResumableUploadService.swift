@@ -426,7 +426,8 @@ public struct ResumableUploadService<Storage: MediaStores>: Sendable {
             size: size,
             sha256: sha256,
             mime: placement.mime,
-            location: placement.location
+            location: placement.location,
+            trace: TraceParent.current()
         )
         let object = StagedObject(location: placement.location, size: size, ticket: placement.ticket, exclusive: true)
         do {

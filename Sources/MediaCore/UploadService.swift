@@ -147,7 +147,8 @@ public struct UploadService<Storage: MediaStores>: Sendable {
                 size: object.size,
                 sha256: meter.finalizeHex(),
                 mime: type.mime,
-                location: location
+                location: location,
+                trace: TraceParent.current()
             )
             let media: Media
             do {

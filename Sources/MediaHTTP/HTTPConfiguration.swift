@@ -27,6 +27,9 @@ public struct HTTPConfiguration: Sendable, Hashable {
     public var originReadAhead: Int
     /// Which web pages may call the public routes from a browser.
     public var cors: CORSPolicy
+    /// Whether each request gets a server span (named after its route template), continuing a caller's W3C
+    /// `traceparent`. Set by the composition root when a tracer is bootstrapped; not an environment setting.
+    public var traceRequests = false
 
     public init(
         host: String = "127.0.0.1",

@@ -42,6 +42,11 @@ public struct MediaAPI<Storage: MediaStores>: Sendable {
         let router = Router(context: MediaRequestContext.self)
         let retryAfter = Int(configuration.retryAfter.seconds.rounded(.up))
         let routes = RouteTable()
+        if configuration.traceRequests {
+            // outermost: the access log line and everything the request does are inside its span; a signed
+            // URL's signature is not recorded
+            router.add(middleware: TracingMiddleware(redactingQueryParameters: ["sig"]))
+        }
         router.add(middleware: AccessLogMiddleware())
         router.add(middleware: MetricsMiddleware())
         router.add(middleware: CORSMiddleware(policy: configuration.cors, routes: routes))

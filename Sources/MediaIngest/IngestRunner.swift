@@ -4,6 +4,7 @@ import Logging
 import MediaCore
 import NIOCore
 import Synchronization
+import Tracing
 import _NIOFileSystem
 
 /// How an ingest runs.
@@ -195,7 +196,20 @@ public final class IngestRunner<Target: IngestTarget>: Sendable {
         onResult(result)
     }
 
+    /// Ingests one file in a span of its own (a trace per file: a run of a million files is no one trace).
     func ingest(_ item: IngestItem, size: Int64?) async -> IngestResult {
+        await withSpan("ingest file", context: .topLevel) { span in
+            span.attributes["ingest.path"] = item.path
+            span.attributes["ingest.destination"] = item.destination.key
+            let result = await ingestUntraced(item, size: size)
+            span.attributes["ingest.outcome"] = result.outcome.rawValue
+            if let mediaID = result.mediaID { span.attributes["media.id"] = mediaID }
+            if let code = result.code, result.outcome == .failed { span.setStatus(SpanStatus(code: .error, message: code)) }
+            return result
+        }
+    }
+
+    private func ingestUntraced(_ item: IngestItem, size: Int64?) async -> IngestResult {
         let path = item.path
         guard let size else {
             return IngestResult(path: path, outcome: .refused, code: "file_not_found", message: "no readable file at this path")

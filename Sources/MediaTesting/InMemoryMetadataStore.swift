@@ -16,6 +16,7 @@ public final class InMemoryMetadataStore: MetadataStore {
         var runAfter: Date
         var leasedUntil: Date?
         var lastError: String?
+        var trace: String?
     }
 
     struct Event {
@@ -229,7 +230,15 @@ public final class InMemoryMetadataStore: MetadataStore {
         )
         state.media[media.id] = media
         let priority = state.sets[new.uploadSetID]?.priority ?? .interactive
-        state.jobs[state.nextJob] = Job(id: state.nextJob, mediaID: media.id, kind: media.kind, priority: priority, state: "queued", runAfter: now)
+        state.jobs[state.nextJob] = Job(
+            id: state.nextJob,
+            mediaID: media.id,
+            kind: media.kind,
+            priority: priority,
+            state: "queued",
+            runAfter: now,
+            trace: new.trace
+        )
         state.nextJob += 1
         append(&state, "media.stored", media, now: now)
         return media
@@ -478,7 +487,8 @@ public final class InMemoryMetadataStore: MetadataStore {
                 size: media.size,
                 mime: media.mime,
                 attempts: job.attempts,
-                priority: job.priority
+                priority: job.priority,
+                trace: job.trace
             )
         }
     }

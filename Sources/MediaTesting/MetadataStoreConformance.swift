@@ -52,6 +52,7 @@ public struct MetadataStoreConformance<Store: MetadataStore>: Sendable {
             "a failed job is retried, then dead with its media failed": { try await $0.failJob() },
             "the backlog counts queued and dead jobs, the oldest wait and unread events": { try await $0.backlog() },
             "a job of media deleted meanwhile gives back its renditions": { try await $0.deletedWhileProcessing() },
+            "a job carries the trace context of the request that recorded its media": { try await $0.jobTrace() },
             "the origin record has the media, its set's privacy and the named renditions": { try await $0.originRecord() },
             "a resumable upload is kept until it expires or is removed": { try await $0.resumableLifetime() },
             "one append at a time claims a resumable upload, at its offset": { try await $0.resumableClaims() },
@@ -630,6 +631,28 @@ public struct MetadataStoreConformance<Store: MetadataStore>: Sendable {
         #expect(try await store.completeJob(first, outcome: outcome([old[0]]), now: Date()) == [old[1].location])
         #expect(try await store.renditions(of: media.id).map(\.name) == ["w160.jpg"])
         #expect(try await !store.objectHasRow(old[1].location))
+    }
+
+    func jobTrace() async throws {
+        let set = try await newSet()
+        let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        var traced = newMedia(set)
+        traced.trace = traceparent
+        let media = try await store.recordUpload(traced, maxCount: 10, now: Date())
+        #expect(try await claim(media.id)?.trace == traceparent, "a recorded upload's job")
+        let untraced = try await record(set)
+        let job = try #require(try await claim(untraced.id))
+        #expect(job.trace == nil, "no trace recorded, none claimed")
+        let upload = try await newResumable(set)
+        let now = Date()
+        _ = try await store.claimResumableAppend(upload.id, at: 0, claim: "c", until: now.addingTimeInterval(60), now: now)
+        _ = try await store.placeResumableUpload(upload.id, claim: "c", placement: placement(upload), maxCount: 10, now: now)
+        var completed = newMedia(set)
+        completed.id = upload.id
+        completed.location = placement(upload).location
+        completed.trace = traceparent
+        _ = try await store.completeResumableUpload(upload.id, claim: "c", media: completed, now: now)
+        #expect(try await claim(upload.id)?.trace == traceparent, "a completed resumable upload's job")
     }
 
     func failJob() async throws {

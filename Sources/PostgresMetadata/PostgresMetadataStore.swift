@@ -4,6 +4,7 @@ import MediaConcurrency
 import MediaCore
 import Metrics
 import PostgresNIO
+import Tracing
 
 /// The ``MetadataStore`` on PostgreSQL.
 ///
@@ -66,16 +67,37 @@ public struct PostgresMetadataStore: MetadataStore {
         defer {
             ReplicaMetrics.durations(operation).recordNanoseconds((ContinuousClock.now - started).nanoseconds)
         }
-        // PostgreSQL's answer to a deadlock or a serialization failure is to roll the transaction back and
-        // ask for it again; every body here is one transaction (or statements safe to repeat)
+        // a statement is traced as part of traced work; the polls of background loops (claims, monitors)
+        // outside any span would each be a trace of their own
+        guard InstrumentationContext.current != nil else { return try await retryingConflicts(operation, configuration, nil, body) }
+        return try await withSpan("postgresql \(operation)", ofKind: .client) { span in
+            span.attributes["db.system.name"] = "postgresql"
+            span.attributes["db.operation.name"] = operation
+            span.attributes["server.address"] = configuration.host
+            span.attributes["server.port"] = configuration.port
+            return try await retryingConflicts(operation, configuration, span, body)
+        }
+    }
+
+    /// PostgreSQL's answer to a deadlock or a serialization failure is to roll the transaction back and ask
+    /// for it again; every body here is one transaction (or statements safe to repeat).
+    private func retryingConflicts<T: Sendable>(
+        _ operation: String,
+        _ configuration: PostgresConfiguration,
+        _ span: (any Span)?,
+        _ body: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
         var attempt = 1
         while true {
             do {
                 return try await withDeadline(configuration.connectTimeout + configuration.statementTimeout, operation: body)
             } catch {
                 guard attempt < Self.conflictAttempts, MetadataStoreError.isRetryableConflict(error) else {
-                    throw MetadataStoreError.translating(error, operation, database: configuration.redacted)
+                    let translated = MetadataStoreError.translating(error, operation, database: configuration.redacted)
+                    span?.attributes["error.type"] = "\(translated.code)"
+                    throw translated
                 }
+                span?.addEvent(SpanEvent(name: "retry after a conflict", attributes: ["attempt": .int64(Int64(attempt))]))
                 logger.debug(
                     "retrying after a deadlock or serialization failure",
                     metadata: ["postgres.operation": "\(operation)", "attempt": "\(attempt)"]
@@ -434,10 +456,10 @@ public struct PostgresMetadataStore: MetadataStore {
         -> ProcessingJob?
     {
         try await run(expired ? "claim_expired_job" : "claim_job") { [client, logger] in
-            for try await (jobID, mediaID, kind, attempts, pool, key, size, mime, priority) in try await client.query(
+            for try await (jobID, mediaID, kind, attempts, pool, key, size, mime, priority, trace) in try await client.query(
                 Self.claimQuery(expired: expired, kinds: kinds, priority: priority, lease: lease, now: now),
                 logger: logger
-            ).decode((Int64, UUID, String, Int, String, String, Int64, String, String).self) {
+            ).decode((Int64, UUID, String, Int, String, String, Int64, String, String, String?).self) {
                 guard let kind = MediaKind(rawValue: kind) else { continue }
                 return ProcessingJob(
                     jobID: jobID,
@@ -447,7 +469,8 @@ public struct PostgresMetadataStore: MetadataStore {
                     size: size,
                     mime: mime,
                     attempts: attempts,
-                    priority: ProcessingPriority(rawValue: priority) ?? .interactive
+                    priority: ProcessingPriority(rawValue: priority) ?? .interactive,
+                    trace: trace
                 )
             }
             return nil
@@ -467,13 +490,13 @@ public struct PostgresMetadataStore: MetadataStore {
             ), claimed AS (
                 UPDATE jobs j SET state = 'running', attempts = j.attempts + 1, leased_until = \(leaseEnd), updated_at = \(now)
                 FROM picked WHERE j.id = picked.id
-                RETURNING j.id, j.media_id, j.media_kind, j.attempts, j.priority
+                RETURNING j.id, j.media_id, j.media_kind, j.attempts, j.priority, j.trace_parent
             ), marked AS (
                 UPDATE media m SET state = 'processing'
                 FROM claimed c WHERE m.kind = c.media_kind AND m.id = c.media_id AND m.deleted_at IS NULL
                 RETURNING m.id
             )
-            SELECT c.id, c.media_id, c.media_kind, c.attempts, m.pool, m.object_key, m.size_bytes, m.mime, c.priority
+            SELECT c.id, c.media_id, c.media_kind, c.attempts, m.pool, m.object_key, m.size_bytes, m.mime, c.priority, c.trace_parent
             FROM claimed c JOIN media m ON m.kind = c.media_kind AND m.id = c.media_id
             """
     }

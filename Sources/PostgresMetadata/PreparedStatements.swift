@@ -38,8 +38,8 @@ struct RecordUploadStatement: PostgresPreparedStatement {
             SELECT $6, $4::text, $2, counted.id, 'stored', $7, $8, $9, $10, $11, $3 FROM counted
             RETURNING \(MediaRow.columns)
         ), job AS (
-            INSERT INTO jobs (queue, media_id, media_kind, priority)
-            SELECT 'process', i.id, i.kind, t.priority FROM inserted i, target t RETURNING 1
+            INSERT INTO jobs (queue, media_id, media_kind, priority, trace_parent)
+            SELECT 'process', i.id, i.kind, t.priority, $12::text FROM inserted i, target t RETURNING 1
         ), event AS (
             INSERT INTO outbox (event_id, type, media_id, upload_set_id, payload)
             SELECT gen_random_uuid(), 'media.stored', i.id, i.upload_set_id,
@@ -56,7 +56,7 @@ struct RecordUploadStatement: PostgresPreparedStatement {
     var now: Date
 
     func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 11)
+        var bindings = PostgresBindings(capacity: 12)
         bindings.append(media.uploadSetID.uuid)
         bindings.append(media.ownerID)
         bindings.append(now)
@@ -68,6 +68,7 @@ struct RecordUploadStatement: PostgresPreparedStatement {
         bindings.append(media.mime)
         bindings.append(media.location.pool)
         bindings.append(media.location.key)
+        bindings.append(media.trace)
         return bindings
     }
 
@@ -96,8 +97,8 @@ struct RecordUploadsStatement: PostgresPreparedStatement {
     static let sql = """
         WITH input AS (
             SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::uuid[], $6::bigint[], $7::text[], $8::text[], $9::text[],
-                                 $10::text[], $11::timestamptz[])
-                WITH ORDINALITY AS i(set_id, owner, kind, max_count, media_id, size, digest, media_mime, media_pool, media_key, at, ord)
+                                 $10::text[], $11::timestamptz[], $12::text[])
+                WITH ORDINALITY AS i(set_id, owner, kind, max_count, media_id, size, digest, media_mime, media_pool, media_key, at, trace, ord)
         ), target AS (
             SELECT id, owner_id, state, expires_at, priority, photo_count, audio_count, video_count
             FROM upload_sets WHERE id IN (SELECT set_id FROM input) ORDER BY id FOR UPDATE
@@ -125,8 +126,8 @@ struct RecordUploadsStatement: PostgresPreparedStatement {
             SELECT media_id, kind, owner, set_id, 'stored', size, digest, media_mime, media_pool, media_key, at FROM allowed
             RETURNING \(MediaRow.columns)
         ), job AS (
-            INSERT INTO jobs (queue, media_id, media_kind, priority)
-            SELECT 'process', i.id, i.kind, a.set_priority FROM inserted i JOIN allowed a ON a.media_id = i.id RETURNING 1
+            INSERT INTO jobs (queue, media_id, media_kind, priority, trace_parent)
+            SELECT 'process', i.id, i.kind, a.set_priority, NULLIF(a.trace, '') FROM inserted i JOIN allowed a ON a.media_id = i.id RETURNING 1
         ), event AS (
             INSERT INTO outbox (event_id, type, media_id, upload_set_id, payload)
             SELECT gen_random_uuid(), 'media.stored', i.id, i.upload_set_id,
@@ -141,7 +142,7 @@ struct RecordUploadsStatement: PostgresPreparedStatement {
     var requests: [UploadRecordRequest]
 
     func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 11)
+        var bindings = PostgresBindings(capacity: 12)
         bindings.append(requests.map(\.media.uploadSetID.uuid))
         bindings.append(requests.map(\.media.ownerID))
         bindings.append(requests.map(\.media.kind.rawValue))
@@ -153,6 +154,8 @@ struct RecordUploadsStatement: PostgresPreparedStatement {
         bindings.append(requests.map(\.media.location.pool))
         bindings.append(requests.map(\.media.location.key))
         bindings.append(requests.map(\.now))
+        // an array of optional text does not bind; no trace is the empty string
+        bindings.append(requests.map { $0.media.trace ?? "" })
         return bindings
     }
 

@@ -183,8 +183,8 @@ extension PostgresMetadataStore {
                 )!
                 try await connection.query(
                     """
-                    INSERT INTO jobs (queue, media_id, media_kind, priority)
-                    VALUES ('process', \(media.id.uuid), \(media.kind.rawValue), \(set.priority.rawValue))
+                    INSERT INTO jobs (queue, media_id, media_kind, priority, trace_parent)
+                    VALUES ('process', \(media.id.uuid), \(media.kind.rawValue), \(set.priority.rawValue), \(new.trace))
                     """,
                     logger: logger
                 )

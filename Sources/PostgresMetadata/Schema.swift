@@ -334,5 +334,14 @@ public enum Schema {
                 "DROP TABLE outbox_unpartitioned",
             ]
         ),
+        Migration(
+            version: 10,
+            name: "trace context of jobs",
+            statements: [
+                // the W3C traceparent of the request that stored the media: the job's span links to its trace
+                // (a nullable column without a default: no table rewrite)
+                "ALTER TABLE jobs ADD COLUMN trace_parent text"
+            ]
+        ),
     ]
 }

@@ -5,6 +5,7 @@ import Glibc
 import MediaCore
 import Metrics
 import NIOCore
+import Tracing
 
 /// The ``BlobStore`` on RADOS: each object is a RADOS object in its pool (in the configured namespace).
 /// The omap primitives here serve the ``RadosPendingLedger``.
@@ -26,7 +27,19 @@ public struct RadosBlobStore: BlobStore {
         mode: ObjectWriteMode
     ) async throws -> Int64 where Source.Element == ByteBuffer {
         try Self.validate(location)
-        return try await cluster.withOperation {
+        return try await traced("write", location) { span in
+            let written = try await writeObject(location, from: source, mode: mode)
+            span?.attributes["rados.bytes"] = Int(written)
+            return written
+        }
+    }
+
+    private func writeObject<Source: AsyncSequence>(
+        _ location: ObjectLocation,
+        from source: Source,
+        mode: ObjectWriteMode
+    ) async throws -> Int64 where Source.Element == ByteBuffer {
+        try await cluster.withOperation {
             let io = try await cluster.ioContext(for: location.pool)
             let chunkSize = self.chunkSize
             // Pieces are gathered by reference, never copied, until a chunk's worth is pending; that chunk
@@ -203,7 +216,21 @@ public struct RadosBlobStore: BlobStore {
         landed: @escaping @Sendable (Int64) async throws -> Void
     ) async throws -> Int64 where Source.Element == ByteBuffer {
         try Self.validate(location)
-        return try await cluster.withOperation {
+        return try await traced("write_at", location) { span in
+            let written = try await writeFenced(location, from: source, at: offset, writer: writer, landed: landed)
+            span?.attributes["rados.bytes"] = Int(written)
+            return written
+        }
+    }
+
+    private func writeFenced<Source: AsyncSequence>(
+        _ location: ObjectLocation,
+        from source: Source,
+        at offset: Int64,
+        writer: String,
+        landed: @escaping @Sendable (Int64) async throws -> Void
+    ) async throws -> Int64 where Source.Element == ByteBuffer {
+        try await cluster.withOperation {
             let io = try await cluster.ioContext(for: location.pool)
             let chunkSize = self.chunkSize
             let fence = Array(writer.utf8)
@@ -372,7 +399,15 @@ public struct RadosBlobStore: BlobStore {
         _ submit: (rados_ioctx_t, UnsafePointer<CChar>, rados_completion_t) -> Int32
     ) async throws -> Int32 {
         try Self.validate(location)
-        return try await cluster.withOperation {
+        return try await traced(operation, location) { _ in try await performUntraced(operation, location, submit) }
+    }
+
+    private func performUntraced(
+        _ operation: String,
+        _ location: ObjectLocation,
+        _ submit: (rados_ioctx_t, UnsafePointer<CChar>, rados_completion_t) -> Int32
+    ) async throws -> Int32 {
+        try await cluster.withOperation {
             let io = try await cluster.ioContext(for: location.pool)
             let completion = try RadosCompletion.make()
             let started = ContinuousClock.now
@@ -388,6 +423,18 @@ public struct RadosBlobStore: BlobStore {
             cluster.observe(rc)
             guard rc >= 0 else { throw BlobStoreError.rados(rc, operation, location) }
             return rc
+        }
+    }
+
+    /// Runs one RADOS operation in a client span named after it, when it is part of traced work (the polls
+    /// of background loops outside any span are not traced).
+    private func traced<T>(_ operation: String, _ location: ObjectLocation, _ body: ((any Span)?) async throws -> T) async throws -> T {
+        guard InstrumentationContext.current != nil else { return try await body(nil) }
+        return try await withSpan("rados \(operation)", ofKind: .client) { span in
+            span.attributes["rados.operation"] = operation
+            span.attributes["rados.pool"] = location.pool
+            span.attributes["rados.object"] = location.key
+            return try await body(span)
         }
     }
 

@@ -46,8 +46,9 @@ struct ConnectionOptions: ParsableArguments {
         let environment = environment(extra)
         do {
             let logging = try LoggingConfiguration(environment: environment, default: defaultLogLevel)
+            let tracing = try TracingConfiguration(environment: environment, serviceName: "mediagw")
             let configuration = try read(environment)
-            return (configuration, MediaLogging.bootstrap(logging), environment)
+            return (configuration, try MediaLogging.bootstrap(logging, tracing: tracing), environment)
         } catch {
             throw Failure("configuration: \(error.message)", exitCode: 2)
         }

@@ -59,7 +59,7 @@ import Testing
     }
 
     @Test func theSuiteHasItsChecks() {
-        #expect(MetadataStoreConformance<PostgresMetadataStore>.checks.count == 26)
+        #expect(MetadataStoreConformance<PostgresMetadataStore>.checks.count == 27)
         #expect(MetadataStoreConformance<PostgresMetadataStore>.checksNeedingAStoreOfTheirOwn.count == 1)
     }
 }

@@ -113,12 +113,14 @@ final class TestGateway: Sendable {
             _ baseURL: String,
             _ set: OpenedSet,
             _ files: [(filename: String?, bytes: [UInt8])],
-            token: String? = nil
+            token: String? = nil,
+            headers: [(String, String)] = []
         ) async throws -> Reply {
             let boundary = "test-\(UUID().uuidString)"
             var request = HTTPClientRequest(url: baseURL + "/v1/upload-sets/\(set.id)/media")
             request.method = .POST
             request.headers.add(name: "Authorization", value: "Bearer \(token ?? set.token)")
+            for (name, value) in headers { request.headers.add(name: name, value: value) }
             request.headers.add(name: "Content-Type", value: "multipart/form-data; boundary=\(boundary)")
             request.body = .bytes(ByteBuffer(bytes: Multipart.body(files, boundary: boundary)))
             let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))

@@ -25,6 +25,6 @@ import Testing
     @Test func everySuiteHasItsChecks() {
         #expect(BlobStoreConformance<InMemoryBlobStore>.checks.count == 18)
         #expect(PendingLedgerConformance<InMemoryPendingLedger>.checks.count == 8)
-        #expect(MetadataStoreConformance<InMemoryMetadataStore>.checks.count == 26)
+        #expect(MetadataStoreConformance<InMemoryMetadataStore>.checks.count == 27)
     }
 }
