@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Metrics
 import Synchronization
+import Tracing
 
 /// Something a CDN edge may hold of one origin path.
 public struct EdgeObject: Sendable, Hashable, CustomStringConvertible {
@@ -148,7 +149,12 @@ public struct EdgePurger<Metadata: MetadataStore, Edge: EdgeCache>: Sendable {
         let deleted = events.compactMap(DeletedMedia.init)
         if !deleted.isEmpty {
             do {
-                try await edge.purge(deleted.flatMap(\.edgeObjects))
+                // a trace per purge batch, with the edge's requests in it (idle passes are not traced)
+                try await withSpan("edge purge", context: .topLevel) { span in
+                    span.attributes["edge"] = edge.name
+                    span.attributes["media.ids"] = deleted.map { "\($0.id)" }
+                    try await edge.purge(deleted.flatMap(\.edgeObjects))
+                }
             } catch {
                 PurgeMetrics.purges(edge.name, "failed").increment(by: Int64(deleted.count))
                 throw error

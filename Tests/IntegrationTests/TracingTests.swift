@@ -193,6 +193,52 @@ import Testing
         #expect(await gateway.waitForExit(timeout: .seconds(30)) == 0)
     }
 
+    @Test func aFileIngestedThroughAGatewayIsOneTraceAcrossBothProcesses() async throws {
+        let receiver = try await Receiver.start()
+        let gateway = try await tracedGateway(receiver, ["MEDIAGW_WORKERS_IN_SERVE": "false"])
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("traced-ingest-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: scratch.appendingPathComponent("in"), withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        for name in ["orientation-1.jpg", "orientation-3.jpg"] {
+            try Data(try Corpus.bytes("images/\(name)")).write(to: scratch.appendingPathComponent("in/\(name)"))
+        }
+        var environment = TestGateway.environment(try await Isolation.suite("Tracing"))
+        environment["OTEL_TRACES_EXPORTER"] = "otlp"
+        environment["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.endpoint
+        let (status, output) = try await TestStack.run(
+            TestStack.mediagwPath,
+            [
+                "ingest", scratch.appendingPathComponent("in").path, "--owner", "traced-ingest", "--gateway", gateway.baseURL, "--token",
+                TestGateway.serviceToken, "--state", scratch.appendingPathComponent("run.state.jsonl").path,
+            ],
+            environment: environment
+        )
+        #expect(status == 0, "\(output)")
+        // the CLI sends what is left when it ends; the gateway every 100 ms
+        let spans = try await receiver.spans(within: .seconds(20)) { spans in
+            let files = spans.filter { $0.name == "ingest file" }
+            return files.count == 2
+                && files.allSatisfy { file in
+                    spans.contains { $0.traceID == file.traceID && $0.service == "mediagw-under-test" && $0.name.hasSuffix("/media") }
+                        && spans.contains { $0.traceID == file.traceID && $0.name == "postgresql record_upload" }
+                }
+        }
+        let files = spans.filter { $0.name == "ingest file" }
+        #expect(files.count == 2, "\(spans)")
+        for file in files {
+            #expect(file.service == "mediagw-ingest" && file.attributes["ingest.outcome"] as? String == "ingested")
+            let trace = spans.filter { $0.traceID == file.traceID }
+            // the CLI's request span is the parent of the gateway's server span: the traceparent crossed over
+            let clients = trace.filter { $0.service == "mediagw-ingest" && $0.kind == "SPAN_KIND_CLIENT" }
+            let servers = trace.filter { $0.service == "mediagw-under-test" && $0.kind == "SPAN_KIND_SERVER" }
+            #expect(servers.contains { $0.name.hasSuffix("/media") && clients.map(\.spanID).contains($0.parentID) }, "\(trace)")
+            #expect(trace.contains { $0.service == "mediagw-under-test" && $0.name == "rados write" })
+            #expect(trace.contains { $0.service == "mediagw-under-test" && $0.name == "postgresql record_upload" })
+        }
+        gateway.signal(SIGTERM)
+        #expect(await gateway.waitForExit(timeout: .seconds(30)) == 0)
+    }
+
     @Test func aCollectorThatHangsOrIsDownNeverFailsAnUpload() async throws {
         let hanging = try await Receiver.start(stall: true)
         let closed = try await Receiver.start()
