@@ -78,11 +78,12 @@ public struct JobRunner<Storage: MediaStores, Processing: MediaProcessing>: Send
             for lane in settings.lanes {
                 group.addTask {
                     var scheduler = ClaimScheduler(lane: lane, bulkShare: settings.bulkShare)
+                    var reclaims = ReclaimSchedule(every: settings.lease / 3)
                     let clock = ContinuousClock()
                     let origin = clock.now
                     while !stop() && !Task.isCancelled {
                         let start = (clock.now - origin).seconds
-                        guard let job = try? await runOne(scheduler.steps) else {
+                        guard let job = try? await runOne(scheduler.steps, reclaimingExpired: reclaims.due(at: start)) else {
                             try? await Task.sleep(for: settings.pollInterval)
                             continue
                         }
@@ -104,10 +105,10 @@ public struct JobRunner<Storage: MediaStores, Processing: MediaProcessing>: Send
 
     /// Claims and handles one job, the first that `steps` find; returns it, or `nil` when there was none.
     @discardableResult
-    public func runOne(_ steps: [ClaimStep] = ClaimStep.everything) async throws -> ProcessingJob? {
+    public func runOne(_ steps: [ClaimStep] = ClaimStep.everything, reclaimingExpired: Bool = true) async throws -> ProcessingJob? {
         let claimed: ProcessingJob?
         do {
-            claimed = try await storage.metadata.claimJob(steps, lease: settings.lease, now: clock.now())
+            claimed = try await storage.metadata.claimJob(steps, reclaimingExpired: reclaimingExpired, lease: settings.lease, now: clock.now())
         } catch {
             logger.warning("could not claim jobs", metadata: ["error": "\(error)"])
             throw error
@@ -211,6 +212,25 @@ public struct JobRunner<Storage: MediaStores, Processing: MediaProcessing>: Send
     static func count(_ kind: MediaKind, _ outcome: String, since started: ContinuousClock.Instant) {
         JobMetrics.jobs(kind.rawValue, outcome).increment()
         JobMetrics.durations(kind.rawValue).recordNanoseconds(Int64((ContinuousClock.now - started).seconds * 1e9))
+    }
+}
+
+/// When a worker looks for jobs whose lease expired (their worker died): at its first claim, then at most
+/// once every `interval` (a third of the lease), not at every poll. An abandoned job therefore waits at
+/// most a lease and a third; an idle worker's polls cost one query less each.
+public struct ReclaimSchedule: Sendable, Hashable {
+    public let interval: Double
+    private var next: Double = -.infinity
+
+    public init(every interval: Duration) {
+        self.interval = interval.seconds
+    }
+
+    /// Whether the claim at `now` (seconds on the worker's clock) looks for expired leases.
+    public mutating func due(at now: Double) -> Bool {
+        guard now >= next else { return false }
+        next = now + interval
+        return true
     }
 }
 

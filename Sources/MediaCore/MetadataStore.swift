@@ -239,10 +239,11 @@ public protocol MetadataStore: Sendable {
 
     // MARK: Processing
 
-    /// Claims one runnable job, marks it running under a lease and its media `processing`: a job of the
-    /// steps' kinds whose lease expired (a worker died) first, else the oldest queued and due job of the
-    /// first step that has one. Concurrent claimers never get the same job (`FOR UPDATE SKIP LOCKED`).
-    func claimJob(_ steps: [ClaimStep], lease: Duration, now: Date) async throws -> ProcessingJob?
+    /// Claims one runnable job, marks it running under a lease and its media `processing`: when
+    /// `reclaimingExpired`, a job of the steps' kinds whose lease expired (a worker died) first; else, or
+    /// when there is none, the oldest queued and due job of the first step that has one. Concurrent
+    /// claimers never get the same job (`FOR UPDATE SKIP LOCKED`).
+    func claimJob(_ steps: [ClaimStep], reclaimingExpired: Bool, lease: Duration, now: Date) async throws -> ProcessingJob?
 
     /// Extends the lease of a job its worker is still running to `now + lease`. `false` when the job is no
     /// longer this claim's (it ended, or its lease expired and another worker claimed it again).

@@ -457,11 +457,13 @@ public final class InMemoryMetadataStore: MetadataStore {
 
     // MARK: Processing
 
-    public func claimJob(_ steps: [ClaimStep], lease: Duration, now: Date) async throws -> ProcessingJob? {
+    public func claimJob(_ steps: [ClaimStep], reclaimingExpired: Bool, lease: Duration, now: Date) async throws -> ProcessingJob? {
         try withState { state in
             let kinds = Set(steps.flatMap(\.kinds))
-            let expired = state.jobs.values.filter { $0.state == "running" && ($0.leasedUntil ?? now) < now && kinds.contains($0.kind) }
-                .min { ($0.leasedUntil ?? now, $0.id) < ($1.leasedUntil ?? now, $1.id) }
+            let expired = state.jobs.values.filter {
+                reclaimingExpired && $0.state == "running" && ($0.leasedUntil ?? now) < now && kinds.contains($0.kind)
+            }
+            .min { ($0.leasedUntil ?? now, $0.id) < ($1.leasedUntil ?? now, $1.id) }
             var found = expired
             for step in steps where found == nil {
                 found = state.jobs.values.filter {

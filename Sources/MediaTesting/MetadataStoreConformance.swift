@@ -112,7 +112,7 @@ public struct MetadataStoreConformance<Store: MetadataStore>: Sendable {
 
     /// Claims until this media item's job is among the claimed (jobs of earlier checks may come first).
     func claim(_ id: MediaID, lease: Duration = .seconds(600), now: Date = Date()) async throws -> ProcessingJob? {
-        while let job = try await store.claimJob(ClaimStep.everything, lease: lease, now: now) {
+        while let job = try await store.claimJob(ClaimStep.everything, reclaimingExpired: true, lease: lease, now: now) {
             if job.mediaID == id { return job }
         }
         return nil
@@ -571,6 +571,14 @@ public struct MetadataStoreConformance<Store: MetadataStore>: Sendable {
         #expect(job.kind == .photo && job.original == media.location && job.size == media.size && job.mime == media.mime && job.attempts == 1)
         #expect(try await store.media(media.id)?.state == .processing)
         #expect(try await claim(media.id, now: now.addingTimeInterval(30)) == nil, "leased")
+        while let other = try await store.claimJob(
+            ClaimStep.everything,
+            reclaimingExpired: false,
+            lease: .seconds(600),
+            now: now.addingTimeInterval(61)
+        ) {
+            #expect(other.jobID != job.jobID, "an expired lease is left alone when the claim does not reclaim")
+        }
         let again = try #require(try await claim(media.id, now: now.addingTimeInterval(61)), "taken again once the lease expired")
         #expect(again.jobID == job.jobID && again.attempts == 2)
     }
@@ -578,7 +586,7 @@ public struct MetadataStoreConformance<Store: MetadataStore>: Sendable {
     func claimOrder() async throws {
         // what earlier checks left runnable is claimed first, so that the order below is this check's
         let lease = Duration.seconds(600)
-        while try await store.claimJob(ClaimStep.everything, lease: lease, now: Date().addingTimeInterval(1)) != nil {}
+        while try await store.claimJob(ClaimStep.everything, reclaimingExpired: true, lease: lease, now: Date().addingTimeInterval(1)) != nil {}
         let bulk = try await newSet(priority: .bulk)
         let live = try await newSet()
         #expect(try await store.uploadSet(bulk.id)?.priority == .bulk && live.priority == .interactive)
@@ -589,7 +597,7 @@ public struct MetadataStoreConformance<Store: MetadataStore>: Sendable {
         let laterBulkPhoto = try await record(bulk)
         let interactiveFirst = [ClaimStep(kinds: [.photo, .audio], priority: .interactive), ClaimStep(kinds: [.photo, .audio], priority: .bulk)]
         func next(_ steps: [ClaimStep]) async throws -> MediaID? {
-            try await store.claimJob(steps, lease: lease, now: Date().addingTimeInterval(1))?.mediaID
+            try await store.claimJob(steps, reclaimingExpired: true, lease: lease, now: Date().addingTimeInterval(1))?.mediaID
         }
         #expect(try await next(interactiveFirst) == livePhoto.id, "interactive work before older bulk work")
         #expect(try await next(interactiveFirst.reversed()) == olderBulkPhoto.id, "bulk work first when the steps say so")

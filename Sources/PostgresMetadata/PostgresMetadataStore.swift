@@ -434,10 +434,12 @@ public struct PostgresMetadataStore: MetadataStore {
 
     // MARK: Processing
 
-    public func claimJob(_ steps: [ClaimStep], lease: Duration, now: Date) async throws -> ProcessingJob? {
+    public func claimJob(_ steps: [ClaimStep], reclaimingExpired: Bool, lease: Duration, now: Date) async throws -> ProcessingJob? {
         let kinds = MediaKind.allCases.filter { kind in steps.contains { $0.kinds.contains(kind) } }
         guard !kinds.isEmpty else { return nil }
-        if let job = try await claim(expired: true, kinds: kinds, priority: .interactive, lease: lease, now: now) { return job }
+        if reclaimingExpired, let job = try await claim(expired: true, kinds: kinds, priority: .interactive, lease: lease, now: now) {
+            return job
+        }
         for step in steps {
             if let job = try await claim(expired: false, kinds: step.kinds, priority: step.priority, lease: lease, now: now) { return job }
         }

@@ -38,7 +38,7 @@ final class RecordingEdge: EdgeCache {
             maxCount: 5,
             now: Date()
         )
-        let job = try #require(try await store.claimJob(ClaimStep.everything, lease: .seconds(60), now: Date()))
+        let job = try #require(try await store.claimJob(ClaimStep.everything, reclaimingExpired: true, lease: .seconds(60), now: Date()))
         let records = renditions.map { name in
             RenditionRecord(
                 name: name,

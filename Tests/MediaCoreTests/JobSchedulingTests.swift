@@ -97,6 +97,13 @@ import Testing
         #expect(WorkerSettings(concurrency: workers, videoWorkers: video).lanes == lanes)
     }
 
+    @Test func expiredLeasesAreLookedForAtTheFirstClaimThenOncePerThirdOfTheLease() {
+        var schedule = ReclaimSchedule(every: .seconds(60) / 3)
+        let answers = [0, 0.5, 19.9, 20, 25, 100].map { schedule.due(at: $0) }
+        // the first claim; not at every poll; a third of the lease later; after a long job, at once
+        #expect(answers == [true, false, false, true, false, true])
+    }
+
     @Test func anInteractiveUploadIsClaimedBeforeAnEarlierIngest() async throws {
         let store = InMemoryMetadataStore()
         let clock = TestClock()
@@ -126,7 +133,7 @@ import Testing
         clock.advance(by: .seconds(1))
         let steps = ClaimScheduler(lane: .stills, bulkShare: 0.2).steps
         let order = try await (0..<21).asyncMap { _ in
-            try await store.claimJob(steps, lease: .seconds(60), now: clock.clock.now())?.mediaID
+            try await store.claimJob(steps, reclaimingExpired: true, lease: .seconds(60), now: clock.clock.now())?.mediaID
         }
         #expect(order.first == live.id, "the upload is processed first")
         #expect(order.dropFirst().compactMap { $0 } == ingested, "then the ingest, in order")
