@@ -107,6 +107,7 @@ final class ProcessorProcess: @unchecked Sendable {
         var lines: [[UInt8]] = []
         var waiting: CheckedContinuation<[UInt8]?, Never>?
         var closed = false
+        var abandoned = false
     }
 
     init(executable: String, arguments: [String], environment: [String: String], logger: Logger) throws {
@@ -129,7 +130,7 @@ final class ProcessorProcess: @unchecked Sendable {
         thread.start()
     }
 
-    var isAlive: Bool { process.isRunning && !state.withLockedValue { $0.closed } }
+    var isAlive: Bool { process.isRunning && !state.withLockedValue { $0.closed || $0.abandoned } }
 
     func kill() {
         if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
@@ -155,15 +156,27 @@ final class ProcessorProcess: @unchecked Sendable {
         return outcome
     }
 
+    /// The next line the child wrote, or `nil` when its output closed or the wait was cancelled (the
+    /// pool's deadline passed: without this the deadline would wait for a child that never answers).
     private func nextLine() async -> [UInt8]? {
-        await withCheckedContinuation { continuation in
-            let ready: [UInt8]?? = state.withLockedValue { state in
-                if !state.lines.isEmpty { return .some(state.lines.removeFirst()) }
-                if state.closed { return .some(nil) }
-                state.waiting = continuation
-                return .none
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let ready: [UInt8]?? = state.withLockedValue { state in
+                    if !state.lines.isEmpty { return .some(state.lines.removeFirst()) }
+                    if state.closed || state.abandoned { return .some(nil) }
+                    state.waiting = continuation
+                    return .none
+                }
+                if let ready { continuation.resume(returning: ready) }
             }
-            if let ready { continuation.resume(returning: ready) }
+        } onCancel: {
+            let waiter: CheckedContinuation<[UInt8]?, Never>? = state.withLockedValue { state in
+                // a child whose answer was given up on is killed, never asked again
+                state.abandoned = true
+                defer { state.waiting = nil }
+                return state.waiting
+            }
+            waiter?.resume(returning: nil)
         }
     }
 
