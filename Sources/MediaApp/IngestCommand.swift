@@ -123,11 +123,10 @@ public struct IngestCommand: Sendable {
             }
             let mode = progressMode
             do {
-                final = try await MediaTracing.withExporter(logger: logger) {
-                    try await DirectIngest.withTarget(configuration, logger: logger) { target in
-                        let runner = IngestRunner(target: target, journal: journal, options: ingestOptions, logger: logger, onResult: onResult)
-                        return await Self.withProgress(runner, mode: mode) { await runner.run(items, rowErrors: rowErrors) }
-                    }
+                // the runtime's run sends the spans
+                final = try await DirectIngest.withTarget(configuration, logger: logger) { target in
+                    let runner = IngestRunner(target: target, journal: journal, options: ingestOptions, logger: logger, onResult: onResult)
+                    return await Self.withProgress(runner, mode: mode) { await runner.run(items, rowErrors: rowErrors) }
                 }
             } catch {
                 throw Failure(SystemCheck.oneLine(error))

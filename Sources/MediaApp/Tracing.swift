@@ -12,6 +12,7 @@ import Tracing
 /// | variable | default | meaning |
 /// |---|---|---|
 /// | `OTEL_TRACES_EXPORTER` | unset (off) | `otlp` turns tracing on; `none` or unset leaves it off |
+/// | `OTEL_SDK_DISABLED` | `false` | `true` turns tracing off whatever the exporter |
 /// | `OTEL_EXPORTER_OTLP_ENDPOINT` | `http://localhost:4318` | the collector; spans go to `<endpoint>/v1/traces` (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`: the full URL) |
 /// | `OTEL_EXPORTER_OTLP_PROTOCOL` | `http/protobuf` | `http/protobuf` or `http/json` (this build has no gRPC exporter) |
 /// | `OTEL_SERVICE_NAME` | the command (`mediagw`, `mediagw-ingest`, …) | `service.name` of the spans |
@@ -33,6 +34,7 @@ public struct TracingConfiguration: Sendable {
     public init(environment env: EnvironmentReader, serviceName: String) throws(ConfigurationError) {
         self.serviceName = serviceName
         switch env.string("OTEL_TRACES_EXPORTER")?.lowercased() {
+        case _ where env.string("OTEL_SDK_DISABLED")?.lowercased() == "true": enabled = false
         case nil, "none": enabled = false
         case "otlp": enabled = true
         case let other?: throw ConfigurationError("OTEL_TRACES_EXPORTER=\(other) is not supported (otlp or none)")
@@ -80,16 +82,21 @@ public enum MediaTracing {
         exporter.withLock { $0 }.map { [.init(service: $0)] } ?? []
     }
 
-    /// For one-shot commands: runs `body` with the exporter running, then sends what is left.
+    /// Whether the current task runs inside ``withExporter(logger:_:)``.
+    @TaskLocal private static var exporting = false
+
+    /// For one-shot commands: runs `body` with the exporter running, then sends what is left. Nested calls
+    /// run `body` under the outer one (the exporter runs once).
     public static func withExporter<T: Sendable, E: Error>(logger: Logger, _ body: () async throws(E) -> T) async throws(E) -> T {
-        guard let service = exporter.withLock({ $0 }) else { return try await body() }
+        guard !exporting, let service = exporter.withLock({ $0 }) else { return try await body() }
         let group = ServiceGroup(services: [service], logger: logger)
         let running = Task { try await group.run() }
-        let result: Result<T, E>
-        do {
-            result = .success(try await body())
-        } catch {
-            result = .failure(error)
+        let result: Result<T, E> = await $exporting.withValue(true) { () async -> Result<T, E> in
+            do throws(E) {
+                return .success(try await body())
+            } catch {
+                return .failure(error)
+            }
         }
         await group.triggerGracefulShutdown()
         _ = await running.result

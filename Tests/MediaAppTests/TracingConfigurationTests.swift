@@ -6,6 +6,8 @@ struct TracingConfigurationTests {
         #expect(try !TracingConfiguration(environment: EnvironmentReader([:]), serviceName: "mediagw").enabled)
         #expect(try !TracingConfiguration(environment: EnvironmentReader(["OTEL_TRACES_EXPORTER": "none"]), serviceName: "mediagw").enabled)
         #expect(try TracingConfiguration(environment: EnvironmentReader(["OTEL_TRACES_EXPORTER": "OTLP"]), serviceName: "mediagw").enabled)
+        let disabled = EnvironmentReader(["OTEL_TRACES_EXPORTER": "otlp", "OTEL_SDK_DISABLED": "true"])
+        #expect(try !TracingConfiguration(environment: disabled, serviceName: "mediagw").enabled, "the SDK switch wins")
     }
 
     @Test(arguments: [
