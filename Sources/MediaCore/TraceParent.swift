@@ -27,3 +27,11 @@ public enum TraceParent {
         func extract(key: String, from fields: [String: String]) -> String? { fields[key] }
     }
 }
+
+/// Runs `body` in a client span named `name` when the caller is itself traced (a request, a job, a
+/// reconciler pass); without a span around it (the polls of background loops) `body` runs untraced, as each
+/// call would otherwise be a trace of its own.
+public func withClientSpan<T>(_ name: String, _ body: ((any Span)?) async throws -> T) async throws -> T {
+    guard InstrumentationContext.current != nil else { return try await body(nil) }
+    return try await withSpan(name, ofKind: .client) { span in try await body(span) }
+}

@@ -67,14 +67,11 @@ public struct PostgresMetadataStore: MetadataStore {
         defer {
             ReplicaMetrics.durations(operation).recordNanoseconds((ContinuousClock.now - started).nanoseconds)
         }
-        // a statement is traced as part of traced work; the polls of background loops (claims, monitors)
-        // outside any span would each be a trace of their own
-        guard InstrumentationContext.current != nil else { return try await retryingConflicts(operation, configuration, nil, body) }
-        return try await withSpan("postgresql \(operation)", ofKind: .client) { span in
-            span.attributes["db.system.name"] = "postgresql"
-            span.attributes["db.operation.name"] = operation
-            span.attributes["server.address"] = configuration.host
-            span.attributes["server.port"] = configuration.port
+        return try await withClientSpan("postgresql \(operation)") { span in
+            span?.attributes["db.system.name"] = "postgresql"
+            span?.attributes["db.operation.name"] = operation
+            span?.attributes["server.address"] = configuration.host
+            span?.attributes["server.port"] = configuration.port
             return try await retryingConflicts(operation, configuration, span, body)
         }
     }

@@ -28,71 +28,63 @@ public struct RadosBlobStore: BlobStore {
     ) async throws -> Int64 where Source.Element == ByteBuffer {
         try Self.validate(location)
         return try await traced("write", location) { span in
-            let written = try await writeObject(location, from: source, mode: mode)
+            let written = try await cluster.withOperation {
+                let io = try await cluster.ioContext(for: location.pool)
+                let chunkSize = self.chunkSize
+                // Pieces are gathered by reference, never copied, until a chunk's worth is pending; that chunk
+                // is written while the next one gathers. Memory: at most two chunks (plus one piece).
+                var pieces: [ByteBuffer] = []
+                var pending = 0
+                var submitted: Int64 = 0
+                var inFlight: SubmittedWrite?
+                // Once the first chunk has landed the object is ours, and ours to remove if the stream fails.
+                var created = false
+                do {
+                    for try await var piece in source {
+                        while piece.readableBytes > 0 {
+                            let slice = piece.readSlice(length: min(piece.readableBytes, chunkSize - pending))!
+                            pieces.append(slice)
+                            pending += slice.readableBytes
+                            guard pending == chunkSize else { continue }
+                            if let previous = inFlight {
+                                inFlight = nil
+                                try await previous.finish()
+                                created = true
+                            }
+                            inFlight = try submitWrite(io, location, pieces, at: submitted, mode: mode)
+                            submitted += Int64(pending)
+                            pieces = []
+                            pending = 0
+                        }
+                    }
+                    if let previous = inFlight {
+                        inFlight = nil
+                        try await previous.finish()
+                        created = true
+                    }
+                    if pending > 0 || submitted == 0 {
+                        let last = try submitWrite(io, location, pieces, at: submitted, mode: mode)
+                        submitted += Int64(pending)
+                        try await last.finish()
+                    }
+                    return submitted
+                } catch {
+                    if let inFlight, await inFlight.completion.wait() >= 0 { created = true }
+                    if created {
+                        do {
+                            try await remove(location)
+                        } catch {
+                            cluster.logger.warning(
+                                "could not remove a partial object",
+                                metadata: ["object": "\(location)", "error": "\(error)"]
+                            )
+                        }
+                    }
+                    throw error
+                }
+            }
             span?.attributes["rados.bytes"] = Int(written)
             return written
-        }
-    }
-
-    private func writeObject<Source: AsyncSequence>(
-        _ location: ObjectLocation,
-        from source: Source,
-        mode: ObjectWriteMode
-    ) async throws -> Int64 where Source.Element == ByteBuffer {
-        try await cluster.withOperation {
-            let io = try await cluster.ioContext(for: location.pool)
-            let chunkSize = self.chunkSize
-            // Pieces are gathered by reference, never copied, until a chunk's worth is pending; that chunk
-            // is written while the next one gathers. Memory: at most two chunks (plus one piece).
-            var pieces: [ByteBuffer] = []
-            var pending = 0
-            var submitted: Int64 = 0
-            var inFlight: SubmittedWrite?
-            // Once the first chunk has landed the object is ours, and ours to remove if the stream fails.
-            var created = false
-            do {
-                for try await var piece in source {
-                    while piece.readableBytes > 0 {
-                        let slice = piece.readSlice(length: min(piece.readableBytes, chunkSize - pending))!
-                        pieces.append(slice)
-                        pending += slice.readableBytes
-                        guard pending == chunkSize else { continue }
-                        if let previous = inFlight {
-                            inFlight = nil
-                            try await previous.finish()
-                            created = true
-                        }
-                        inFlight = try submitWrite(io, location, pieces, at: submitted, mode: mode)
-                        submitted += Int64(pending)
-                        pieces = []
-                        pending = 0
-                    }
-                }
-                if let previous = inFlight {
-                    inFlight = nil
-                    try await previous.finish()
-                    created = true
-                }
-                if pending > 0 || submitted == 0 {
-                    let last = try submitWrite(io, location, pieces, at: submitted, mode: mode)
-                    submitted += Int64(pending)
-                    try await last.finish()
-                }
-                return submitted
-            } catch {
-                if let inFlight, await inFlight.completion.wait() >= 0 { created = true }
-                if created {
-                    do {
-                        try await remove(location)
-                    } catch {
-                        cluster.logger.warning(
-                            "could not remove a partial object",
-                            metadata: ["object": "\(location)", "error": "\(error)"]
-                        )
-                    }
-                }
-                throw error
-            }
         }
     }
 
@@ -217,54 +209,44 @@ public struct RadosBlobStore: BlobStore {
     ) async throws -> Int64 where Source.Element == ByteBuffer {
         try Self.validate(location)
         return try await traced("write_at", location) { span in
-            let written = try await writeFenced(location, from: source, at: offset, writer: writer, landed: landed)
-            span?.attributes["rados.bytes"] = Int(written)
-            return written
-        }
-    }
-
-    private func writeFenced<Source: AsyncSequence>(
-        _ location: ObjectLocation,
-        from source: Source,
-        at offset: Int64,
-        writer: String,
-        landed: @escaping @Sendable (Int64) async throws -> Void
-    ) async throws -> Int64 where Source.Element == ByteBuffer {
-        try await cluster.withOperation {
-            let io = try await cluster.ioContext(for: location.pool)
-            let chunkSize = self.chunkSize
-            let fence = Array(writer.utf8)
-            var pieces: [ByteBuffer] = []
-            var pending = 0
-            var written: Int64 = 0
-            // one chunk at a time, each landed (and reported) before the next is sent: the offset a client
-            // is told is always durable
-            func flush() async throws {
-                guard pending > 0 else { return }
-                let submitted = try submitWrite(io, location, pieces, at: offset + written, fence: fence)
-                try await submitted.finish()
-                written += Int64(pending)
-                pieces = []
-                pending = 0
-                try await landed(written)
-            }
-            do {
-                for try await var piece in source {
-                    while piece.readableBytes > 0 {
-                        let slice = piece.readSlice(length: min(piece.readableBytes, chunkSize - pending))!
-                        pieces.append(slice)
-                        pending += slice.readableBytes
-                        if pending == chunkSize { try await flush() }
-                    }
+            let written = try await cluster.withOperation {
+                let io = try await cluster.ioContext(for: location.pool)
+                let chunkSize = self.chunkSize
+                let fence = Array(writer.utf8)
+                var pieces: [ByteBuffer] = []
+                var pending = 0
+                var written: Int64 = 0
+                // one chunk at a time, each landed (and reported) before the next is sent: the offset a client
+                // is told is always durable
+                func flush() async throws {
+                    guard pending > 0 else { return }
+                    let submitted = try submitWrite(io, location, pieces, at: offset + written, fence: fence)
+                    try await submitted.finish()
+                    written += Int64(pending)
+                    pieces = []
+                    pending = 0
+                    try await landed(written)
                 }
-            } catch let error as BlobStoreError {
-                throw error
-            } catch {
-                // the source failed (a client that went away): what it delivered is kept
+                do {
+                    for try await var piece in source {
+                        while piece.readableBytes > 0 {
+                            let slice = piece.readSlice(length: min(piece.readableBytes, chunkSize - pending))!
+                            pieces.append(slice)
+                            pending += slice.readableBytes
+                            if pending == chunkSize { try await flush() }
+                        }
+                    }
+                } catch let error as BlobStoreError {
+                    throw error
+                } catch {
+                    // the source failed (a client that went away): what it delivered is kept
+                    try await flush()
+                    throw error
+                }
                 try await flush()
-                throw error
+                return written
             }
-            try await flush()
+            span?.attributes["rados.bytes"] = Int(written)
             return written
         }
     }
@@ -426,14 +408,12 @@ public struct RadosBlobStore: BlobStore {
         }
     }
 
-    /// Runs one RADOS operation in a client span named after it, when it is part of traced work (the polls
-    /// of background loops outside any span are not traced).
+    /// Runs one RADOS operation in a client span named after it, when it is part of traced work.
     private func traced<T>(_ operation: String, _ location: ObjectLocation, _ body: ((any Span)?) async throws -> T) async throws -> T {
-        guard InstrumentationContext.current != nil else { return try await body(nil) }
-        return try await withSpan("rados \(operation)", ofKind: .client) { span in
-            span.attributes["rados.operation"] = operation
-            span.attributes["rados.pool"] = location.pool
-            span.attributes["rados.object"] = location.key
+        try await withClientSpan("rados \(operation)") { span in
+            span?.attributes["rados.operation"] = operation
+            span?.attributes["rados.pool"] = location.pool
+            span?.attributes["rados.object"] = location.key
             return try await body(span)
         }
     }
