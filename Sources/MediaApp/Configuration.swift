@@ -378,6 +378,39 @@ public struct OutboxRetentionConfiguration: Sendable {
     }
 }
 
+/// The correlation of related work (`mediagw correlate`): links between ids kept in PostgreSQL by whole
+/// UTC days, written in batches. `serve` and `worker` record; `serve` rotates with the outbox's interval and
+/// days ahead.
+///
+/// | variable | default | meaning |
+/// |---|---|---|
+/// | `MEDIAGW_CORRELATION` | `true` | record links (`false`: nothing is recorded, `correlate` finds what was) |
+/// | `MEDIAGW_CORRELATION_RETENTION` | `14d` | links are kept at least this long (whole days); at least `1d` |
+/// | `MEDIAGW_CORRELATION_FLUSH_INTERVAL` | `200ms` | how often buffered links are written, one statement per batch (10ms–10s) |
+/// | `MEDIAGW_CORRELATION_BUFFER` | `20000` | links held between writes (100–1000000); more are dropped and counted |
+/// | `MEDIAGW_HOST_NAME` | the host's name | the host recorded with each link |
+public struct CorrelationConfiguration: Sendable {
+    public var enabled: Bool
+    public var retention: Duration
+    public var flushInterval: Duration
+    public var buffer: Int
+    public var hostName: String
+
+    public init(environment env: EnvironmentReader) throws(ConfigurationError) {
+        enabled = try env.bool("MEDIAGW_CORRELATION", default: true)
+        retention = try env.duration("MEDIAGW_CORRELATION_RETENTION", default: .seconds(14 * 86_400))
+        flushInterval = try env.duration("MEDIAGW_CORRELATION_FLUSH_INTERVAL", default: .milliseconds(200))
+        buffer = try env.int("MEDIAGW_CORRELATION_BUFFER", default: 20_000)
+        hostName = env.string("MEDIAGW_HOST_NAME", default: ProcessInfo.processInfo.hostName)
+        guard retention >= .seconds(86_400) else { throw ConfigurationError("MEDIAGW_CORRELATION_RETENTION must be at least 1d") }
+        guard flushInterval >= .milliseconds(10), flushInterval <= .seconds(10) else {
+            throw ConfigurationError("MEDIAGW_CORRELATION_FLUSH_INTERVAL must be between 10ms and 10s")
+        }
+        guard (100...1_000_000).contains(buffer) else { throw ConfigurationError("MEDIAGW_CORRELATION_BUFFER must be between 100 and 1000000") }
+        guard !hostName.isEmpty, hostName.count <= 255 else { throw ConfigurationError("MEDIAGW_HOST_NAME must be 1 to 255 characters") }
+    }
+}
+
 /// How long-running commands stop.
 ///
 /// | variable | default | meaning |

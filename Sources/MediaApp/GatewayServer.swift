@@ -27,6 +27,7 @@ public struct ServeConfiguration: Sendable {
     public var monitor: MonitorConfiguration
     public var edgePurge: EdgePurgeConfiguration
     public var outbox: OutboxRetentionConfiguration
+    public var correlation: CorrelationConfiguration
     public var processing: ProcessingConfiguration
     public var lifecycle: LifecycleConfiguration
 
@@ -43,6 +44,7 @@ public struct ServeConfiguration: Sendable {
         monitor = try MonitorConfiguration(environment: env)
         edgePurge = try EdgePurgeConfiguration(environment: env)
         outbox = try OutboxRetentionConfiguration(environment: env)
+        correlation = try CorrelationConfiguration(environment: env)
         try reconciler.validate(against: uploads)
         processing = try ProcessingConfiguration(environment: env)
         lifecycle = try LifecycleConfiguration(environment: env)
@@ -115,6 +117,12 @@ public struct GatewayServer: Sendable {
             }
         }
         var services = MediaTracing.services + runtime.services
+        services += MediaCorrelation.services(
+            configuration.correlation,
+            store: runtime.metadata,
+            prepare: { try await runtime.migrate() },
+            logger: logger
+        )
         if configuration.processing.inServe {
             services.append(.init(service: WorkerService(runtime: runtime, configuration: configuration.processing, environment: environment)))
         }
@@ -152,11 +160,25 @@ public struct GatewayServer: Sendable {
                 daysAhead: configuration.outbox.daysAhead,
                 logger: logger
             )
+            let correlation = configuration.correlation
+            let outbox = configuration.outbox
+            let metadata = runtime.metadata
             services.append(
                 .init(
-                    service: OutboxRotationService(rotator: rotator, interval: configuration.outbox.interval, logger: logger) {
-                        try await runtime.migrate()
-                    }
+                    service: OutboxRotationService(
+                        rotator: rotator,
+                        interval: configuration.outbox.interval,
+                        logger: logger,
+                        prepare: { try await runtime.migrate() },
+                        alongside: { now in
+                            // the correlation's days go by the same clock
+                            try await metadata.rotateCorrelation(
+                                droppingDaysEndingBy: now.addingTimeInterval(-correlation.retention.seconds),
+                                daysAhead: outbox.daysAhead,
+                                now: now
+                            )
+                        }
+                    )
                 )
             )
         }
@@ -176,12 +198,14 @@ public struct WorkerConfiguration: Sendable {
     public var storage: StorageConfiguration
     public var database: PostgresConfiguration
     public var processing: ProcessingConfiguration
+    public var correlation: CorrelationConfiguration
     public var lifecycle: LifecycleConfiguration
 
     public init(environment env: EnvironmentReader) throws(ConfigurationError) {
         storage = try StorageConfiguration(environment: env)
         database = try PostgresConfiguration(environment: env)
         processing = try ProcessingConfiguration(environment: env)
+        correlation = try CorrelationConfiguration(environment: env)
         lifecycle = try LifecycleConfiguration(environment: env)
     }
 }
@@ -195,8 +219,14 @@ public enum WorkerCommand {
     ) async throws -> ServiceGroup {
         let runtime = try await MediaRuntime.connect(storage: configuration.storage, database: configuration.database, logger: logger)
         let worker = WorkerService(runtime: runtime, configuration: configuration.processing, environment: environment)
+        let correlation = MediaCorrelation.services(
+            configuration.correlation,
+            store: runtime.metadata,
+            prepare: { try await runtime.migrate() },
+            logger: logger
+        )
         var group = ServiceGroupConfiguration(
-            services: MediaTracing.services + runtime.services + [.init(service: worker)],
+            services: MediaTracing.services + runtime.services + correlation + [.init(service: worker)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         )
@@ -317,6 +347,8 @@ struct OutboxRotationService<Metadata: MetadataStore>: Service {
     let logger: Logger
     /// What must be done before the first rotation (the schema migrated).
     let prepare: @Sendable () async throws -> Void
+    /// The rotation of the other day-partitioned tables (the correlation links), at the same time.
+    let alongside: @Sendable (Date) async throws -> OutboxRotation
 
     func run() async throws {
         try await prepare()
@@ -324,6 +356,13 @@ struct OutboxRotationService<Metadata: MetadataStore>: Service {
             var wait = interval
             do {
                 try await rotator.rotate()
+                let other = try await alongside(Date())
+                if !other.droppedDays.isEmpty || other.addedDays > 0 {
+                    logger.info(
+                        "rotated the correlation links",
+                        metadata: ["correlation.dropped_days": "\(other.droppedDays.count)", "correlation.added_days": "\(other.addedDays)"]
+                    )
+                }
             } catch {
                 logger.warning("could not rotate the outbox; trying again", metadata: ["error": "\(error)", "retry.after": "60s"])
                 wait = min(interval, .seconds(60))

@@ -146,8 +146,10 @@ public struct EdgePurger<Metadata: MetadataStore, Edge: EdgeCache>: Sendable {
             return (0, 0)
         }
         guard let last = events.last else { return (0, 0) }
-        let deleted = events.compactMap(DeletedMedia.init)
+        let deletions = events.compactMap { event in DeletedMedia(event).map { (event: event.id, media: $0) } }
+        let deleted = deletions.map(\.media)
         if !deleted.isEmpty {
+            let started = ContinuousClock.now
             do {
                 // a trace per purge batch, with the edge's requests in it (idle passes are not traced)
                 try await withSpan("edge purge", context: .topLevel) { span in
@@ -157,15 +159,39 @@ public struct EdgePurger<Metadata: MetadataStore, Edge: EdgeCache>: Sendable {
                 }
             } catch {
                 PurgeMetrics.purges(edge.name, "failed").increment(by: Int64(deleted.count))
+                correlate(deletions, "failed", error: "\(error)", since: started)
                 throw error
             }
             PurgeMetrics.purges(edge.name, "purged").increment(by: Int64(deleted.count))
+            correlate(deletions, "purged", since: started)
             logger.debug("purged deleted media from the edge", metadata: ["edge": "\(edge.name)", "media.count": "\(deleted.count)"])
         }
         let moved = try await metadata.advanceConsumerCursor(consumer, from: cursor, to: last.sequence)
         // another purger moved it: read it again next time (what this pass purged twice did no harm)
         self.cursor.value.withLock { $0 = moved ? last.sequence : nil }
         return (events.count, deleted.count)
+    }
+}
+
+extension EdgePurger {
+    /// Links each `media.deleted` event to its media item with how its purge from this edge went.
+    private func correlate(
+        _ deletions: [(event: UUID, media: DeletedMedia)],
+        _ state: String,
+        error: String? = nil,
+        since started: ContinuousClock.Instant
+    ) {
+        let elapsed = ContinuousClock.now - started
+        for deletion in deletions {
+            Correlation.link(
+                .event(deletion.event),
+                .media(deletion.media.id),
+                "purged from edge \(edge.name)",
+                state: state,
+                error: error,
+                duration: elapsed
+            )
+        }
     }
 }
 

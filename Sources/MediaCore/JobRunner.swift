@@ -153,11 +153,23 @@ public struct JobRunner<Storage: MediaStores, Processing: MediaProcessing>: Send
             span.attributes["media.kind"] = job.kind.rawValue
             span.attributes["job.id"] = Int(job.jobID)
             span.attributes["job.attempts"] = job.attempts
-            await process(job, in: span)
+            let started = ContinuousClock.now
+            let (state, error) = await process(job, in: span)
+            Correlation.link(
+                .job(job.jobID),
+                .media(job.mediaID),
+                "processing attempt \(job.attempts)",
+                state: state,
+                error: error,
+                duration: ContinuousClock.now - started
+            )
+            if let trace = TraceParent.traceID(TraceParent.current()) { Correlation.link(.job(job.jobID), CorrelationNode(.trace, trace), "traced") }
         }
     }
 
-    private func process(_ job: ProcessingJob, in span: any Span) async {
+    /// Processes the job and records how it ended; returns that end (`ready`, `retry`, `failed`, `error`)
+    /// and the error, for the correlation of the media's story.
+    private func process(_ job: ProcessingJob, in span: any Span) async -> (state: String, error: String?) {
         let started = ContinuousClock.now
         var logger = self.logger
         logger[metadataKey: "media.id"] = "\(job.mediaID)"
@@ -183,7 +195,7 @@ public struct JobRunner<Storage: MediaStores, Processing: MediaProcessing>: Send
                 logger.warning("could not record the failure; the lease will expire and the job run again", metadata: ["error": "\(error)"])
             }
             Self.count(job.kind, retry ? "retry" : "failed", since: started)
-            return
+            return (retry ? "retry" : "failed", "\(failure.code.rawValue): \(failure.message)")
         }
         await faults.reach(.jobProcessed)
         do {
@@ -200,12 +212,14 @@ public struct JobRunner<Storage: MediaStores, Processing: MediaProcessing>: Send
             }
             Self.count(job.kind, "ready", since: started)
             span.attributes["job.outcome"] = "ready"
+            return ("ready", nil)
         } catch {
             span.setStatus(SpanStatus(code: .error, message: "result not recorded"))
             // the renditions keep their ledger entries: the job runs again after its lease, or the reconciler
             // removes them
             logger.warning("could not record the result", metadata: ["error": "\(error)"])
             Self.count(job.kind, "error", since: started)
+            return ("error", "result not recorded: \(error)")
         }
     }
 

@@ -97,6 +97,7 @@ public struct MediaService<Storage: MediaStores>: Sendable {
             expiresAt: now.addingTimeInterval(settings.draftLifetime.seconds)
         )
         let set = try await map("open the upload set") { try await metadata.createUploadSet(new) }
+        Correlation.note(.set(set.id), "opened")
         return OpenedUploadSet(set: set, limits: settings.limits[context])
     }
 
@@ -110,7 +111,9 @@ public struct MediaService<Storage: MediaStores>: Sendable {
     }
 
     public func commitUploadSet(_ id: UploadSetID) async throws -> UploadSet {
-        try await map("commit the upload set") { try await metadata.commitUploadSet(id, now: clock.now()) }
+        let set = try await map("commit the upload set") { try await metadata.commitUploadSet(id, now: clock.now()) }
+        Correlation.note(.set(id), "committed")
+        return set
     }
 
     public func media(_ id: MediaID) async throws -> Media {
@@ -137,6 +140,7 @@ public struct MediaService<Storage: MediaStores>: Sendable {
         guard let media = try await map("delete the media", { try await metadata.tombstoneMedia(id, now: now) }) else {
             throw MediaError(.notFound, "no media \(id)")
         }
+        Correlation.note(.media(id), "deleted")
         originCache?.forget(id)
         await Purger(storage: storage, logger: logger).purge(media, now: now)
     }

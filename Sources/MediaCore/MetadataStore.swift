@@ -43,6 +43,8 @@ public struct NewMedia: Hashable, Sendable {
     public var location: ObjectLocation
     /// The W3C `traceparent` of the request that stored it, kept with its processing job (see ``TraceParent``).
     public var trace: String?
+    /// The id of its `media.stored` event, made here so that the event can be correlated with the item.
+    public var eventID: UUID
 
     public init(
         id: MediaID,
@@ -53,9 +55,11 @@ public struct NewMedia: Hashable, Sendable {
         sha256: String,
         mime: String,
         location: ObjectLocation,
-        trace: String? = nil
+        trace: String? = nil,
+        eventID: UUID = UUID()
     ) {
         self.trace = trace
+        self.eventID = eventID
         self.id = id
         self.kind = kind
         self.ownerID = ownerID

@@ -436,6 +436,7 @@ public struct ResumableUploadService<Storage: MediaStores>: Sendable {
             }
             ResumableMetrics.count("completed")
             UploadMetrics.count(placement.kind, "stored")
+            Correlation.stored(media)
             return media
         } catch {
             let mapped = MediaError.from(error, doing: "record the upload")

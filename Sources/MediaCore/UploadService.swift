@@ -160,9 +160,11 @@ public struct UploadService<Storage: MediaStores>: Sendable {
                 throw mapped.code == .limitExceeded ? Self.limitError(set, type.kind, limit) : mapped
             }
             outcome = "stored"
+            Correlation.stored(media)
             return media
         } catch let error as MediaError {
             outcome = error.code.rawValue
+            Correlation.note(.set(set.id), "refused a file", error: "\(error.code.rawValue): \(error.message)")
             throw error
         }
     }

@@ -17,7 +17,7 @@ struct CORSMiddleware: RouterMiddleware {
     static let allowedHeaders = [
         "authorization", "content-type", "tus-resumable", "upload-length", "upload-offset", "upload-metadata", "upload-defer-length",
         "upload-checksum", "upload-complete", "upload-draft-interop-version", "range", "if-none-match", "if-modified-since", "if-match",
-        "if-range", "x-requested-with", "x-http-method-override",
+        "if-range", "x-requested-with", "x-http-method-override", "x-request-id",
     ]
 
     /// Response headers a page may read.
@@ -25,7 +25,7 @@ struct CORSMiddleware: RouterMiddleware {
         "Location", "Upload-Offset", "Upload-Length", "Upload-Expires", "Upload-Metadata", "Upload-Defer-Length", "Upload-Complete",
         "Upload-Limit", "Upload-Draft-Interop-Version", "Tus-Resumable", "Tus-Version", "Tus-Extension", "Tus-Max-Size",
         "Tus-Checksum-Algorithm", "Media-Id", "ETag", "Last-Modified", "Content-Range", "Accept-Ranges", "Content-Length",
-        "Retry-After",
+        "Retry-After", "X-Request-Id",
     ].joined(separator: ", ")
 
     /// The routes browsers may call.

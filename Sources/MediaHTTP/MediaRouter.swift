@@ -50,6 +50,7 @@ public struct MediaAPI<Storage: MediaStores>: Sendable {
         router.add(middleware: AccessLogMiddleware())
         router.add(middleware: MetricsMiddleware())
         router.add(middleware: CORSMiddleware(policy: configuration.cors, routes: routes))
+        router.add(middleware: CorrelationMiddleware())
         router.add(middleware: ErrorMiddleware(retryAfter: retryAfter, routes: routes))
         OperationsController(readiness: readiness, registry: registry, retryAfter: retryAfter).register(on: router, routes: routes)
         InternalController(service: media, grants: grants, origin: origin, tokens: serviceTokens).register(on: router, routes: routes)

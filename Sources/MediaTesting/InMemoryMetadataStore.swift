@@ -240,7 +240,7 @@ public final class InMemoryMetadataStore: MetadataStore {
             trace: new.trace
         )
         state.nextJob += 1
-        append(&state, "media.stored", media, now: now)
+        append(&state, "media.stored", media, id: new.eventID, now: now)
         return media
     }
 
@@ -589,21 +589,29 @@ public final class InMemoryMetadataStore: MetadataStore {
 
     // MARK: Events
 
-    private static func append(_ state: inout State, _ type: String, _ media: Media, extra: [String: Any] = [:], now: Date) {
+    private static func append(_ state: inout State, _ type: String, _ media: Media, id: UUID = UUID(), extra: [String: Any] = [:], now: Date) {
         var payload: [String: Any] = [
             "media_id": media.id.description, "upload_set_id": media.uploadSetID.description, "owner_id": media.ownerID,
             "kind": media.kind.rawValue, "mime": media.mime, "size": media.size, "sha256": media.sha256, "state": media.state.rawValue,
         ]
         payload.merge(extra) { $1 }
-        append(&state, type, mediaID: media.id, setID: media.uploadSetID, payload: payload, now: now)
+        append(&state, type, id: id, mediaID: media.id, setID: media.uploadSetID, payload: payload, now: now)
     }
 
-    private static func append(_ state: inout State, _ type: String, mediaID: MediaID?, setID: UploadSetID?, payload: [String: Any], now: Date) {
+    private static func append(
+        _ state: inout State,
+        _ type: String,
+        id: UUID = UUID(),
+        mediaID: MediaID?,
+        setID: UploadSetID?,
+        payload: [String: Any],
+        now: Date
+    ) {
         let json = (try? JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
         state.events.append(
             Event(
                 sequence: nil,
-                event: OutboxEvent(sequence: 0, id: UUID(), type: type, mediaID: mediaID, uploadSetID: setID, payload: json, createdAt: now)
+                event: OutboxEvent(sequence: 0, id: id, type: type, mediaID: mediaID, uploadSetID: setID, payload: json, createdAt: now)
             )
         )
     }

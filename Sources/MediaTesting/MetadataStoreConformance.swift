@@ -158,8 +158,10 @@ public struct MetadataStoreConformance<Store: MetadataStore>: Sendable {
         let set = try await newSet()
         let cursor = try await allEvents().last?.sequence ?? 0
         var recorded: [Media] = []
+        var eventIDs: [UUID] = []
         for kind in MediaKind.allCases {
             let new = newMedia(set, kind: kind)
+            eventIDs.append(new.eventID)
             let media = try await store.recordUpload(new, maxCount: 10, now: Date())
             #expect(media.id == new.id && media.state == .stored && media.kind == kind && media.size == 1234 && media.location == new.location)
             #expect(media.sha256 == new.sha256 && media.mime == new.mime && media.ownerID == set.ownerID && media.uploadSetID == set.id)
@@ -170,6 +172,7 @@ public struct MetadataStoreConformance<Store: MetadataStore>: Sendable {
         #expect(try await store.uploadSet(set.id)?.liveCounts == LiveCounts(photo: 1, audio: 1, video: 1))
         let stored = try await allEvents(after: cursor).filter { $0.type == "media.stored" && $0.uploadSetID == set.id }
         #expect(stored.map(\.mediaID) == recorded.map(\.id), "one media.stored event each, in order")
+        #expect(stored.map(\.id) == eventIDs, "each with the id its new media gave it")
         #expect(try await store.media(.generate()) == nil)
     }
 

@@ -2,17 +2,19 @@ import Foundation
 import Logging
 import MediaCore
 import PostgresNIO
+import Synchronization
 
 /// Events written to the transactional outbox, in the same transaction as the change they describe.
 enum Outbox {
     struct Event: Sendable {
+        var id = UUID()
         var type: String
         var mediaID: MediaID?
         var uploadSetID: UploadSetID?
         var payload: [String: JSONValue]
 
-        static func mediaStored(_ media: Media) -> Event {
-            Event(type: "media.stored", mediaID: media.id, uploadSetID: media.uploadSetID, payload: describe(media))
+        static func mediaStored(_ media: Media, id: UUID) -> Event {
+            Event(id: id, type: "media.stored", mediaID: media.id, uploadSetID: media.uploadSetID, payload: describe(media))
         }
 
         /// With the renditions (name, object key, size) the item had: what a purger of CDN edges needs once
@@ -75,15 +77,38 @@ enum Outbox {
     /// Appends events in the transaction of the change they describe. They get no sequence number yet:
     /// ``sequence(on:logger:)`` numbers them once committed.
     static func append(_ events: [Event], on connection: PostgresConnection, logger: Logger) async throws {
+        Appended.current?.events.withLock { $0 += events }
         for event in events {
             let payload = String(decoding: try JSONEncoder.sorted.encode(event.payload), as: UTF8.self)
             try await connection.query(
                 """
                 INSERT INTO outbox (event_id, type, media_id, upload_set_id, payload)
-                VALUES (\(UUID()), \(event.type), \(event.mediaID?.uuid), \(event.uploadSetID?.uuid), \(payload)::jsonb)
+                VALUES (\(event.id), \(event.type), \(event.mediaID?.uuid), \(event.uploadSetID?.uuid), \(payload)::jsonb)
                 """,
                 logger: logger
             )
+        }
+    }
+
+    /// The events one attempt of a transaction appended: once it commits, each is linked to its media item
+    /// (or set) for ``Correlation``.
+    final class Appended: Sendable {
+        @TaskLocal static var current: Appended?
+        let events = Mutex<[Event]>([])
+
+        /// Runs one attempt of a transaction and links the events it appended once it succeeded.
+        static func linking<T>(_ body: () async throws -> T) async throws -> T {
+            guard Correlation.isEnabled else { return try await body() }
+            let appended = Appended()
+            let result = try await $current.withValue(appended) { try await body() }
+            for event in appended.events.withLock({ $0 }) {
+                if let media = event.mediaID {
+                    Correlation.link(.media(media), .event(event.id), event.type)
+                } else if let set = event.uploadSetID {
+                    Correlation.link(.set(set), .event(event.id), event.type)
+                }
+            }
+            return result
         }
     }
 

@@ -11,68 +11,55 @@ import PostgresNIO
 /// another gateway, and an interrupted detach is finished by the next rotation.
 extension PostgresMetadataStore {
     public func rotateOutbox(droppingDaysEndingBy cutoff: Date, daysAhead: Int, now: Date) async throws -> OutboxRotation {
-        var rotation = OutboxRotation()
-        // a detach interrupted by a timeout or a crash is finished first; its horizon was recorded before it
-        for name in try await partitions(pendingDetach: true) {
-            try await run("finalize_outbox_detach") { [client, logger] in
-                try await client.query(PostgresQuery(unsafeSQL: "ALTER TABLE outbox DETACH PARTITION \(name) FINALIZE"), logger: logger)
-            }
-            try await dropDetached(name)
-        }
-        // tables of dropped days left behind by an interrupted rotation, and of days never attached
-        for (name, day) in try await unattachedDayTables() where OutboxRotation.end(ofDay: day) <= cutoff {
-            try await dropDetached(name)
-        }
-        for (name, day) in try await partitions(pendingDetach: false).compactMap(Self.day).sorted(by: { $0.1 < $1.1 })
-        where OutboxRotation.end(ofDay: day) <= cutoff {
-            let (unnumbered, highest) = try await run("read_outbox_day") { [client, logger] in
-                var answer = (0, Int64(0))
-                for try await row in try await client.query(
-                    PostgresQuery(unsafeSQL: "SELECT count(*) FILTER (WHERE seq IS NULL), coalesce(max(seq), 0) FROM \(name)"),
-                    logger: logger
-                ).decode((Int, Int64).self) {
-                    answer = row
+        var rotation = try await rotateDays(
+            of: DayTables(table: "outbox"),
+            droppingDaysEndingBy: cutoff,
+            daysAhead: daysAhead,
+            now: now,
+            beforeDetach: { name in
+                let (unnumbered, highest) = try await run("read_outbox_day") { [client, logger] in
+                    var answer = (0, Int64(0))
+                    for try await row in try await client.query(
+                        PostgresQuery(unsafeSQL: "SELECT count(*) FILTER (WHERE seq IS NULL), coalesce(max(seq), 0) FROM \(name)"),
+                        logger: logger
+                    ).decode((Int, Int64).self) {
+                        answer = row
+                    }
+                    return answer
                 }
-                return answer
-            }
-            guard unnumbered == 0 else {
-                // numbered by the next read of the events; dropped by the next rotation
-                logger.warning("an old outbox day still has events without a number; kept", metadata: ["outbox.day": "\(name)"])
-                break
-            }
-            try await run("record_outbox_horizon") { [client, logger] in
-                try await client.query(
-                    "UPDATE outbox_horizon SET dropped_through = greatest(dropped_through, \(highest)), updated_at = now()",
-                    logger: logger
-                )
-            }
-            do {
-                try await run("detach_outbox_day") { [client, logger] in
-                    try await client.query(PostgresQuery(unsafeSQL: "ALTER TABLE outbox DETACH PARTITION \(name) CONCURRENTLY"), logger: logger)
+                guard unnumbered == 0 else {
+                    // numbered by the next read of the events; dropped by the next rotation
+                    logger.warning("an old outbox day still has events without a number; kept", metadata: ["outbox.day": "\(name)"])
+                    return false
                 }
-            } catch {
-                // another gateway is detaching it, or a long transaction outlasted the statement timeout: the
-                // detach stays pending and the next rotation finishes it
-                logger.info("outbox day not detached yet", metadata: ["outbox.day": "\(name)", "error": "\(error)"])
-                break
+                try await run("record_outbox_horizon") { [client, logger] in
+                    try await client.query(
+                        "UPDATE outbox_horizon SET dropped_through = greatest(dropped_through, \(highest)), updated_at = now()",
+                        logger: logger
+                    )
+                }
+                return true
+            },
+            drop: { name in
+                // its highest number recorded in the horizon first (a detach that someone else began did not
+                // record it)
+                try await run("drop_outbox_day") { [client, logger] in
+                    try await client.withTransaction(logger: logger) { connection in
+                        try await connection.query(
+                            PostgresQuery(
+                                unsafeSQL: """
+                                    UPDATE outbox_horizon SET dropped_through = greatest(dropped_through, (SELECT coalesce(max(seq), 0) FROM \(name))),
+                                        updated_at = now()
+                                    """
+                            ),
+                            logger: logger
+                        )
+                        try await connection.query(PostgresQuery(unsafeSQL: "DROP TABLE \(name)"), logger: logger)
+                    }
+                }
             }
-            try await dropDetached(name)
-            rotation.droppedDays.append(day)
-        }
-        let first = OutboxRotation.day(of: now)
-        let last = first.addingTimeInterval(Double(max(0, daysAhead)) * 86_400)
-        rotation.addedDays = try await run("add_outbox_days") { [client, logger] in
-            var added = 0
-            for try await count in try await client.query(
-                "SELECT outbox_add_days(\(OutboxDays.name(of: first))::date, \(OutboxDays.name(of: last))::date)",
-                logger: logger
-            ).decode(Int.self) {
-                added = count
-            }
-            return added
-        }
+        )
         rotation.horizon = try await outboxHorizon()
-        rotation.lastDay = try await partitions(pendingDetach: false).compactMap(Self.day).map(\.1).max()
         return rotation
     }
 
@@ -86,82 +73,132 @@ extension PostgresMetadataStore {
         }
     }
 
-    /// The outbox's partitions, attached or with a detach pending.
-    private func partitions(pendingDetach: Bool) async throws -> [String] {
-        try await run("list_outbox_days") { [client, logger] in
+    /// Rotates a table partitioned by UTC day (``DayTables``): finishes detaches left pending, drops
+    /// leftover day tables, detaches (concurrently) and drops the days that ended by `cutoff`, oldest first,
+    /// and makes the days up to `daysAhead` after today. `beforeDetach` may keep a day (and the later ones)
+    /// for the next rotation; `drop` drops a detached day table.
+    func rotateDays(
+        of days: DayTables,
+        droppingDaysEndingBy cutoff: Date,
+        daysAhead: Int,
+        now: Date,
+        beforeDetach: (String) async throws -> Bool = { _ in true },
+        drop: (String) async throws -> Void
+    ) async throws -> OutboxRotation {
+        var rotation = OutboxRotation()
+        // a detach interrupted by a timeout or a crash is finished first
+        for name in try await partitions(of: days, pendingDetach: true) {
+            try await run("finalize_day_detach") { [client, logger] in
+                try await client.query(PostgresQuery(unsafeSQL: "ALTER TABLE \(days.table) DETACH PARTITION \(name) FINALIZE"), logger: logger)
+            }
+            try await drop(name)
+        }
+        // tables of dropped days left behind by an interrupted rotation, and of days never attached
+        for (name, day) in try await unattachedDayTables(of: days) where OutboxRotation.end(ofDay: day) <= cutoff {
+            try await drop(name)
+        }
+        for (name, day) in try await partitions(of: days, pendingDetach: false).compactMap(days.day).sorted(by: { $0.1 < $1.1 })
+        where OutboxRotation.end(ofDay: day) <= cutoff {
+            guard try await beforeDetach(name) else { break }
+            do {
+                try await run("detach_day") { [client, logger] in
+                    try await client.query(
+                        PostgresQuery(unsafeSQL: "ALTER TABLE \(days.table) DETACH PARTITION \(name) CONCURRENTLY"),
+                        logger: logger
+                    )
+                }
+            } catch {
+                // another gateway is detaching it, or a long transaction outlasted the statement timeout: the
+                // detach stays pending and the next rotation finishes it
+                logger.info("day not detached yet", metadata: ["day_table": "\(name)", "error": "\(error)"])
+                break
+            }
+            try await drop(name)
+            rotation.droppedDays.append(day)
+        }
+        let first = OutboxRotation.day(of: now)
+        let last = first.addingTimeInterval(Double(max(0, daysAhead)) * 86_400)
+        rotation.addedDays = try await run("add_days") { [client, logger] in
+            var added = 0
+            for try await count in try await client.query(
+                "SELECT day_partitions_add(\(days.table), \(DayTables.name(of: first))::date, \(DayTables.name(of: last))::date)",
+                logger: logger
+            ).decode(Int.self) {
+                added = count
+            }
+            return added
+        }
+        rotation.lastDay = try await partitions(of: days, pendingDetach: false).compactMap(days.day).map(\.1).max()
+        return rotation
+    }
+
+    /// A day-partitioned table's partitions, attached or with a detach pending.
+    private func partitions(of days: DayTables, pendingDetach: Bool) async throws -> [String] {
+        try await run("list_days") { [client, logger] in
             var names: [String] = []
             for try await name in try await client.query(
                 """
                 SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-                WHERE i.inhparent = 'outbox'::regclass AND i.inhdetachpending = \(pendingDetach)
+                WHERE i.inhparent = \(days.table)::regclass AND i.inhdetachpending = \(pendingDetach)
                 """,
                 logger: logger
-            ).decode(String.self) where OutboxDays.day(named: name) != nil {
+            ).decode(String.self) where days.day(named: name) != nil {
                 names.append(name)
             }
             return names
         }
     }
 
-    /// Day tables of this schema that are no partition of the outbox.
-    private func unattachedDayTables() async throws -> [(String, Date)] {
-        try await run("list_unattached_outbox_days") { [client, logger] in
+    /// Day tables of this schema that are no partition of the table.
+    private func unattachedDayTables(of days: DayTables) async throws -> [(String, Date)] {
+        try await run("list_unattached_days") { [client, logger] in
             var tables: [(String, Date)] = []
             for try await name in try await client.query(
                 """
                 SELECT c.relname::text FROM pg_class c
-                WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r' AND c.relname ~ '^outbox_[0-9]{8}$'
+                WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r' AND c.relname ~ \(days.pattern)
                     AND NOT EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid)
                 """,
                 logger: logger
             ).decode(String.self) {
-                if let day = OutboxDays.day(named: name) { tables.append((name, day)) }
+                if let day = days.day(named: name) { tables.append((name, day)) }
             }
             return tables
         }
     }
-
-    /// Drops a day table that is no longer part of the outbox (its name was checked by ``OutboxDays``), its
-    /// highest number recorded in the horizon first (a detach that someone else began did not record it).
-    private func dropDetached(_ name: String) async throws {
-        try await run("drop_outbox_day") { [client, logger] in
-            try await client.withTransaction(logger: logger) { connection in
-                try await connection.query(
-                    PostgresQuery(
-                        unsafeSQL: """
-                            UPDATE outbox_horizon SET dropped_through = greatest(dropped_through, (SELECT coalesce(max(seq), 0) FROM \(name))),
-                                updated_at = now()
-                            """
-                    ),
-                    logger: logger
-                )
-                try await connection.query(PostgresQuery(unsafeSQL: "DROP TABLE \(name)"), logger: logger)
-            }
-        }
-    }
-
-    private static func day(_ name: String) -> (String, Date)? {
-        OutboxDays.day(named: name).map { (name, $0) }
-    }
 }
 
-/// The names and bounds of the outbox's day tables: `outbox_YYYYMMDD` holds the events of that UTC day.
-enum OutboxDays {
+/// The names and bounds of a day-partitioned table's partitions: `<table>_YYYYMMDD` holds the rows of that
+/// UTC day (made by the SQL function `day_partitions_add`).
+struct DayTables {
+    /// The partitioned table: `outbox` or `correlation`.
+    let table: String
+
+    /// The regular expression of its day tables' names.
+    var pattern: String { "^\(table)_[0-9]{8}$" }
+
     /// `YYYY-MM-DD` of the UTC day of `date`.
     static func name(of date: Date) -> String {
         let components = calendar.dateComponents([.year, .month, .day], from: date)
         return String(format: "%04d-%02d-%02d", components.year ?? 0, components.month ?? 0, components.day ?? 0)
     }
 
-    /// The day of a table named `outbox_YYYYMMDD`; `nil` for any other name.
-    static func day(named name: String) -> Date? {
-        guard name.count == 15, name.hasPrefix("outbox_"), name.dropFirst(7).allSatisfy { $0.isASCII && $0.isNumber },
-            let digits = Int(name.dropFirst(7)),
+    /// The day of a table named `<table>_YYYYMMDD`; `nil` for any other name.
+    func day(named name: String) -> Date? {
+        let prefix = table + "_"
+        guard name.count == prefix.count + 8, name.hasPrefix(prefix), name.dropFirst(prefix.count).allSatisfy({ $0.isASCII && $0.isNumber }),
+            let digits = Int(name.dropFirst(prefix.count)),
             digits > 0
         else { return nil }
         let components = DateComponents(year: digits / 10_000, month: digits / 100 % 100, day: digits % 100)
-        guard let date = calendar.date(from: components), calendar.dateComponents([.day], from: date).day == components.day else { return nil }
+        guard let date = Self.calendar.date(from: components), Self.calendar.dateComponents([.day], from: date).day == components.day else {
+            return nil
+        }
         return date
+    }
+
+    func day(_ name: String) -> (String, Date)? {
+        day(named: name).map { (name, $0) }
     }
 
     private static let calendar: Calendar = {

@@ -87,7 +87,9 @@ public struct PostgresMetadataStore: MetadataStore {
         var attempt = 1
         while true {
             do {
-                return try await withDeadline(configuration.connectTimeout + configuration.statementTimeout, operation: body)
+                return try await Outbox.Appended.linking {
+                    try await withDeadline(configuration.connectTimeout + configuration.statementTimeout, operation: body)
+                }
             } catch {
                 guard attempt < Self.conflictAttempts, MetadataStoreError.isRetryableConflict(error) else {
                     let translated = MetadataStoreError.translating(error, operation, database: configuration.redacted)
@@ -159,8 +161,14 @@ public struct PostgresMetadataStore: MetadataStore {
 
     public func recordUpload(_ new: NewMedia, maxCount: Int, now: Date) async throws -> Media {
         let request = UploadRecordRequest(media: new, maxCount: maxCount, now: now)
-        if let groupCommit { return try await groupCommit.records.submit(request) }
-        return try await recordOneUpload(request)
+        let media: Media
+        if let groupCommit {
+            media = try await groupCommit.records.submit(request)
+        } else {
+            media = try await recordOneUpload(request)
+        }
+        Correlation.link(.media(media.id), .event(new.eventID), "media.stored")
+        return media
     }
 
     func recordOneUpload(_ request: UploadRecordRequest) async throws -> Media {

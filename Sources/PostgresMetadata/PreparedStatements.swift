@@ -42,7 +42,7 @@ struct RecordUploadStatement: PostgresPreparedStatement {
             SELECT 'process', i.id, i.kind, t.priority, $12::text FROM inserted i, target t RETURNING 1
         ), event AS (
             INSERT INTO outbox (event_id, type, media_id, upload_set_id, payload)
-            SELECT gen_random_uuid(), 'media.stored', i.id, i.upload_set_id,
+            SELECT $13::uuid, 'media.stored', i.id, i.upload_set_id,
                    jsonb_build_object('media_id', i.id, 'upload_set_id', i.upload_set_id, 'owner_id', i.owner_id,
                                       'kind', i.kind, 'mime', i.mime, 'size', i.size_bytes, 'sha256', i.sha256, 'state', i.state)
             FROM inserted i RETURNING 1
@@ -56,7 +56,7 @@ struct RecordUploadStatement: PostgresPreparedStatement {
     var now: Date
 
     func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 12)
+        var bindings = PostgresBindings(capacity: 13)
         bindings.append(media.uploadSetID.uuid)
         bindings.append(media.ownerID)
         bindings.append(now)
@@ -69,6 +69,7 @@ struct RecordUploadStatement: PostgresPreparedStatement {
         bindings.append(media.location.pool)
         bindings.append(media.location.key)
         bindings.append(media.trace)
+        bindings.append(media.eventID)
         return bindings
     }
 
@@ -97,8 +98,8 @@ struct RecordUploadsStatement: PostgresPreparedStatement {
     static let sql = """
         WITH input AS (
             SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::uuid[], $6::bigint[], $7::text[], $8::text[], $9::text[],
-                                 $10::text[], $11::timestamptz[], $12::text[])
-                WITH ORDINALITY AS i(set_id, owner, kind, max_count, media_id, size, digest, media_mime, media_pool, media_key, at, trace, ord)
+                                 $10::text[], $11::timestamptz[], $12::text[], $13::uuid[])
+                WITH ORDINALITY AS i(set_id, owner, kind, max_count, media_id, size, digest, media_mime, media_pool, media_key, at, trace, event_id, ord)
         ), target AS (
             SELECT id, owner_id, state, expires_at, priority, photo_count, audio_count, video_count
             FROM upload_sets WHERE id IN (SELECT set_id FROM input) ORDER BY id FOR UPDATE
@@ -130,10 +131,10 @@ struct RecordUploadsStatement: PostgresPreparedStatement {
             SELECT 'process', i.id, i.kind, a.set_priority, NULLIF(a.trace, '') FROM inserted i JOIN allowed a ON a.media_id = i.id RETURNING 1
         ), event AS (
             INSERT INTO outbox (event_id, type, media_id, upload_set_id, payload)
-            SELECT gen_random_uuid(), 'media.stored', i.id, i.upload_set_id,
+            SELECT a.event_id, 'media.stored', i.id, i.upload_set_id,
                    jsonb_build_object('media_id', i.id, 'upload_set_id', i.upload_set_id, 'owner_id', i.owner_id,
                                       'kind', i.kind, 'mime', i.mime, 'size', i.size_bytes, 'sha256', i.sha256, 'state', i.state)
-            FROM inserted i ORDER BY i.id RETURNING 1
+            FROM inserted i JOIN allowed a ON a.media_id = i.id ORDER BY i.id RETURNING 1
         )
         SELECT r.ord AS upload_index, r.set_owner, r.set_state, r.set_expires_at, (r.live + r.rank - 1)::int AS set_live, i.*
         FROM ranked r LEFT JOIN inserted i ON i.id = r.media_id ORDER BY r.ord
@@ -142,7 +143,7 @@ struct RecordUploadsStatement: PostgresPreparedStatement {
     var requests: [UploadRecordRequest]
 
     func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 12)
+        var bindings = PostgresBindings(capacity: 13)
         bindings.append(requests.map(\.media.uploadSetID.uuid))
         bindings.append(requests.map(\.media.ownerID))
         bindings.append(requests.map(\.media.kind.rawValue))
@@ -156,6 +157,7 @@ struct RecordUploadsStatement: PostgresPreparedStatement {
         bindings.append(requests.map(\.now))
         // an array of optional text does not bind; no trace is the empty string
         bindings.append(requests.map { $0.media.trace ?? "" })
+        bindings.append(requests.map(\.media.eventID))
         return bindings
     }
 

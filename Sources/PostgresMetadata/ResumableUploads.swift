@@ -188,7 +188,7 @@ extension PostgresMetadataStore {
                     """,
                     logger: logger
                 )
-                try await Outbox.append([.mediaStored(media)], on: connection, logger: logger)
+                try await Outbox.append([.mediaStored(media, id: new.eventID)], on: connection, logger: logger)
                 try await connection.query(
                     """
                     UPDATE resumable_uploads SET completed = true, received = \(new.size), head = '\\x'::bytea, claim = NULL, claimed_until = NULL

@@ -343,5 +343,64 @@ public enum Schema {
                 "ALTER TABLE jobs ADD COLUMN trace_parent text"
             ]
         ),
+        Migration(
+            version: 11,
+            name: "correlation of related work, partitioned by day",
+            statements: [
+                // outbox_add_days (migration 9) for any table partitioned by day into <parent>_YYYYMMDD tables
+                """
+                CREATE FUNCTION day_partitions_add(parent text, first_day date, last_day date) RETURNS integer LANGUAGE plpgsql AS $$
+                DECLARE
+                    day date := first_day;
+                    name text;
+                    added integer := 0;
+                BEGIN
+                    -- one maker of this table's days at a time (migrators of other schemas go on)
+                    PERFORM pg_advisory_xact_lock(hashtext(current_schema() || '.' || parent || '_add_days'));
+                    WHILE day <= last_day LOOP
+                        name := parent || '_' || to_char(day, 'YYYYMMDD');
+                        IF NOT EXISTS (
+                            SELECT 1 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                            WHERE i.inhparent = parent::regclass AND c.relname = name
+                        ) THEN
+                            IF to_regclass(quote_ident(name)) IS NULL THEN
+                                EXECUTE format('CREATE TABLE %I (LIKE %I INCLUDING DEFAULTS)', name, parent);
+                            END IF;
+                            EXECUTE format(
+                                'ALTER TABLE %I ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)',
+                                parent, name, day::timestamp AT TIME ZONE 'UTC', (day + 1)::timestamp AT TIME ZONE 'UTC'
+                            );
+                            added := added + 1;
+                        END IF;
+                        day := day + 1;
+                    END LOOP;
+                    RETURN added;
+                END
+                $$
+                """,
+                """
+                CREATE OR REPLACE FUNCTION outbox_add_days(first_day date, last_day date) RETURNS integer LANGUAGE sql AS $$
+                    SELECT day_partitions_add('outbox', first_day, last_day)
+                $$
+                """,
+                // An adjacency list of ids (request, trace, set, media, job, event; written kind:id) that one piece
+                // of work links: walked both ways when asked (`mediagw correlate`), kept by whole days.
+                """
+                CREATE TABLE correlation (
+                    a           text NOT NULL,
+                    b           text NOT NULL,
+                    relation    text NOT NULL,
+                    at          timestamptz NOT NULL,
+                    host        text NOT NULL,
+                    state       text,
+                    error       text,
+                    duration_ms bigint
+                ) PARTITION BY RANGE (at)
+                """,
+                "CREATE INDEX correlation_from ON correlation (a)",
+                "CREATE INDEX correlation_to ON correlation (b)",
+                "SELECT day_partitions_add('correlation', (now() AT TIME ZONE 'UTC')::date - 1, (now() AT TIME ZONE 'UTC')::date + 7)",
+            ]
+        ),
     ]
 }

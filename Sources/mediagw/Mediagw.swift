@@ -8,7 +8,7 @@ struct Mediagw: AsyncParsableCommand {
         commandName: "mediagw",
         abstract: "Media pipeline and object-store gateway: photos, audio and video on Ceph and PostgreSQL.",
         discussion: "Settings come from MEDIAGW_* environment variables (see README); the options below override them.",
-        subcommands: [Serve.self, Worker.self, Check.self, Migrate.self, Reconcile.self, Ingest.self, Plans.self]
+        subcommands: [Serve.self, Worker.self, Check.self, Migrate.self, Reconcile.self, Ingest.self, Plans.self, Correlate.self]
     )
 }
 

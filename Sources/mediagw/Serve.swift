@@ -134,3 +134,38 @@ struct Worker: AsyncParsableCommand {
         }
     }
 }
+
+/// `mediagw correlate <id>`: the connected story of any id.
+struct Correlate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print everything related to an id in time order: the request, trace, set, media items, jobs and events it is linked to.",
+        discussion: """
+            The id may be a request id (X-Request-Id), a trace id, an upload set, a media item, a job number or an \
+            event id, bare or as kind:id (request:, trace:, set:, media:, job:, event:). Exit 1 when nothing is linked to it.
+            """
+    )
+
+    @OptionGroup var options: ConnectionOptions
+    @Argument(help: "the id to start from")
+    var id: String
+    @Flag(help: "print one JSON object")
+    var json = false
+    @Option(help: "how many links away to walk")
+    var depth = 8
+    @Option(help: "at most this many ids")
+    var limit = 500
+
+    func run() async throws {
+        await failing {
+            guard (1...32).contains(depth), (1...100_000).contains(limit) else {
+                throw Failure("--depth must be 1 to 32 and --limit 1 to 100000", exitCode: 2)
+            }
+            let (configuration, logger, _) = try options.load(defaultLogLevel: .warning) {
+                env throws(ConfigurationError) in try MigrateConfiguration(environment: env)
+            }
+            let lines = try await CorrelateCommand.run(configuration, id: id, json: json, depth: depth, limit: limit, logger: logger)
+            guard !lines.isEmpty else { throw Failure("nothing is linked to \(id)") }
+            for line in lines { print(line) }
+        }
+    }
+}

@@ -64,6 +64,21 @@ import Testing
     }
 }
 
+/// The correlation links in PostgreSQL; the retention check drops whole days and gets a schema of its own.
+@Suite struct PostgresCorrelationStoreConformanceTests {
+    @Test(arguments: CorrelationStoreConformance<PostgresMetadataStore>.checks)
+    func check(_ name: String) async throws {
+        let own = CorrelationStoreConformance<PostgresMetadataStore>.checksNeedingAStoreOfTheirOwn.contains(name)
+        let isolation = try await Isolation.suite(own ? "CorrelationConformanceOwn" : "CorrelationConformance")
+        try await CorrelationStoreConformance(store: isolation.metadata).run(name)
+    }
+
+    @Test func theSuiteHasItsChecks() {
+        #expect(CorrelationStoreConformance<PostgresMetadataStore>.checks.count == 4)
+        #expect(CorrelationStoreConformance<PostgresMetadataStore>.checksNeedingAStoreOfTheirOwn.count == 1)
+    }
+}
+
 /// What only RADOS shows: where the ledger keeps its entries.
 @Suite struct RadosPendingLedgerLayoutTests {
     @Test func entriesLiveInHourBucketsOfTheLedgersShardListedInTheDirectory() async throws {

@@ -53,6 +53,9 @@ final class TestGateway: Sendable {
         environment["MEDIAGW_PROCESSOR_EXECUTABLE"] = TestStack.processorPath
         environment["MEDIAGW_WORKERS"] = environment["MEDIAGW_WORKERS"] ?? "2"
         environment["MEDIAGW_JOB_BACKOFF"] = "1s"
+        // the recorder is one per process: gateways in the test process would share it (the correlation is
+        // tested with gateway processes)
+        environment["MEDIAGW_CORRELATION"] = "false"
         for (name, value) in overrides { environment[name] = value }
         return environment
     }

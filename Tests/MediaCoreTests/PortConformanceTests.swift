@@ -22,9 +22,15 @@ import Testing
         try await MetadataStoreConformance(store: InMemoryMetadataStore()).run(name)
     }
 
+    @Test(arguments: CorrelationStoreConformance<InMemoryCorrelationStore>.checks)
+    func correlationStore(_ name: String) async throws {
+        try await CorrelationStoreConformance(store: InMemoryCorrelationStore()).run(name)
+    }
+
     @Test func everySuiteHasItsChecks() {
         #expect(BlobStoreConformance<InMemoryBlobStore>.checks.count == 18)
         #expect(PendingLedgerConformance<InMemoryPendingLedger>.checks.count == 8)
         #expect(MetadataStoreConformance<InMemoryMetadataStore>.checks.count == 27)
+        #expect(CorrelationStoreConformance<InMemoryCorrelationStore>.checks.count == 4)
     }
 }
