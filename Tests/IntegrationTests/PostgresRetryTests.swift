@@ -22,11 +22,18 @@ import Testing
         let otherCommitted = Atomic<Bool>(false)
         let client = isolation.client
 
+        // The other writer holds its connection before the store's transaction begins: on a loaded machine,
+        // opening one while the transaction waits could outlast the store's deadline (a CI run saw it).
+        let otherConnected = Atomic<Bool>(false)
         let other = Task {
-            while !snapshotTaken.load(ordering: .acquiring) { try await Task.sleep(for: .milliseconds(5)) }
-            try await client.query("UPDATE \(unescaped: table) SET v = v + 10 WHERE id = 1")
-            otherCommitted.store(true, ordering: .releasing)
+            try await client.withConnection { connection in
+                otherConnected.store(true, ordering: .releasing)
+                while !snapshotTaken.load(ordering: .acquiring) { try await Task.sleep(for: .milliseconds(5)) }
+                try await connection.query("UPDATE \(unescaped: table) SET v = v + 10 WHERE id = 1", logger: TestStack.logger)
+                otherCommitted.store(true, ordering: .releasing)
+            }
         }
+        while !otherConnected.load(ordering: .acquiring) { try await Task.sleep(for: .milliseconds(5)) }
         let result = try await isolation.metadata.run("serialization_test") {
             try await client.withTransaction(logger: TestStack.logger) { connection in
                 let attempt = attempts.add(1, ordering: .relaxed).newValue
