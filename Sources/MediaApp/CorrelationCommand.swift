@@ -15,10 +15,7 @@ enum MediaCorrelation {
         prepare: @escaping @Sendable () async throws -> Void,
         logger: Logger
     ) -> [ServiceGroupConfiguration.ServiceConfiguration] {
-        guard configuration.enabled else {
-            Correlation.bootstrap(nil)
-            return []
-        }
+        guard configuration.enabled else { return [] }
         let recorder = CorrelationRecorder(host: configuration.hostName, capacity: configuration.buffer)
         Correlation.bootstrap(recorder)
         return [
@@ -32,6 +29,40 @@ enum MediaCorrelation {
                 )
             )
         ]
+    }
+}
+
+extension MediaCorrelation {
+    /// For a one-shot command (direct ingest): records while `body` runs, writing every flush interval and
+    /// once more at the end.
+    static func recording<T: Sendable>(
+        _ configuration: CorrelationConfiguration,
+        store: PostgresMetadataStore,
+        logger: Logger,
+        _ body: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
+        guard configuration.enabled else { return try await body() }
+        let recorder = CorrelationRecorder(host: configuration.hostName, capacity: configuration.buffer)
+        Correlation.bootstrap(recorder)
+        defer { Correlation.bootstrap(nil) }
+        let flushing = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: configuration.flushInterval)
+                await recorder.flush(to: store, logger: logger)
+            }
+        }
+        do {
+            let result = try await body()
+            flushing.cancel()
+            _ = await flushing.value
+            await recorder.flush(to: store, logger: logger)
+            return result
+        } catch {
+            flushing.cancel()
+            _ = await flushing.value
+            await recorder.flush(to: store, logger: logger)
+            throw error
+        }
     }
 }
 

@@ -70,11 +70,13 @@ public struct DirectIngestConfiguration: Sendable {
     public var storage: StorageConfiguration
     public var database: PostgresConfiguration
     public var uploads: UploadSettings
+    public var correlation: CorrelationConfiguration
 
     public init(environment env: EnvironmentReader) throws(ConfigurationError) {
         storage = try StorageConfiguration(environment: env)
         database = try PostgresConfiguration(environment: env)
         uploads = try UploadSettings(environment: env)
+        correlation = try CorrelationConfiguration(environment: env)
     }
 }
 
@@ -90,12 +92,14 @@ public enum DirectIngest {
     ) async throws -> T {
         let runtime = try await MediaRuntime.connect(storage: configuration.storage, database: configuration.database, logger: logger)
         return try await runtime.run { runtime in
-            try await body(
-                DirectIngestTarget(
-                    media: runtime.mediaService(configuration.uploads),
-                    uploads: runtime.uploadService(configuration.uploads)
+            try await MediaCorrelation.recording(configuration.correlation, store: runtime.metadata, logger: logger) {
+                try await body(
+                    DirectIngestTarget(
+                        media: runtime.mediaService(configuration.uploads),
+                        uploads: runtime.uploadService(configuration.uploads)
+                    )
                 )
-            )
+            }
         }
     }
 }

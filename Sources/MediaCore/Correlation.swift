@@ -101,8 +101,9 @@ public protocol CorrelationStore: Sendable {
     /// Keeps the links (a batch at a time).
     func recordLinks(_ links: [CorrelationLink]) async throws
 
-    /// Every link of the ids reachable from `start` in at most `depth` steps, at most `limit` ids, in time
-    /// order.
+    /// Every link of the ids reachable from `start` in at most `depth` steps, at most `limit` ids (the
+    /// nearest first) and `limit` neighbours of an id each way, in time order; at most `limit` × 10 links
+    /// (the oldest).
     func correlatedLinks(from start: [CorrelationNode], depth: Int, limit: Int) async throws -> [CorrelationLink]
 
     /// Drops whole UTC days of links that ended by `cutoff`, and makes sure `daysAhead` days are ready.
@@ -163,7 +164,7 @@ public final class CorrelationRecorder: Sendable {
 public enum Correlation {
     private static let installed = Mutex<CorrelationRecorder?>(nil)
 
-    /// Installs the recorder of this process (once, at start).
+    /// Installs the recorder of this process (once, at start; nothing is recorded before).
     public static func bootstrap(_ recorder: CorrelationRecorder?) {
         installed.withLock { $0 = recorder }
     }
@@ -231,6 +232,8 @@ public final class RequestCorrelation: Sendable {
     /// The trace id of the request's span, when it is traced.
     public let traceID: String?
     let started = ContinuousClock.now
+    /// The recorder installed when the request came in.
+    let recorder = Correlation.recorder
     private let notes = Mutex<[(CorrelationNode, String, String?)]>([])
 
     public init(requestID: String, callerRequestID: String?, traceID: String?) {
@@ -245,7 +248,7 @@ public final class RequestCorrelation: Sendable {
 
     /// Records the request's links once it is answered: `route` is its template, `status` its answer.
     public func finish(route: String, status: Int) {
-        guard let recorder = Correlation.recorder else { return }
+        guard let recorder else { return }
         let noted = notes.withLock { $0 }
         guard !noted.isEmpty else { return }
         let request = CorrelationNode(.request, requestID)

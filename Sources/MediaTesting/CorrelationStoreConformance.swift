@@ -98,6 +98,11 @@ public struct CorrelationStoreConformance<Store: CorrelationStore>: Sendable {
         #expect(Set(limited.flatMap { [$0.from, $0.to] }) == Set(chain[0...2]), "the two nearest ids, with their links")
         let all = try await store.correlatedLinks(from: [chain[5]], depth: 10, limit: 100)
         #expect(all.count == 5)
+        // an id linked to everything (a caller's constant request id) is cut at the limits
+        let hub = CorrelationNode(.request, "hub-\(UUID())")
+        try await store.recordLinks((0..<80).map { _ in CorrelationLink(from: hub, to: .media(.generate()), relation: "r", at: now, host: "h") })
+        let cut = try await store.correlatedLinks(from: [hub], depth: 3, limit: 5)
+        #expect(cut.count == 50 && cut.allSatisfy { $0.from == hub }, "at most ten links per id asked for")
     }
 
     func details() async throws {
@@ -201,10 +206,12 @@ public final class InMemoryCorrelationStore: CorrelationStore {
             frontier = next
         }
         let nodes = Set(order.prefix(limit))
-        return
+        return Array(
             links
-            .filter { nodes.contains($0.from) || nodes.contains($0.to) }
-            .sorted { ($0.at, $0.from, $0.to) < ($1.at, $1.from, $1.to) }
+                .filter { nodes.contains($0.from) || nodes.contains($0.to) }
+                .sorted { ($0.at, $0.from, $0.to) < ($1.at, $1.from, $1.to) }
+                .prefix(limit * 10)
+        )
     }
 
     public func rotateCorrelation(droppingDaysEndingBy cutoff: Date, daysAhead: Int, now: Date) async throws -> OutboxRotation {

@@ -26,7 +26,9 @@ extension PostgresMetadataStore: CorrelationStore {
     public func correlatedLinks(from start: [CorrelationNode], depth: Int, limit: Int) async throws -> [CorrelationLink] {
         guard !start.isEmpty else { return [] }
         return try await run("walk_correlation") { [client, logger] in
-            // breadth first, both ways, each id once per depth; each step reads the two indexes
+            // breadth first, both ways, each id once per depth; each step reads the two indexes, at most
+            // `limit` neighbours of an id each way (an id linked to everything, such as a caller's constant
+            // X-Request-Id, is cut there instead of walking the whole table)
             let rows = try await client.query(
                 """
                 WITH RECURSIVE walk(node, depth) AS (
@@ -34,8 +36,8 @@ extension PostgresMetadataStore: CorrelationStore {
                     UNION
                     SELECT next.node, w.depth + 1 FROM walk w
                     CROSS JOIN LATERAL (
-                        SELECT c.b AS node FROM correlation c WHERE c.a = w.node
-                        UNION SELECT c.a FROM correlation c WHERE c.b = w.node
+                        (SELECT c.b AS node FROM correlation c WHERE c.a = w.node LIMIT \(limit))
+                        UNION (SELECT c.a FROM correlation c WHERE c.b = w.node LIMIT \(limit))
                     ) next
                     WHERE w.depth < \(depth)
                 ), nodes AS (
@@ -43,7 +45,7 @@ extension PostgresMetadataStore: CorrelationStore {
                 )
                 SELECT a, b, relation, at, host, state, error, duration_ms FROM correlation
                 WHERE a IN (SELECT node FROM nodes) OR b IN (SELECT node FROM nodes)
-                ORDER BY at, a, b
+                ORDER BY at, a, b LIMIT \(limit * 10)
                 """,
                 logger: logger
             )

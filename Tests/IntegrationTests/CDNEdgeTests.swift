@@ -109,6 +109,8 @@ import Testing
         let hit = try await edge.get(renditionURL)
         #expect(hit.headers["X-Cache-Status"].first == "HIT")
         #expect(hit.body == miss.body)
+        // the edge names its own request, not the origin's request that filled its cache
+        #expect(hit.headers["X-Request-Id"].count == 1 && hit.headers["X-Request-Id"] != miss.headers["X-Request-Id"], "\(hit.headers)")
         #expect(hit.headers["ETag"].first == "\"\(rendition["sha256"] as? String ?? "")\"")
 
         // negotiated renditions: two cache entries, whatever Accept headers browsers send
