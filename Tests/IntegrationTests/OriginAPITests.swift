@@ -229,7 +229,8 @@ import Testing
             #expect(head.body.isEmpty)
             func fields(_ reply: TestGateway.Reply) -> [String] {
                 // every answer names its own request
-                reply.headers.filter { !["date", "x-request-id"].contains($0.name.lowercased()) }.map { "\($0.name.lowercased()): \($0.value)" }.sorted()
+                reply.headers.filter { !["date", "x-request-id"].contains($0.name.lowercased()) }.map { "\($0.name.lowercased()): \($0.value)" }
+                    .sorted()
             }
             #expect(fields(head) == fields(full), "\(url)")
         }

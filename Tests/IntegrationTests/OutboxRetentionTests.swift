@@ -199,6 +199,17 @@ import Testing
         }
         #expect(lastDay == expectedName)
         #expect(horizon == 3)
+        // the correlation links' days are made with the outbox's (right after them)
+        var lastLinksDay: String?
+        for _ in 0..<50 where lastLinksDay != "correlation_" + expected.replacingOccurrences(of: "-", with: "") {
+            for try await name in try await isolation.client.query(
+                "SELECT max(c.relname::text) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'correlation'::regclass"
+            ).decode(String?.self) {
+                lastLinksDay = name
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(lastLinksDay == "correlation_" + expected.replacingOccurrences(of: "-", with: ""))
 
         let behind = try await gateway.request(.GET, "/internal/v1/events?after=1")
         #expect(behind.status == 410)

@@ -45,7 +45,8 @@ import Testing
             ).decode(String.self).reduce(into: [String]()) { $0.append($1) }
             #expect(
                 tables.filter { !$0.hasPrefix("outbox_2") && !$0.hasPrefix("correlation_2") } == [
-                    "correlation", "jobs", "media", "media_audio", "media_photo", "media_video", "outbox", "outbox_consumers", "outbox_horizon", "renditions",
+                    "correlation", "jobs", "media", "media_audio", "media_photo", "media_video", "outbox", "outbox_consumers", "outbox_horizon",
+                    "renditions",
                     "resumable_uploads", "schema_migrations", "upload_sets",
                 ]
             )
