@@ -77,14 +77,7 @@ struct CorrelationFlushService<Store: CorrelationStore>: Service {
 
     func run() async throws {
         try await prepare()
-        while !Task.isShuttingDownGracefully {
-            do {
-                try await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
-            } catch {
-                break
-            }
-            await recorder.flush(to: store, logger: logger)
-        }
+        await everyInterval(interval) { await recorder.flush(to: store, logger: logger) }
         await recorder.flush(to: store, logger: logger)
     }
 }

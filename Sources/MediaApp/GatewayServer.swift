@@ -273,12 +273,7 @@ struct ReconcilerService<Storage: MediaStores>: Service {
 
     func run() async throws {
         try await prepare()
-        while !Task.isShuttingDownGracefully {
-            do {
-                try await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
-            } catch {
-                return
-            }
+        await everyInterval(interval) {
             do {
                 _ = try await reconciler.run(grace: grace)
             } catch {
@@ -295,14 +290,20 @@ struct BacklogMonitorService<Storage: MediaStores>: Service {
     let interval: Duration
 
     func run() async throws {
-        while !Task.isShuttingDownGracefully {
-            do {
-                try await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
-            } catch {
-                return
-            }
-            await monitor.sample()
+        await everyInterval(interval) { await monitor.sample() }
+    }
+}
+
+/// Runs `body` every `interval` until graceful shutdown begins, the first time one interval after the call;
+/// the wait ends at once when shutdown begins (a body in progress finishes).
+func everyInterval(_ interval: Duration, _ body: () async -> Void) async {
+    while !Task.isShuttingDownGracefully {
+        do {
+            try await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+        } catch {
+            return
         }
+        await body()
     }
 }
 

@@ -13,7 +13,7 @@ actor ReportLog {
 }
 
 /// What every ``BlobStore`` must do, written once and run against each implementation (RADOS, in memory).
-public struct BlobStoreConformance<Store: BlobStore>: Sendable {
+public struct BlobStoreConformance<Store: BlobStore>: ConformanceSuite {
     public let store: Store
     public let pool: String
     /// A pool that does not exist.
@@ -25,18 +25,7 @@ public struct BlobStoreConformance<Store: BlobStore>: Sendable {
         self.missingPool = missingPool
     }
 
-    /// Every check, by name: run each with ``run(_:)``.
-    public static var checks: [String] { Array(table.keys).sorted() }
-
-    public func run(_ check: String) async throws {
-        guard let body = Self.table[check] else {
-            Issue.record("no conformance check \(check)")
-            return
-        }
-        try await body(self)
-    }
-
-    private static var table: [String: @Sendable (Self) async throws -> Void] {
+    public static var table: [String: @Sendable (Self) async throws -> Void] {
         [
             "a small object written in one buffer reads back": { try await $0.smallObject() },
             "ten megabytes streamed in pieces read back byte-identical in bounded chunks": { try await $0.streamed() },

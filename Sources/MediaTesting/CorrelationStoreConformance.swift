@@ -6,30 +6,19 @@ import Testing
 /// What every ``CorrelationStore`` must do, written once and run against each implementation (PostgreSQL, in
 /// memory). Each check works on ids of its own; the retention check drops whole days: give it a store of its
 /// own.
-public struct CorrelationStoreConformance<Store: CorrelationStore>: Sendable {
+public struct CorrelationStoreConformance<Store: CorrelationStore>: ConformanceSuite {
     public let store: Store
 
     public init(store: Store) {
         self.store = store
     }
 
-    /// Every check, by name: run each with ``run(_:)``.
-    public static var checks: [String] { Array(table.keys).sorted() }
-
     /// The checks that drop what other checks recorded.
     public static var checksNeedingAStoreOfTheirOwn: Set<String> { [retentionCheck] }
 
     static var retentionCheck: String { "retention drops whole old days of links and makes the coming days" }
 
-    public func run(_ check: String) async throws {
-        guard let body = Self.table[check] else {
-            Issue.record("no conformance check \(check)")
-            return
-        }
-        try await body(self)
-    }
-
-    private static var table: [String: @Sendable (Self) async throws -> Void] {
+    public static var table: [String: @Sendable (Self) async throws -> Void] {
         [
             "an upload's whole story is found from any of its ids, and nothing else": { try await $0.wholeStory() },
             "the walk stops at its depth and at its limit of ids": { try await $0.bounds() },

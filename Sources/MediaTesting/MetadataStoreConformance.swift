@@ -5,15 +5,12 @@ import Testing
 /// What every ``MetadataStore`` must do, written once and run against each implementation (PostgreSQL, in
 /// memory). Checks may find rows that earlier checks left in the same store: each looks at its own sets,
 /// media and jobs only.
-public struct MetadataStoreConformance<Store: MetadataStore>: Sendable {
+public struct MetadataStoreConformance<Store: MetadataStore>: ConformanceSuite {
     public let store: Store
 
     public init(store: Store) {
         self.store = store
     }
-
-    /// Every check, by name: run each with ``run(_:)``.
-    public static var checks: [String] { Array(table.keys).sorted() }
 
     /// The checks that change what every other check sees (they drop the outbox's events): run each on a
     /// store of its own.
@@ -21,15 +18,7 @@ public struct MetadataStoreConformance<Store: MetadataStore>: Sendable {
 
     static var outboxRetentionCheck: String { "retention drops whole old days of events, numbering goes on above them, an older cursor is told" }
 
-    public func run(_ check: String) async throws {
-        guard let body = Self.table[check] else {
-            Issue.record("no conformance check \(check)")
-            return
-        }
-        try await body(self)
-    }
-
-    private static var table: [String: @Sendable (Self) async throws -> Void] {
+    public static var table: [String: @Sendable (Self) async throws -> Void] {
         [
             "an upload set is created as a draft and read back": { try await $0.createdSet() },
             "media rows are recorded with their stored event": { try await $0.recordedMedia() },

@@ -5,7 +5,7 @@ import Testing
 /// What every ``PendingLedger`` must do, written once and run against each implementation. Each check
 /// expects a ledger of its own that holds nothing yet (`makeLedger` is called once per check; a second call
 /// within a check must give another instance over the same storage, as another process would have).
-public struct PendingLedgerConformance<Ledger: PendingLedger>: Sendable {
+public struct PendingLedgerConformance<Ledger: PendingLedger>: ConformanceSuite {
     public let makeLedger: @Sendable () async throws -> Ledger
     /// Two pools that exist.
     public let pools: (String, String)
@@ -15,18 +15,12 @@ public struct PendingLedgerConformance<Ledger: PendingLedger>: Sendable {
         self.makeLedger = makeLedger
     }
 
-    /// Every check, by name: run each with ``run(_:)``.
-    public static var checks: [String] { Array(table.keys).sorted() }
-
-    public func run(_ check: String) async throws {
-        guard let body = Self.table[check] else {
-            Issue.record("no conformance check \(check)")
-            return
-        }
-        try await body(self, try await makeLedger())
+    /// Each check, given a new ledger.
+    public static var table: [String: @Sendable (Self) async throws -> Void] {
+        checksOnALedger.mapValues { body in { suite in try await body(suite, try await suite.makeLedger()) } }
     }
 
-    private static var table: [String: @Sendable (Self, Ledger) async throws -> Void] {
+    private static var checksOnALedger: [String: @Sendable (Self, Ledger) async throws -> Void] {
         [
             "an entry registered and completed is not stale": { try await $0.completed($1) },
             "only entries registered before the cutoff are stale, with what was registered": { try await $0.cutoff($1) },

@@ -83,3 +83,24 @@ public func uniqueKey(_ label: String = #function) -> String {
     let name = label.prefix(while: { $0 != "(" })
     return "test-\(name)-\(UUID().uuidString.lowercased())"
 }
+
+/// A conformance suite of a port: checks by name, written once and run against each implementation
+/// (`@Test(arguments: Suite.checks)`, then ``run(_:)`` with the check's name).
+public protocol ConformanceSuite: Sendable {
+    /// Each check's body, by its name.
+    static var table: [String: @Sendable (Self) async throws -> Void] { get }
+}
+
+extension ConformanceSuite {
+    /// Every check, by name: run each with ``run(_:)``.
+    public static var checks: [String] { Array(table.keys).sorted() }
+
+    /// Runs one check; an unknown name is a test failure.
+    public func run(_ check: String) async throws {
+        guard let body = Self.table[check] else {
+            Issue.record("no conformance check \(check)")
+            return
+        }
+        try await body(self)
+    }
+}

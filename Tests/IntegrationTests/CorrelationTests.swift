@@ -42,9 +42,9 @@ import Testing
         let ids = (reply.json["media"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
         try #require(ids.count == 3, "\(reply.text)")
         let (kept, undecodable, deleted) = (ids[0], ids[1], ids[2])
-        #expect(try await settled(gateway, kept) == "ready")
-        #expect(try await settled(gateway, undecodable) == "failed")
-        #expect(try await settled(gateway, deleted) == "ready")
+        #expect(try await gateway.settled(kept)["state"] as? String == "ready")
+        #expect(try await gateway.settled(undecodable)["state"] as? String == "failed")
+        #expect(try await gateway.settled(deleted)["state"] as? String == "ready")
         #expect(try await internalRequest(gateway, .DELETE, "/internal/v1/media/\(deleted)") == 204)
 
         // the purge of the deleted item is the last link to come
@@ -115,20 +115,5 @@ import Testing
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
         _ = try await response.body.collect(upTo: 1 << 20)
         return Int(response.status.code)
-    }
-
-    /// Polls the gateway's internal API until the media item leaves `stored` and `processing`; its state.
-    func settled(_ gateway: GatewayProcess, _ id: String) async throws -> String {
-        let deadline = ContinuousClock.now + .seconds(120)
-        while ContinuousClock.now < deadline {
-            var request = HTTPClientRequest(url: gateway.baseURL + "/internal/v1/media/\(id)")
-            request.headers.add(name: "Authorization", value: "Bearer \(TestGateway.serviceToken)")
-            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
-            let body = try await response.body.collect(upTo: 1 << 20)
-            let json = (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any] ?? [:]
-            if let state = json["state"] as? String, state != "stored" && state != "processing" { return state }
-            try await Task.sleep(for: .milliseconds(200))
-        }
-        throw TestFailure("media \(id) did not settle")
     }
 }

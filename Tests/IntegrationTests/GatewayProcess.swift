@@ -71,6 +71,21 @@ struct TestFailure: Error, CustomStringConvertible {
 }
 
 extension GatewayProcess {
+    /// Polls the internal API until the media item leaves `stored` and `processing`; the item as it is then.
+    func settled(_ id: String) async throws -> [String: Any] {
+        let deadline = ContinuousClock.now + .seconds(120)
+        while ContinuousClock.now < deadline {
+            var request = HTTPClientRequest(url: baseURL + "/internal/v1/media/\(id)")
+            request.headers.add(name: "Authorization", value: "Bearer \(TestGateway.serviceToken)")
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+            let body = try await response.body.collect(upTo: 1 << 20)
+            let json = (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any] ?? [:]
+            if let state = json["state"] as? String, state != "stored" && state != "processing" { return json }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        throw TestFailure("media \(id) did not settle")
+    }
+
     /// Opens an upload set through this process's internal API.
     func openSet(context: String = "post") async throws -> TestGateway.OpenedSet {
         var request = HTTPClientRequest(url: baseURL + "/internal/v1/upload-sets")

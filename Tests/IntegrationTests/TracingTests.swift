@@ -105,21 +105,6 @@ import Testing
         )
     }
 
-    /// Polls the gateway's internal API until the media item leaves `stored` and `processing`.
-    func settled(_ gateway: GatewayProcess, _ id: String) async throws -> [String: Any] {
-        let deadline = ContinuousClock.now + .seconds(120)
-        while ContinuousClock.now < deadline {
-            var request = HTTPClientRequest(url: gateway.baseURL + "/internal/v1/media/\(id)")
-            request.headers.add(name: "Authorization", value: "Bearer \(TestGateway.serviceToken)")
-            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
-            let body = try await response.body.collect(upTo: 1 << 20)
-            let json = (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any] ?? [:]
-            if let state = json["state"] as? String, state != "stored" && state != "processing" { return json }
-            try await Task.sleep(for: .milliseconds(200))
-        }
-        throw TestFailure("media \(id) did not settle")
-    }
-
     @Test func anUploadIsOneTraceWithItsHTTPRadosAndPostgresSpansAndItsJobLinksToIt() async throws {
         let receiver = try await Receiver.start()
         let gateway = try await tracedGateway(receiver, ["MEDIAGW_LOG_FORMAT": "json", "MEDIAGW_LOG_LEVEL": "debug"])
@@ -135,7 +120,7 @@ import Testing
         )
         #expect(reply.status == 201, "\(reply.text)")
         let mediaID = try #require((reply.json["media"] as? [[String: Any]])?.first?["id"] as? String, "\(reply.text)")
-        let media = try await settled(gateway, mediaID)
+        let media = try await gateway.settled(mediaID)
         #expect(media["state"] as? String == "ready", "\(media)")
 
         let spans = try await receiver.spans(within: .seconds(30)) { spans in
