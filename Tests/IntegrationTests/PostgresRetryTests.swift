@@ -12,47 +12,59 @@ import Testing
 @Suite struct PostgresRetryTests {
     /// A serialization failure made deterministically: the store's transaction reads a row in a
     /// repeatable-read snapshot, another one updates it and commits, then the first updates it too.
+    /// Both connections are taken from the pool before the store's deadline starts: on a loaded machine,
+    /// opening one while the transaction waits outlasted that deadline (seen twice on the project's CI).
     @Test func aTransactionThatCannotBeSerializedIsRunAgain() async throws {
         let isolation = try await Isolation.suite("PostgresRetry")
         let table = "\"\(isolation.name)\".conflict_\(UUID().uuidString.lowercased().prefix(8))"
-        try await isolation.client.query("CREATE TABLE \(unescaped: table) (id int PRIMARY KEY, v int NOT NULL)")
-        try await isolation.client.query("INSERT INTO \(unescaped: table) VALUES (1, 0)")
-        let attempts = Atomic<Int>(0)
-        let snapshotTaken = Atomic<Bool>(false)
-        let otherCommitted = Atomic<Bool>(false)
         let client = isolation.client
+        try await client.query("CREATE TABLE \(unescaped: table) (id int PRIMARY KEY, v int NOT NULL)")
+        try await client.query("INSERT INTO \(unescaped: table) VALUES (1, 0)")
+        let signals = Signals()
+        let logger = TestStack.logger
 
-        // The other writer holds its connection before the store's transaction begins: on a loaded machine,
-        // opening one while the transaction waits could outlast the store's deadline (a CI run saw it).
-        let otherConnected = Atomic<Bool>(false)
-        let other = Task {
-            try await client.withConnection { connection in
-                otherConnected.store(true, ordering: .releasing)
-                while !snapshotTaken.load(ordering: .acquiring) { try await Task.sleep(for: .milliseconds(5)) }
-                try await connection.query("UPDATE \(unescaped: table) SET v = v + 10 WHERE id = 1", logger: TestStack.logger)
-                otherCommitted.store(true, ordering: .releasing)
+        let writer = Task {
+            try await client.withConnection { other in
+                signals.otherConnected.store(true, ordering: .releasing)
+                while !signals.snapshotTaken.load(ordering: .acquiring) { try await Task.sleep(for: .milliseconds(5)) }
+                try await other.query("UPDATE \(unescaped: table) SET v = v + 10 WHERE id = 1", logger: logger)
+                signals.otherCommitted.store(true, ordering: .releasing)
             }
         }
-        while !otherConnected.load(ordering: .acquiring) { try await Task.sleep(for: .milliseconds(5)) }
-        let result = try await isolation.metadata.run("serialization_test") {
-            try await client.withTransaction(logger: TestStack.logger) { connection in
-                let attempt = attempts.add(1, ordering: .relaxed).newValue
-                try await connection.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ", logger: TestStack.logger)
-                try await connection.query("SELECT v FROM \(unescaped: table) WHERE id = 1", logger: TestStack.logger).consume()
-                snapshotTaken.store(true, ordering: .releasing)
-                while !otherCommitted.load(ordering: .acquiring) { try await Task.sleep(for: .milliseconds(5)) }
-                try await connection.query("UPDATE \(unescaped: table) SET v = v + 1 WHERE id = 1", logger: TestStack.logger)
-                return attempt
+        while !signals.otherConnected.load(ordering: .acquiring) { try await Task.sleep(for: .milliseconds(5)) }
+        let result = try await client.withConnection { mine in
+            try await isolation.metadata.run("serialization_test") {
+                let attempt = signals.attempts.add(1, ordering: .relaxed).newValue
+                try await mine.query("BEGIN ISOLATION LEVEL REPEATABLE READ", logger: logger)
+                do {
+                    try await mine.query("SELECT v FROM \(unescaped: table) WHERE id = 1", logger: logger).consume()
+                    signals.snapshotTaken.store(true, ordering: .releasing)
+                    while !signals.otherCommitted.load(ordering: .acquiring) { try await Task.sleep(for: .milliseconds(5)) }
+                    try await mine.query("UPDATE \(unescaped: table) SET v = v + 1 WHERE id = 1", logger: logger)
+                    try await mine.query("COMMIT", logger: logger)
+                    return attempt
+                } catch {
+                    _ = try? await mine.query("ROLLBACK", logger: logger)
+                    throw error
+                }
             }
         }
-        try await other.value
+        try await writer.value
         #expect(result == 2, "the first attempt could not be serialized, the second went through")
-        #expect(attempts.load(ordering: .relaxed) == 2)
+        #expect(signals.attempts.load(ordering: .relaxed) == 2)
         let rows = try await client.query("SELECT v FROM \(unescaped: table) WHERE id = 1").decode(Int.self)
         var values: [Int] = []
         for try await value in rows { values.append(value) }
         #expect(values == [11], "both updates, each once")
         try await client.query("DROP TABLE \(unescaped: table)")
+    }
+
+    /// What the two transactions tell each other.
+    final class Signals: Sendable {
+        let attempts = Atomic<Int>(0)
+        let snapshotTaken = Atomic<Bool>(false)
+        let otherConnected = Atomic<Bool>(false)
+        let otherCommitted = Atomic<Bool>(false)
     }
 
     @Test func deadlocksAndSerializationFailuresAreRetryableAndNothingElse() {
