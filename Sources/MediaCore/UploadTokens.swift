@@ -97,7 +97,7 @@ public struct UploadTokenSigner: Sendable {
         else {
             throw MediaError(.unauthorized, "the upload token is not valid")
         }
-        let signed = Data("v1.\(parts[1]).\(parts[2])".utf8)
+        let signed = Data(token.utf8[..<token.utf8.index(before: parts[3].startIndex)])
         guard HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: signed, using: key.key),
             let grant = try? JSONDecoder().decode(UploadGrant.self, from: payload)
         else {
@@ -137,15 +137,54 @@ public struct ServiceTokens: Sendable {
 
 /// Base64 with the URL-safe alphabet and no padding.
 public enum Base64URL {
+    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+
+    /// The value of each byte of the alphabet; 0xFF for a byte outside it.
+    private static let values: [UInt8] = {
+        var table = [UInt8](repeating: 0xFF, count: 256)
+        for (value, byte) in alphabet.enumerated() { table[Int(byte)] = UInt8(value) }
+        return table
+    }()
+
+    /// The URL-safe alphabet, without padding (RFC 4648 §5).
     public static func encode(_ data: Data) -> String {
-        data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
+        var output = [UInt8]()
+        output.reserveCapacity((data.count * 4 + 2) / 3)
+        var index = data.startIndex
+        while index < data.endIndex {
+            let count = min(3, data.endIndex - index)
+            var group = UInt32(0)
+            for offset in 0..<3 { group = group << 8 | UInt32(offset < count ? data[index + offset] : 0) }
+            for position in 0...count { output.append(alphabet[Int(group >> UInt32(18 - 6 * position) & 0x3F)]) }
+            index += count
+        }
+        return String(decoding: output, as: UTF8.self)
     }
 
+    /// The bytes of unpadded URL-safe base64, or `nil` for anything else (padding, other characters, a
+    /// length no encoding has).
     public static func decode(_ text: String) -> Data? {
-        guard text.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) else { return nil }
-        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
-        return Data(base64Encoded: base64)
+        var output = Data()
+        output.reserveCapacity(text.utf8.count * 3 / 4)
+        var group = UInt32(0)
+        var count = 0
+        for byte in text.utf8 {
+            let value = values[Int(byte)]
+            guard value != 0xFF else { return nil }
+            group = group << 6 | UInt32(value)
+            count += 1
+            if count == 4 {
+                output.append(contentsOf: [UInt8(group >> 16 & 0xFF), UInt8(group >> 8 & 0xFF), UInt8(group & 0xFF)])
+                group = 0
+                count = 0
+            }
+        }
+        switch count {
+        case 0: break
+        case 2: output.append(UInt8(group >> 4 & 0xFF))
+        case 3: output.append(contentsOf: [UInt8(group >> 10 & 0xFF), UInt8(group >> 2 & 0xFF)])
+        default: return nil
+        }
+        return output
     }
 }

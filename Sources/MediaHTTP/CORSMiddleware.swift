@@ -59,7 +59,7 @@ struct CORSMiddleware: RouterMiddleware {
     private func preflight(_ request: Request, origin: String, allowed: Bool, wanted: String) -> Response {
         let methods = routes.methods(forPath: request.uri.path).filter { $0 != .options }
         let askedHeaders = (request.headers[.accessControlRequestHeaders] ?? "").split(separator: ",")
-            .map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty }
+            .map { $0.trimmingOWS().lowercased() }.filter { !$0.isEmpty }
         guard allowed else {
             return JSONResponse.make(
                 status: .forbidden,

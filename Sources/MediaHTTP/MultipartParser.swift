@@ -256,15 +256,15 @@ public struct MultipartParser: Sendable {
 
     static func parseHeaders(_ block: [UInt8]) throws(RequestError) -> MultipartPartHeaders {
         var headers = MultipartPartHeaders()
-        guard let text = String(validatingUTF8: block.map { CChar(bitPattern: $0) } + [0]) else {
-            throw RequestError(.malformedMultipart, "a part's headers are not valid UTF-8")
+        guard let text = String(validating: block, as: UTF8.self), !text.utf8.contains(0) else {
+            throw RequestError(.malformedMultipart, "a part's headers are not valid UTF-8 text")
         }
-        for line in text.components(separatedBy: "\r\n") where !line.isEmpty {
+        for line in text.split(separator: "\r\n") {
             guard let colon = line.firstIndex(of: ":") else {
                 throw RequestError(.malformedMultipart, "a part has a header line without a colon")
             }
-            let name = line[..<colon].trimmingCharacters(in: .whitespaces).lowercased()
-            let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            let name = line[..<colon].trimmingOWS().lowercased()
+            let value = line[line.index(after: colon)...].trimmingOWS()
             switch name {
             case "content-disposition":
                 let parameters = parseParameters(value)
@@ -289,7 +289,7 @@ public struct MultipartParser: Sendable {
         func readToken(until stops: Set<Character>) -> String {
             let end = characters.firstIndex(where: { stops.contains($0) }) ?? characters.endIndex
             defer { characters = characters[end...] }
-            return characters[..<end].trimmingCharacters(in: .whitespaces)
+            return characters[..<end].trimmingOWS()
         }
         let type = readToken(until: [";"]).lowercased()
         while characters.first == ";" {

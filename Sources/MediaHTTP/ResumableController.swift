@@ -76,7 +76,7 @@ struct ResumableController<Storage: MediaStores>: Sendable {
     /// A non-negative integer header (`Upload-Offset`, `Upload-Length`), or `nil` when absent.
     static func integer(_ request: Request, _ name: HTTPField.Name) throws -> Int64? {
         guard let text = request.headers[name] else { return nil }
-        guard let value = Int64(text.trimmingCharacters(in: .whitespaces)), value >= 0 else {
+        guard let value = Int64(text.trimmingOWS()), value >= 0 else {
             throw MediaError(.invalidRequest, "\(name.rawName) must be a non-negative integer")
         }
         return value
@@ -121,7 +121,7 @@ struct ResumableController<Storage: MediaStores>: Sendable {
 
     /// The body of a PATCH (or a creation that carries data), in the media type the protocol requires.
     static func requireContentType(_ request: Request, _ type: String) throws {
-        let given = request.headers[.contentType]?.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        let given = request.headers[.contentType]?.split(separator: ";").first.map { $0.trimmingOWS().lowercased() }
         guard given == type else {
             throw APIError(status: .unsupportedMediaType, code: "unsupported_media_type", message: "the body must be \(type)")
         }
@@ -231,10 +231,10 @@ struct ResumableController<Storage: MediaStores>: Sendable {
 
     /// `Upload-Metadata`: comma-separated `key base64value` pairs (the value may be absent).
     static func tusMetadata(_ header: String?) throws -> [String: String] {
-        guard let header, !header.trimmingCharacters(in: .whitespaces).isEmpty else { return [:] }
+        guard let header, !header.trimmingOWS().isEmpty else { return [:] }
         var metadata: [String: String] = [:]
         for pair in header.split(separator: ",") {
-            let parts = pair.trimmingCharacters(in: .whitespaces).split(separator: " ", omittingEmptySubsequences: true)
+            let parts = pair.trimmingOWS().split(separator: " ", omittingEmptySubsequences: true)
             guard let key = parts.first, parts.count <= 2, !key.isEmpty, key.count <= 128, metadata.count < 32 else {
                 throw MediaError(.invalidRequest, "Upload-Metadata must be comma-separated 'key base64value' pairs")
             }
@@ -312,7 +312,7 @@ struct ResumableController<Storage: MediaStores>: Sendable {
 
     /// A structured-field boolean (`?1`, `?0`).
     static func boolean(_ request: Request, _ name: HTTPField.Name) throws -> Bool? {
-        switch request.headers[name]?.trimmingCharacters(in: .whitespaces) {
+        switch request.headers[name]?.trimmingOWS() {
         case nil: nil
         case "?1": true
         case "?0": false

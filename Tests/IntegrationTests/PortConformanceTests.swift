@@ -106,4 +106,20 @@ import Testing
         #expect(RadosPendingLedger.bucketEnd(name) == Date(timeIntervalSince1970: 1_800_007_200))
         #expect(RadosPendingLedger.bucketEnd(RadosPendingLedger.directoryKey) == nil)
     }
+
+    @Test func bucketNamesAgreeWithTheGregorianCalendarInUTC() {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        // hours from 1600 to 2400 in steps that land on every month, leap days, century years, before 1970
+        var dates = stride(from: -11_676_096_000.0, to: 13_569_465_600.0, by: 86_400 * 29.3 + 3_601).map {
+            Date(timeIntervalSince1970: $0)
+        }
+        dates += [0, -1, 951_782_400, 951_868_799, 4_107_542_400, 1_800_003_700].map { Date(timeIntervalSince1970: $0) }
+        #expect(dates.count > 9_000)
+        for date in dates {
+            let c = calendar.dateComponents([.year, .month, .day, .hour], from: date)
+            let expected = "_pending." + String(format: "%04d%02d%02d%02d.%02d", c.year!, c.month!, c.day!, c.hour!, 3)
+            #expect(RadosPendingLedger.bucketName(for: date, shard: 3) == expected, "\(date.timeIntervalSince1970)")
+        }
+    }
 }

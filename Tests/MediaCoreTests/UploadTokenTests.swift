@@ -52,6 +52,26 @@ import Testing
         #expect { try signer.verify(parts.joined(separator: "."), now: now) } throws: { ($0 as? MediaError)?.code == .unauthorized }
     }
 
+    @Test func base64URLMatchesFoundationsBase64WithTheURLAlphabetAndNoPadding() {
+        var generator = SystemRandomNumberGenerator()
+        var lengths = 0
+        for length in 0..<70 {
+            let data = Data((0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) })
+            let standard = data.base64EncodedString()
+            let expected = String(
+                standard.map { $0 == "+" ? "-" : $0 == "/" ? "_" : $0 }.filter { $0 != "=" }
+            )
+            #expect(Base64URL.encode(data) == expected)
+            #expect(Base64URL.decode(expected) == data)
+            lengths += 1
+        }
+        #expect(lengths == 70)
+        for refused in ["A", "AAAAA", "AA==", "ab+c", "ab/c", "ab c", "é123", "AAA\u{0}"] {
+            #expect(Base64URL.decode(refused) == nil, "\(refused)")
+        }
+        #expect(Base64URL.decode("") == Data())
+    }
+
     @Test func keyListsAreParsedAndValidated() throws {
         let secret = Data(repeating: 1, count: 32).base64EncodedString()
         let keys = try SigningKey.parseList("a:\(secret), b:\(secret)", variable: "X")

@@ -107,6 +107,24 @@ func multipart(
         #expect(try parse(body, boundary: "b").first?.body == Array("v".utf8))
     }
 
+    @Test func headerNamesAndValuesLoseTheSpacesAndTabsAroundThem() throws {
+        let body = Array(
+            "--b\r\n \tContent-Disposition\t:  form-data ;\tname = \"f\" ; filename= a.jpg \t\r\nContent-Type:\t image/jpeg  \r\n\r\nx\r\n--b--"
+                .utf8
+        )
+        let headers = try #require(try parse(body, boundary: "b").first).headers
+        #expect(headers.name == "f")
+        #expect(headers.filename == "a.jpg")
+        #expect(headers.contentType == "image/jpeg")
+    }
+
+    @Test func headersThatAreNotUTF8TextAreRefused() {
+        for header in [[0xFF, 0xFE], Array("X-A: b\u{0}c".utf8)] as [[UInt8]] {
+            let body = Array("--b\r\n".utf8) + header + Array("\r\nContent-Disposition: form-data; name=x\r\n\r\nv\r\n--b--".utf8)
+            #expect { try parse(body, boundary: "b") } throws: { ($0 as? RequestError)?.code == .malformedMultipart }
+        }
+    }
+
     @Test func quotedAndExtendedFilenamesAreDecoded() throws {
         let body = Array(
             "--b\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a;b \\\"c\\\".jpg\"\r\n\r\nx\r\n--b\r\nContent-Disposition: form-data; name=g; filename*=UTF-8''caf%C3%A9.png\r\n\r\ny\r\n--b--"

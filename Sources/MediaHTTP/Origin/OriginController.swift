@@ -71,7 +71,7 @@ enum ContentNegotiation {
     /// client that says only `*/*` or `image/*` may not decode WebP.
     static func acceptsWebP(_ accept: String) -> Bool {
         for item in accept.split(separator: ",") {
-            let parameters = item.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
+            let parameters = item.split(separator: ";").map { $0.trimmingOWS() }
             guard parameters.first?.lowercased() == "image/webp" else { continue }
             let quality = parameters.dropFirst().first { $0.lowercased().hasPrefix("q=") }.flatMap { Double($0.dropFirst(2)) } ?? 1
             return quality > 0

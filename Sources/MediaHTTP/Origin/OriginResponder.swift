@@ -200,7 +200,7 @@ enum OriginHeaders {
 extension HTTPFields {
     /// A field's value, trimmed, or `nil` when the field is absent or empty.
     func nonEmpty(_ name: HTTPField.Name) -> String? {
-        guard let value = self[name]?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }
+        guard let value = self[name]?.trimmingOWS(), !value.isEmpty else { return nil }
         return value
     }
 }

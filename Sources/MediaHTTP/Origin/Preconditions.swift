@@ -7,7 +7,7 @@ enum EntityTags {
     /// compares weakly (a `W/` prefix is ignored); `If-Match` strongly (a weak tag never matches).
     static func list(_ header: String, matches etag: String, weak: Bool) -> Bool {
         for item in header.split(separator: ",") {
-            let tag = item.trimmingCharacters(in: .whitespaces)
+            let tag = item.trimmingOWS()
             if tag == "*" { return true }
             if tag.hasPrefix("W/") {
                 if weak, tag.dropFirst(2) == etag { return true }
@@ -36,12 +36,12 @@ enum RangeRequest: Equatable {
     /// Evaluates a `Range` header value for an entity of `size` bytes.
     static func evaluate(_ header: String?, size: Int64) -> RangeRequest {
         guard let header else { return .whole }
-        let trimmed = header.trimmingCharacters(in: .whitespaces)
+        let trimmed = header.trimmingOWS()
         guard trimmed.utf8.count <= 1024, let equals = trimmed.firstIndex(of: "="),
-            trimmed[..<equals].trimmingCharacters(in: .whitespaces).lowercased() == "bytes"
+            trimmed[..<equals].trimmingOWS().lowercased() == "bytes"
         else { return .whole }
         let specs = trimmed[trimmed.index(after: equals)...].split(separator: ",", omittingEmptySubsequences: false)
-            .map { $0.trimmingCharacters(in: .whitespaces) }
+            .map { $0.trimmingOWS() }
         guard !specs.isEmpty, specs.count <= maxRanges else { return .whole }
         var satisfiable: [Range<Int64>] = []
         for spec in specs {
