@@ -242,6 +242,29 @@ import Testing
         #expect(registered.count == 26)
     }
 
+    @Test func everyDocumentedAnswerCarriesItsRequestId() async throws {
+        let reply = try await gateway.request(.GET, "/openapi.json", token: nil)
+        let components = reply.json["components"] as? [String: Any] ?? [:]
+        let shared = components["responses"] as? [String: [String: Any]] ?? [:]
+        let paths = reply.json["paths"] as? [String: [String: [String: Any]]] ?? [:]
+        var answers = shared.map { ("components \($0.key)", $0.value) }
+        for (path, operations) in paths {
+            for (method, operation) in operations {
+                for (status, answer) in operation["responses"] as? [String: [String: Any]] ?? [:] where answer["$ref"] == nil {
+                    answers.append(("\(method) \(path) \(status)", answer))
+                }
+            }
+        }
+        #expect(answers.count > 100)
+        for (name, answer) in answers {
+            let header = (answer["headers"] as? [String: [String: Any]])?["X-Request-Id"]
+            #expect(header?["$ref"] as? String == "#/components/headers/RequestId", "\(name)")
+        }
+        let requestID = (components["headers"] as? [String: [String: Any]])?["RequestId"]
+        #expect(requestID?["required"] as? Bool == true)
+        #expect(reply.headers.first(name: "X-Request-Id")?.isEmpty == false, "the document's own answer carries one")
+    }
+
     @Test func metricsAreLabelledByRouteTemplateNeverById() async throws {
         let set = try await gateway.openSet()
         _ = try await gateway.upload(set, [("a.jpg", fakeJPEG(4000))])
