@@ -41,7 +41,7 @@ public struct MultipartLimits: Sendable, Hashable {
 
 /// A streaming `multipart/form-data` parser (RFC 7578 / RFC 2046): push chunks as they arrive, get events.
 ///
-/// Body bytes are found by searching each chunk for the delimiter (`CRLF--boundary`) with `memmem` and are
+/// Body bytes are found by searching each chunk for the delimiter (`CRLF--boundary`) with `memchr` and are
 /// handed out as slices of the chunk; at most `delimiter.count - 1` bytes are held back between chunks.
 /// Headers are capped; the number of parts is capped. Errors are ``RequestError``s
 /// (`malformedMultipart`, `tooManyParts`, `headerTooLarge`).

@@ -107,6 +107,36 @@ func multipart(
         #expect(try parse(body, boundary: "b").first?.body == Array("v".utf8))
     }
 
+    @Test func theDelimiterSearchFindsWhatANaiveSearchFinds() {
+        func naive(_ needle: [UInt8], _ haystack: [UInt8]) -> Int? {
+            guard needle.count <= haystack.count else { return nil }
+            return (0...(haystack.count - needle.count)).first { Array(haystack[$0..<$0 + needle.count]) == needle }
+        }
+        var generator = SystemRandomNumberGenerator()
+        var checked = 0
+        for needle in [Array("\r\n--b".utf8), Array("\r\n--\(String(repeating: "x", count: 60))".utf8), [0x0D], [0x0D, 0x0A]] {
+            for length in [0, 1, needle.count - 1, needle.count, 31, 32, 33, 64, 65, 100, 257] where length >= 0 {
+                // bytes from a small alphabet that includes the needle's first and last bytes: near misses abound
+                let alphabet: [UInt8] = [0x0D, 0x0A, 0x2D, needle.last!, 0x41]
+                let base = (0..<length).map { _ in alphabet.randomElement(using: &generator)! }
+                var cases = [base]
+                if length >= needle.count {
+                    for offset in 0...(length - needle.count) {
+                        var planted = base
+                        planted.replaceSubrange(offset..<offset + needle.count, with: needle)
+                        cases.append(planted)
+                    }
+                }
+                for haystack in cases {
+                    let found = haystack.withUnsafeBytes { hay in needle.withUnsafeBytes { MultipartParser.find($0, in: hay) } }
+                    #expect(found == naive(needle, haystack), "needle \(needle.count) B in \(haystack)")
+                    checked += 1
+                }
+            }
+        }
+        #expect(checked > 1_000)
+    }
+
     @Test func headerNamesAndValuesLoseTheSpacesAndTabsAroundThem() throws {
         let body = Array(
             "--b\r\n \tContent-Disposition\t:  form-data ;\tname = \"f\" ; filename= a.jpg \t\r\nContent-Type:\t image/jpeg  \r\n\r\nx\r\n--b--"
