@@ -30,11 +30,9 @@ public struct RadosBlobStore: BlobStore {
         return try await traced("write", location) { span in
             let written = try await cluster.withOperation {
                 let io = try await cluster.ioContext(for: location.pool)
-                let chunkSize = self.chunkSize
                 // Pieces are gathered by reference, never copied, until a chunk's worth is pending; that chunk
                 // is written while the next one gathers. Memory: at most two chunks (plus one piece).
-                var pieces: [ByteBuffer] = []
-                var pending = 0
+                var chunk = ChunkGatherer(size: self.chunkSize)
                 var submitted: Int64 = 0
                 var inFlight: SubmittedWrite?
                 // Once the first chunk has landed the object is ours, and ours to remove if the stream fails.
@@ -42,19 +40,15 @@ public struct RadosBlobStore: BlobStore {
                 do {
                     for try await var piece in source {
                         while piece.readableBytes > 0 {
-                            let slice = piece.readSlice(length: min(piece.readableBytes, chunkSize - pending))!
-                            pieces.append(slice)
-                            pending += slice.readableBytes
-                            guard pending == chunkSize else { continue }
+                            guard chunk.fill(from: &piece) else { continue }
                             if let previous = inFlight {
                                 inFlight = nil
                                 try await previous.finish()
                                 created = true
                             }
-                            inFlight = try submitWrite(io, location, pieces, at: submitted, mode: mode)
-                            submitted += Int64(pending)
-                            pieces = []
-                            pending = 0
+                            let full = chunk.take()
+                            inFlight = try submitWrite(io, location, full.pieces, at: submitted, mode: mode)
+                            submitted += Int64(full.count)
                         }
                     }
                     if let previous = inFlight {
@@ -62,9 +56,10 @@ public struct RadosBlobStore: BlobStore {
                         try await previous.finish()
                         created = true
                     }
-                    if pending > 0 || submitted == 0 {
-                        let last = try submitWrite(io, location, pieces, at: submitted, mode: mode)
-                        submitted += Int64(pending)
+                    if chunk.count > 0 || submitted == 0 {
+                        let rest = chunk.take()
+                        let last = try submitWrite(io, location, rest.pieces, at: submitted, mode: mode)
+                        submitted += Int64(rest.count)
                         try await last.finish()
                     }
                     return submitted
@@ -211,29 +206,22 @@ public struct RadosBlobStore: BlobStore {
         return try await traced("write_at", location) { span in
             let written = try await cluster.withOperation {
                 let io = try await cluster.ioContext(for: location.pool)
-                let chunkSize = self.chunkSize
                 let fence = Array(writer.utf8)
-                var pieces: [ByteBuffer] = []
-                var pending = 0
+                var chunk = ChunkGatherer(size: self.chunkSize)
                 var written: Int64 = 0
                 // one chunk at a time, each landed (and reported) before the next is sent: the offset a client
-                // is told is always durable
+                // is told is always durable (a chunk that failed to land stays gathered)
                 func flush() async throws {
-                    guard pending > 0 else { return }
-                    let submitted = try submitWrite(io, location, pieces, at: offset + written, fence: fence)
+                    guard chunk.count > 0 else { return }
+                    let submitted = try submitWrite(io, location, chunk.pieces, at: offset + written, fence: fence)
                     try await submitted.finish()
-                    written += Int64(pending)
-                    pieces = []
-                    pending = 0
+                    written += Int64(chunk.take().count)
                     try await landed(written)
                 }
                 do {
                     for try await var piece in source {
                         while piece.readableBytes > 0 {
-                            let slice = piece.readSlice(length: min(piece.readableBytes, chunkSize - pending))!
-                            pieces.append(slice)
-                            pending += slice.readableBytes
-                            if pending == chunkSize { try await flush() }
+                            if chunk.fill(from: &piece) { try await flush() }
                         }
                     }
                 } catch let error as BlobStoreError {

@@ -2,6 +2,7 @@ import Foundation
 import MediaApp
 import MediaCore
 import MediaTesting
+import NIOCore
 import PostgresMetadata
 import RadosStore
 import Testing
@@ -121,5 +122,45 @@ import Testing
             let expected = "_pending." + String(format: "%04d%02d%02d%02d.%02d", c.year!, c.month!, c.day!, c.hour!, 3)
             #expect(RadosPendingLedger.bucketName(for: date, shard: 3) == expected, "\(date.timeIntervalSince1970)")
         }
+    }
+}
+
+@Suite struct ChunkGathererTests {
+    @Test func piecesOfAnySizeMakeFullChunksOfSlicesAndAShorterLastOne() {
+        var generator = SystemRandomNumberGenerator()
+        var streams = 0
+        for _ in 0..<50 {
+            let size = Int.random(in: 1...64, using: &generator)
+            let bytes = (0..<Int.random(in: 0...500, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            var chunks: [(pieces: [ByteBuffer], count: Int)] = []
+            var gatherer = ChunkGatherer(size: size)
+            var offset = 0
+            while offset < bytes.count {
+                let length = min(Int.random(in: 0...100, using: &generator), bytes.count - offset)
+                var piece = ByteBuffer(bytes: bytes[offset..<offset + length])
+                offset += length
+                while piece.readableBytes > 0 {
+                    if gatherer.fill(from: &piece) { chunks.append(gatherer.take()) }
+                }
+            }
+            if gatherer.count > 0 { chunks.append(gatherer.take()) }
+            #expect(chunks.dropLast().allSatisfy { $0.count == size })
+            #expect(chunks.allSatisfy { $0.count == $0.pieces.reduce(0) { $0 + $1.readableBytes } && $0.count > 0 })
+            #expect(chunks.flatMap { $0.pieces.flatMap { Array($0.readableBytesView) } } == bytes)
+            #expect(gatherer.count == 0 && gatherer.pieces.isEmpty)
+            streams += 1
+        }
+        #expect(streams == 50)
+    }
+
+    @Test func aChunkHoldsSlicesOfThePiecesNotCopies() {
+        var piece = ByteBuffer(bytes: Array(repeating: 7, count: 100))
+        let storage = piece.withUnsafeReadableBytes { $0.baseAddress }
+        var gatherer = ChunkGatherer(size: 40)
+        let full = gatherer.fill(from: &piece)
+        #expect(full)
+        let chunk = gatherer.take()
+        #expect(chunk.pieces.count == 1 && piece.readableBytes == 60)
+        #expect(chunk.pieces[0].withUnsafeReadableBytes { $0.baseAddress } == storage)
     }
 }
