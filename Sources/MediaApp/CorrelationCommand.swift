@@ -51,18 +51,17 @@ extension MediaCorrelation {
                 await recorder.flush(to: store, logger: logger)
             }
         }
+        let result: Result<T, any Error>
         do {
-            let result = try await body()
-            flushing.cancel()
-            _ = await flushing.value
-            await recorder.flush(to: store, logger: logger)
-            return result
+            result = .success(try await body())
         } catch {
-            flushing.cancel()
-            _ = await flushing.value
-            await recorder.flush(to: store, logger: logger)
-            throw error
+            result = .failure(error)
         }
+        // what the run linked is written whether it succeeded or not
+        flushing.cancel()
+        _ = await flushing.value
+        await recorder.flush(to: store, logger: logger)
+        return try result.get()
     }
 }
 
