@@ -66,14 +66,18 @@ struct UploadRecordRequest: Sendable {
 struct UploadSetCommitRequest: Sendable {
     var id: UploadSetID
     var now: Date
+    /// The id of its `upload_set.committed` event, if this request is the one that commits it.
+    var eventID = UUID()
 
-    /// The committed set (committed now or before: commits are idempotent), or why it was not.
+    /// The committed set (committed now or before: commits are idempotent), or why it was not. A set
+    /// committed by this request is linked to its event (`mediagw correlate`).
     func set(from answer: CommitUploadSetsStatement.Row?) throws -> UploadSet {
         guard let answer else { throw MetadataStoreError(.notFound, "no upload set \(id)") }
         var set = answer.found
         if let committedAt = answer.committedAt {
             set.state = .committed
             set.committedAt = committedAt
+            Correlation.link(.set(id), .event(eventID), "upload_set.committed")
             return set
         }
         guard set.state == .committed else { throw MetadataStoreError(.setExpired, "the set has expired") }

@@ -182,7 +182,7 @@ struct RecordUploadsStatement: PostgresPreparedStatement {
 /// Commits draft sets in one statement (one round trip, its own transaction): one set, or several at once
 /// for group commit. Each set's row is locked (in the order of their ids); a draft that has not expired
 /// is marked committed with its live media, at its own request's time, and gets its
-/// `upload_set.committed` event. Returns each set as it was found, with the commit time if it was
+/// `upload_set.committed` event, with the id the request chose (so that it can be linked). Returns each set as it was found, with the commit time if it was
 /// committed now; a set already committed, expired or unknown is left as it is.
 struct CommitUploadSetsStatement: PostgresPreparedStatement {
     struct Row {
@@ -193,19 +193,19 @@ struct CommitUploadSetsStatement: PostgresPreparedStatement {
     static let sql = """
         WITH target AS (
             SELECT s.id, s.owner_id, s.context, s.context_id, s.is_private, s.state, s.created_at, s.expires_at, s.committed_at,
-                   s.photo_count, s.audio_count, s.video_count, s.priority, r.at
-            FROM upload_sets s JOIN unnest($1::uuid[], $2::timestamptz[]) AS r(id, at) ON s.id = r.id
+                   s.photo_count, s.audio_count, s.video_count, s.priority, r.at, r.event_id
+            FROM upload_sets s JOIN unnest($1::uuid[], $2::timestamptz[], $3::uuid[]) AS r(id, at, event_id) ON s.id = r.id
             ORDER BY s.id FOR UPDATE OF s
         ), committed AS (
             UPDATE upload_sets s SET state = 'committed', committed_at = t.at
             FROM target t WHERE s.id = t.id AND t.state = 'draft' AND t.expires_at > t.at
-            RETURNING s.id, s.owner_id, s.context, s.context_id, s.committed_at
+            RETURNING s.id, s.owner_id, s.context, s.context_id, s.committed_at, t.event_id
         ), media_committed AS (
             UPDATE media m SET committed_at = c.committed_at FROM committed c
             WHERE m.upload_set_id = c.id AND m.deleted_at IS NULL RETURNING m.id, m.upload_set_id
         ), event AS (
             INSERT INTO outbox (event_id, type, upload_set_id, payload)
-            SELECT gen_random_uuid(), 'upload_set.committed', c.id,
+            SELECT c.event_id, 'upload_set.committed', c.id,
                    jsonb_build_object('upload_set_id', c.id, 'owner_id', c.owner_id, 'context', c.context, 'context_id', c.context_id,
                                       'media_ids', coalesce((SELECT jsonb_agg(mc.id) FROM media_committed mc WHERE mc.upload_set_id = c.id), '[]'::jsonb))
             FROM committed c ORDER BY c.id RETURNING 1
@@ -218,9 +218,10 @@ struct CommitUploadSetsStatement: PostgresPreparedStatement {
     var requests: [UploadSetCommitRequest]
 
     func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 2)
+        var bindings = PostgresBindings(capacity: 3)
         bindings.append(requests.map(\.id.uuid))
         bindings.append(requests.map(\.now))
+        bindings.append(requests.map(\.eventID))
         return bindings
     }
 

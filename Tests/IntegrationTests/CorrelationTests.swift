@@ -46,6 +46,7 @@ import Testing
         #expect(try await gateway.settled(undecodable)["state"] as? String == "failed")
         #expect(try await gateway.settled(deleted)["state"] as? String == "ready")
         #expect(try await internalRequest(gateway, .DELETE, "/internal/v1/media/\(deleted)") == 204)
+        #expect(try await internalRequest(gateway, .POST, "/internal/v1/upload-sets/\(set.id)/commit") == 200)
 
         // the purge of the deleted item is the last link to come
         let environment = isolation.environment
@@ -65,10 +66,17 @@ import Testing
         let jobs = nodes.filter { $0.hasPrefix("job:") }
         let events = nodes.filter { $0.hasPrefix("event:") }
         #expect(jobs.count == 3, "one job each: \(jobs)")
-        // media.stored ×3, media.ready ×2, media.failed, media.deleted
+        // media.stored ×3, media.ready ×2, media.failed, media.deleted, upload_set.committed
         let eventTypes = links.filter { ($0["to"] as? String)?.hasPrefix("event:") == true }.compactMap { $0["relation"] as? String }.sorted()
-        #expect(eventTypes == ["media.deleted", "media.failed", "media.ready", "media.ready", "media.stored", "media.stored", "media.stored"])
-        #expect(events.count == 7)
+        #expect(
+            eventTypes == [
+                "media.deleted", "media.failed", "media.ready", "media.ready", "media.stored", "media.stored", "media.stored",
+                "upload_set.committed",
+            ]
+        )
+        #expect(events.count == 8)
+        let commitEvent = links.first { $0["relation"] as? String == "upload_set.committed" }
+        #expect(commitEvent?["from"] as? String == "set:\(set.id)")
         let failedAttempt = links.first {
             $0["to"] as? String == "media:\(undecodable)" && ($0["relation"] as? String)?.hasPrefix("processing attempt") == true
         }
