@@ -23,13 +23,25 @@ struct RowsBench: AsyncParsableCommand {
     var files = 500
     @Option(help: "Bytes per upload and per ingested file: small, so that the metadata's cost shows.")
     var size = 32_768
+    @Option(help: "Measurements of each kind per size; the median is reported (one wrk round moves by 10 %).")
+    var repeats = 3
 
     struct Round {
         var rows: Int
-        var uploads: WrkResult
-        var ingestFilesPerSecond: Double
-        var lookups: WrkResult
+        /// Every measurement, in order; the figures below are the medians.
+        var uploadRuns: [WrkResult]
+        var ingestRuns: [Double]
+        var lookupRuns: [WrkResult]
         var fillSeconds: Double
+
+        var uploads: WrkResult { Self.medianRun(uploadRuns) }
+        var ingestFilesPerSecond: Double { median(ingestRuns) }
+        var lookups: WrkResult { Self.medianRun(lookupRuns) }
+
+        /// The run of median throughput (its latencies go with it).
+        static func medianRun(_ runs: [WrkResult]) -> WrkResult {
+            runs.sorted { $0.requestsPerSecond < $1.requestsPerSecond }[runs.count / 2]
+        }
     }
 
     func run() async throws {
@@ -38,6 +50,7 @@ struct RowsBench: AsyncParsableCommand {
             throw BenchError("run `Deploy/local/stack up` and `eval \"$(Deploy/local/stack env)\"` first")
         }
         guard base >= 100, rows > base else { throw BenchError("--rows must be larger than --base (at least 100)") }
+        guard repeats >= 1 else { throw BenchError("--repeats must be at least 1") }
         let schema = "bench_rows_\(UUID().uuidString.prefix(8).lowercased())"
         var benchEnvironment = environment
         benchEnvironment["MEDIAGW_DATABASE_SCHEMA"] = schema
@@ -55,7 +68,10 @@ struct RowsBench: AsyncParsableCommand {
             _ = try? runProcess([mediagwBinary, "reconcile", "--grace", "0s"], environment: benchEnvironment)
             _ = try? runProcess(["psql", database, "-qc", "DROP SCHEMA \(schema) CASCADE"])
         }
-        print("rows: \(base) then \(rows) media rows in schema \(schema); \(size) B per upload and ingested file, \(clients) clients, \(seconds) s")
+        print(
+            "rows: \(base) then \(rows) media rows in schema \(schema); \(size) B per upload and ingested file, "
+                + "\(clients) clients, \(seconds) s, medians of \(repeats)"
+        )
 
         var rounds: [Round] = []
         var filled = 0
@@ -86,6 +102,14 @@ struct RowsBench: AsyncParsableCommand {
                 )
             )
         }
+        for round in rounds {
+            print(
+                "each run at \(round.rows) rows: uploads/s "
+                    + round.uploadRuns.map { format($0.requestsPerSecond, 0) }.joined(separator: ", ")
+                    + "; ingest files/s " + round.ingestRuns.map { format($0, 1) }.joined(separator: ", ")
+                    + "; lookups/s " + round.lookupRuns.map { format($0.requestsPerSecond, 0) }.joined(separator: ", ")
+            )
+        }
         let (small, large) = (rounds[0], rounds[1])
         print(
             "ratio at \(rows) / at \(base) rows: uploads \(format(large.uploads.requestsPerSecond / small.uploads.requestsPerSecond, 2)), "
@@ -96,8 +120,8 @@ struct RowsBench: AsyncParsableCommand {
         print(plans)
     }
 
-    /// One round: uploads through a release gateway (wrk), a direct ingest, then origin lookups (wrk:
-    /// conditional GETs of random stored photos that PostgreSQL answers, 304 without reading Ceph).
+    /// One round: `repeats` times each, uploads through a release gateway (wrk), a direct ingest, then origin
+    /// lookups (wrk: conditional GETs of random stored photos that PostgreSQL answers, 304 without reading Ceph).
     func measure(rows: Int, fillSeconds: Double, environment: [String: String], psql: PSQL, token: String, scratch: URL) throws -> Round {
         // uploads
         let gateway = try BenchGateway(binary: mediagwBinary, environment: environment)
@@ -107,30 +131,35 @@ struct RowsBench: AsyncParsableCommand {
         let body = scratch.appendingPathComponent("photo-\(rows).multipart")
         try Data(multipartBody(photo, filename: "bench.jpg", boundary: boundary)).write(to: body)
         let sets = try gateway.openSets(64, context: "community", serviceToken: token)
-        let uploads = try WrkResult.run(
-            url: gateway.baseURL,
-            script: try multipartUploadScript(sets: sets, bodyFile: body, boundary: boundary, in: scratch),
-            connections: clients,
-            seconds: seconds
-        )
-        guard uploads.non2xx == 0, uploads.errors == 0 else { throw BenchError("\(uploads.non2xx) uploads refused, \(uploads.errors) errors") }
-
-        // ingest: `files` distinct small photos
-        let directory = scratch.appendingPathComponent("ingest-\(rows)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        for index in 0..<files {
-            try Data(photo + Array("\(rows)-\(index)".utf8)).write(to: directory.appendingPathComponent(String(format: "f%05d.jpg", index)))
+        let uploadScript = try multipartUploadScript(sets: sets, bodyFile: body, boundary: boundary, in: scratch)
+        var uploadRuns: [WrkResult] = []
+        for _ in 0..<repeats {
+            let uploads = try WrkResult.run(url: gateway.baseURL, script: uploadScript, connections: clients, seconds: seconds)
+            guard uploads.non2xx == 0, uploads.errors == 0 else { throw BenchError("\(uploads.non2xx) uploads refused, \(uploads.errors) errors") }
+            uploadRuns.append(uploads)
         }
-        let started = Date()
-        let output = try runProcess(
-            [
-                mediagwBinary, "ingest", directory.path, "--owner", "bench-rows", "-j", "\(clients)", "--progress", "none",
-                "--state", scratch.appendingPathComponent("ingest-\(rows).state.jsonl").path,
-            ],
-            environment: environment
-        )
-        guard output.contains("ingested \(files),") else { throw BenchError("not every file was ingested:\n\(output)") }
-        let ingestRate = Double(files) / Date().timeIntervalSince(started)
+
+        // ingest: `files` distinct small photos per run
+        var ingestRuns: [Double] = []
+        for run in 0..<repeats {
+            let directory = scratch.appendingPathComponent("ingest-\(rows)-\(run)")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            for index in 0..<files {
+                try Data(photo + Array("\(rows)-\(run)-\(index)".utf8)).write(
+                    to: directory.appendingPathComponent(String(format: "f%05d.jpg", index))
+                )
+            }
+            let started = Date()
+            let output = try runProcess(
+                [
+                    mediagwBinary, "ingest", directory.path, "--owner", "bench-rows", "-j", "\(clients)", "--progress", "none",
+                    "--state", scratch.appendingPathComponent("ingest-\(rows)-\(run).state.jsonl").path,
+                ],
+                environment: environment
+            )
+            guard output.contains("ingested \(files),") else { throw BenchError("not every file was ingested:\n\(output)") }
+            ingestRuns.append(Double(files) / Date().timeIntervalSince(started))
+        }
 
         // origin lookups of 1000 random generated photos
         let ids = try psql.run("SELECT id FROM media WHERE kind = 'photo' AND object_key LIKE 'generated/%' ORDER BY random() LIMIT 1000")
@@ -145,9 +174,13 @@ struct RowsBench: AsyncParsableCommand {
           return wrk.format("GET", "/m/" .. ids[(i % #ids) + 1] .. "/original.jpg", { ["If-None-Match"] = "*" })
         end
         """.write(to: script, atomically: true, encoding: .utf8)
-        let lookups = try WrkResult.run(url: gateway.baseURL, script: script.path, connections: clients, seconds: seconds)
-        guard lookups.non2xx == 0, lookups.errors == 0 else { throw BenchError("\(lookups.non2xx) lookups were not answered 304") }
-        return Round(rows: rows, uploads: uploads, ingestFilesPerSecond: ingestRate, lookups: lookups, fillSeconds: fillSeconds)
+        var lookupRuns: [WrkResult] = []
+        for _ in 0..<repeats {
+            let lookups = try WrkResult.run(url: gateway.baseURL, script: script.path, connections: clients, seconds: seconds)
+            guard lookups.non2xx == 0, lookups.errors == 0 else { throw BenchError("\(lookups.non2xx) lookups were not answered 304") }
+            lookupRuns.append(lookups)
+        }
+        return Round(rows: rows, uploadRuns: uploadRuns, ingestRuns: ingestRuns, lookupRuns: lookupRuns, fillSeconds: fillSeconds)
     }
 }
 
