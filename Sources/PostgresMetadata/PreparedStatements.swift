@@ -182,8 +182,9 @@ struct RecordUploadsStatement: PostgresPreparedStatement {
 /// Commits draft sets in one statement (one round trip, its own transaction): one set, or several at once
 /// for group commit. Each set's row is locked (in the order of their ids); a draft that has not expired
 /// is marked committed with its live media, at its own request's time, and gets its
-/// `upload_set.committed` event, with the id the request chose (so that it can be linked). Returns each set as it was found, with the commit time if it was
-/// committed now; a set already committed, expired or unknown is left as it is.
+/// `upload_set.committed` event, with the id the request chose (so that it can be linked). Returns each set
+/// as it was found, with the commit time if it was committed now; a set already committed, expired or
+/// unknown is left as it is.
 struct CommitUploadSetsStatement: PostgresPreparedStatement {
     struct Row {
         var found: UploadSet
