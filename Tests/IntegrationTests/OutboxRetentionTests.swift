@@ -53,7 +53,9 @@ import Testing
     }
 
     @Test func anOldDayIsDroppedWhileAWriterHoldsItsTransactionAndOtherWritersGoOn() async throws {
-        let isolation = try await Isolation.make("OutboxRetentionDrop")
+        // the detach must outlast the polling and the other writer below on a loaded machine: with the 5 s
+        // default statement timeout it was once cut off in between (the CI run of f98630d)
+        let isolation = try await Isolation.make("OutboxRetentionDrop", overrides: ["MEDIAGW_DATABASE_STATEMENT_TIMEOUT": "60s"])
         let store = isolation.metadata
         let old = try await oldDay(isolation, count: 100)
         let set = try await store.createUploadSet(

@@ -177,12 +177,12 @@ final class Isolation: Sendable {
         return try await task.value
     }
 
-    /// A new slice: `t_<suite>_<random>`.
-    static func make(_ suite: String) async throws -> Isolation {
+    /// A new slice: `t_<suite>_<random>`, with `overrides` on top of the stack's environment.
+    static func make(_ suite: String, overrides: [String: String] = [:]) async throws -> Isolation {
         try TestStack.requireStack()
         await dropOldSlices.value
         let name = "t_\(suite.lowercased().filter { $0.isLetter || $0.isNumber })_\(UUID().uuidString.lowercased().prefix(8))"
-        var environment = TestStack.environment
+        var environment = TestStack.environment.merging(overrides) { $1 }
         environment["MEDIAGW_DATABASE_SCHEMA"] = name
         environment["MEDIAGW_CEPH_NAMESPACE"] = name
         let reader = EnvironmentReader(environment)
