@@ -29,7 +29,7 @@ struct ClusterChaosTests {
         #expect(report.audit.lost.isEmpty, "acknowledged but not readable whole: \(report.audit.lost.prefix(10))")
         #expect(report.audit.rowsWithoutObjects.isEmpty, "rows without objects: \(report.audit.rowsWithoutObjects.prefix(10))")
         #expect(report.audit.objectsWithoutRows.isEmpty, "objects without rows: \(report.audit.objectsWithoutRows.prefix(10))")
-        #expect(report.audit.unfinishedJobs == 0, "every job ended")
+        #expect(report.audit.unfinishedJobs.isEmpty, "every job ended: \(report.audit.unfinishedJobs)")
         #expect(report.audit.failedWithoutReason == 0)
         #expect(report.audit.settled, "Ceph HEALTH_OK and no replication lag: \(report.audit.settledMessage)")
         for fault in report.faults {
@@ -176,7 +176,8 @@ struct Audit: Sendable {
     var lost: [String] = []
     var rowsWithoutObjects: [String] = []
     var objectsWithoutRows: [String] = []
-    var unfinishedJobs = 0
+    /// Jobs still queued or running after the drain: id, state, attempts, last claim and lease end.
+    var unfinishedJobs: [String] = []
     var failedWithoutReason = 0
     var ready = 0
     var failed = 0
@@ -204,7 +205,7 @@ struct ChaosReport: Sendable {
                 + "availability \(String(format: "%.2f", availability * 100)) % (requests answered as a client wants them, retries counted).",
             "Audit: \(audit.acknowledged) acknowledged uploads, \(audit.lost.count) lost; \(audit.ready) ready, \(audit.failed) failed; "
                 + "\(audit.rowsWithoutObjects.count) rows without objects, \(audit.objectsWithoutRows.count) objects without rows after reconcile; "
-                + "\(audit.unfinishedJobs) unfinished jobs; \(audit.settledMessage)",
+                + "\(audit.unfinishedJobs.count) unfinished jobs; \(audit.settledMessage)",
         ]
         return lines.joined(separator: "\n") + "\n"
     }
@@ -524,10 +525,14 @@ final class ChaosRun: Sendable {
             ).decode((String, String).self) {
                 rows.append(ObjectLocation(pool: pool, key: key))
             }
-            for try await count in try await client.query(
-                "SELECT count(*) FROM jobs j JOIN media m ON m.id = j.media_id WHERE m.owner_id = \(owner) AND j.state IN ('queued', 'running')"
-            ).decode(Int.self) {
-                audit.unfinishedJobs = count
+            for try await job in try await client.query(
+                """
+                SELECT format('job %s of %s: %s, attempt %s, claimed or queued %s, lease until %s', j.id, m.id, j.state, j.attempts,
+                              j.updated_at, coalesce(j.leased_until::text, '-'))
+                FROM jobs j JOIN media m ON m.id = j.media_id WHERE m.owner_id = \(owner) AND j.state IN ('queued', 'running')
+                """
+            ).decode(String.self) {
+                audit.unfinishedJobs.append(job)
             }
             for location in rows where try await !runtime.blobs.exists(location) {
                 audit.rowsWithoutObjects.append(location.description)
