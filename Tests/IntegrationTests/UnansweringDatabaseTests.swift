@@ -1,10 +1,8 @@
 import Foundation
 import MediaCore
+import PostgresMetadata
 import PostgresNIO
-import Synchronization
 import Testing
-
-@testable import PostgresMetadata
 
 /// A PostgreSQL server that stops answering without closing the connection (a stopped backend here; a
 /// balancer that keeps the client's side open after losing the server's, in production). PostgresNIO's

@@ -115,7 +115,7 @@ func multipart(
         var generator = SystemRandomNumberGenerator()
         var checked = 0
         for needle in [Array("\r\n--b".utf8), Array("\r\n--\(String(repeating: "x", count: 60))".utf8), [0x0D], [0x0D, 0x0A]] {
-            for length in [0, 1, needle.count - 1, needle.count, 31, 32, 33, 64, 65, 100, 257] where length >= 0 {
+            for length in [0, 1, needle.count - 1, needle.count, 31, 32, 33, 64, 65, 100, 257] {
                 // bytes from a small alphabet that includes the needle's first and last bytes: near misses abound
                 let alphabet: [UInt8] = [0x0D, 0x0A, 0x2D, needle.last!, 0x41]
                 let base = (0..<length).map { _ in alphabet.randomElement(using: &generator)! }
