@@ -80,14 +80,35 @@ enum Outbox {
         Appended.current?.events.withLock { $0 += events }
         for event in events {
             let payload = String(decoding: try JSONEncoder.sorted.encode(event.payload), as: UTF8.self)
-            try await connection.query(
-                """
-                INSERT INTO outbox (event_id, type, media_id, upload_set_id, payload)
-                VALUES (\(event.id), \(event.type), \(event.mediaID?.uuid), \(event.uploadSetID?.uuid), \(payload)::jsonb)
-                """,
-                logger: logger
-            )
+            for try await _ in try await connection.execute(AppendStatement(event: event, payload: payload), logger: logger) {}
         }
+    }
+
+    /// Inserts one event, prepared once per connection.
+    struct AppendStatement: PostgresPreparedStatement {
+        typealias Row = Int
+
+        static let sql = """
+            INSERT INTO outbox (event_id, type, media_id, upload_set_id, payload)
+            VALUES ($1::uuid, $2::text, $3::uuid, $4::uuid, $5::text::jsonb)
+            RETURNING 1
+            """
+
+        var event: Event
+        /// The event's payload as JSON text.
+        var payload: String
+
+        func makeBindings() throws -> PostgresBindings {
+            var bindings = PostgresBindings(capacity: 5)
+            bindings.append(event.id)
+            bindings.append(event.type)
+            bindings.append(event.mediaID?.uuid)
+            bindings.append(event.uploadSetID?.uuid)
+            bindings.append(payload)
+            return bindings
+        }
+
+        func decodeRow(_ row: PostgresRow) throws -> Int { try row.decode(Int.self) }
     }
 
     /// The events one attempt of a transaction appended: once it commits, each is linked to its media item

@@ -118,19 +118,8 @@ public struct PostgresMetadataStore: MetadataStore {
 
     func createOneUploadSet(_ new: NewUploadSet) async throws -> UploadSet {
         try await run("create_upload_set") { [client, logger] in
-            let rows = try await client.query(
-                """
-                INSERT INTO upload_sets (id, owner_id, context, context_id, is_private, priority, expires_at)
-                VALUES (\(new.id.uuid), \(new.ownerID), \(new.context.rawValue), \(new.contextID), \(new.isPrivate), \(new.priority.rawValue),
-                        \(new.expiresAt))
-                RETURNING \(unescaped: UploadSetRow.columns)
-                """,
-                logger: logger
-            )
-            guard let set = try await UploadSetRow.first(rows) else {
-                throw MetadataStoreError(.other, "create upload set: no row returned")
-            }
-            return set
+            for try await set in try await client.execute(CreateUploadSetStatement(set: new), logger: logger) { return set }
+            throw MetadataStoreError(.other, "create upload set: no row returned")
         }
     }
 
@@ -189,7 +178,7 @@ public struct PostgresMetadataStore: MetadataStore {
     func commitOneUploadSet(_ request: UploadSetCommitRequest) async throws -> UploadSet {
         try await run("commit_upload_set") { [client, logger] in
             var answer: CommitUploadSetsStatement.Row?
-            for try await row in try await client.execute(CommitUploadSetsStatement(requests: [request]), logger: logger) { answer = row }
+            for try await row in try await client.execute(CommitUploadSetStatement(request: request), logger: logger) { answer = row }
             return try request.set(from: answer)
         }
     }
@@ -462,64 +451,26 @@ public struct PostgresMetadataStore: MetadataStore {
     ) async throws
         -> ProcessingJob?
     {
-        try await run(expired ? "claim_expired_job" : "claim_job") { [client, logger] in
-            for try await (jobID, mediaID, kind, attempts, pool, key, size, mime, priority, trace) in try await client.query(
-                Self.claimQuery(expired: expired, kinds: kinds, priority: priority, lease: lease, now: now),
-                logger: logger
-            ).decode((Int64, UUID, String, Int, String, String, Int64, String, String, String?).self) {
-                guard let kind = MediaKind(rawValue: kind) else { continue }
-                return ProcessingJob(
-                    jobID: jobID,
-                    mediaID: MediaID(uuid: mediaID),
-                    kind: kind,
-                    original: ObjectLocation(pool: pool, key: key),
-                    size: size,
-                    mime: mime,
-                    attempts: attempts,
-                    priority: ProcessingPriority(rawValue: priority) ?? .interactive,
-                    trace: trace
+        let leaseEnd = now.addingTimeInterval(lease.seconds)
+        return try await run(expired ? "claim_expired_job" : "claim_job") { [client, logger] in
+            let rows =
+                expired
+                ? try await client.execute(ClaimExpiredJobStatement(kinds: kinds, leaseEnd: leaseEnd, now: now), logger: logger)
+                : try await client.execute(
+                    ClaimQueuedJobStatement(kinds: kinds, priority: priority, leaseEnd: leaseEnd, now: now),
+                    logger: logger
                 )
+            for try await job in rows {
+                if let job { return job }
             }
             return nil
         }
     }
 
-    /// The claim statement: the picked job's update, its media's and the job's row with its media's location.
-    static func claimQuery(expired: Bool, kinds: [MediaKind], priority: ProcessingPriority, lease: Duration, now: Date) -> PostgresQuery {
-        let leaseEnd = now.addingTimeInterval(lease.seconds)
-        let (state, time, before, anyPriority) = expired ? ("'running'", "j.leased_until", "<", "true") : ("'queued'", "j.run_after", "<=", "false")
-        return """
-            WITH picked AS (
-                SELECT j.id FROM jobs j
-                WHERE j.queue = 'process' AND j.state = \(unescaped: state) AND \(unescaped: time) \(unescaped: before) \(now)
-                  AND (\(unescaped: anyPriority) OR j.priority = \(priority.rawValue)) AND j.media_kind = ANY(\(kinds.map(\.rawValue)))
-                ORDER BY \(unescaped: time) LIMIT 1 FOR UPDATE SKIP LOCKED
-            ), claimed AS (
-                UPDATE jobs j SET state = 'running', attempts = j.attempts + 1, leased_until = \(leaseEnd), updated_at = \(now)
-                FROM picked WHERE j.id = picked.id
-                RETURNING j.id, j.media_id, j.media_kind, j.attempts, j.priority, j.trace_parent
-            ), marked AS (
-                UPDATE media m SET state = 'processing'
-                FROM claimed c WHERE m.kind = c.media_kind AND m.id = c.media_id AND m.deleted_at IS NULL
-                RETURNING m.id
-            )
-            SELECT c.id, c.media_id, c.media_kind, c.attempts, m.pool, m.object_key, m.size_bytes, m.mime, c.priority, c.trace_parent
-            FROM claimed c JOIN media m ON m.kind = c.media_kind AND m.id = c.media_id
-            """
-    }
-
     public func renewLease(_ job: ProcessingJob, lease: Duration, now: Date) async throws -> Bool {
         let leaseEnd = now.addingTimeInterval(lease.seconds)
         return try await run("renew_lease") { [client, logger] in
-            let rows = try await client.query(
-                """
-                UPDATE jobs SET leased_until = \(leaseEnd)
-                WHERE id = \(job.jobID) AND state = 'running' AND attempts = \(job.attempts)
-                RETURNING id
-                """,
-                logger: logger
-            )
-            for try await _ in rows.decode(Int64.self) { return true }
+            for try await _ in try await client.execute(RenewLeaseStatement(job: job, leaseEnd: leaseEnd), logger: logger) { return true }
             return false
         }
     }
@@ -528,51 +479,31 @@ public struct PostgresMetadataStore: MetadataStore {
         let metadata = String(decoding: try JSONEncoder.sorted.encode(outcome.metadata), as: UTF8.self)
         return try await run("complete_job") { [client, logger] in
             try await client.withTransaction(logger: logger) { connection in
-                let current = try await MediaRow.first(
-                    try await connection.query(
-                        "SELECT \(unescaped: MediaRow.columns) FROM media WHERE kind = \(job.kind.rawValue) AND id = \(job.mediaID.uuid) FOR UPDATE",
-                        logger: logger
-                    )
-                )
-                try await connection.query("DELETE FROM jobs WHERE id = \(job.jobID)", logger: logger)
+                var current: Media?
+                for try await row in try await connection.execute(LockMediaStatement(kind: job.kind, id: job.mediaID), logger: logger) {
+                    current = row
+                }
+                for try await _ in try await connection.execute(DeleteJobStatement(jobID: job.jobID), logger: logger) {}
                 guard let current, current.deletedAt == nil else {
                     // deleted while it was processed: nothing refers to this run's renditions
                     return outcome.renditions.map(\.location)
                 }
                 var obsolete: [ObjectLocation] = []
-                for try await (pool, key) in try await connection.query(
-                    """
-                    DELETE FROM renditions WHERE media_id = \(job.mediaID.uuid) AND NOT (name = ANY(\(outcome.renditions.map(\.name))))
-                    RETURNING pool, object_key
-                    """,
+                let kept = outcome.renditions.map(\.name)
+                for try await location in try await connection.execute(
+                    DeleteOtherRenditionsStatement(mediaID: job.mediaID, keep: kept),
                     logger: logger
-                ).decode((String, String).self) {
-                    obsolete.append(ObjectLocation(pool: pool, key: key))
+                ) {
+                    obsolete.append(location)
                 }
                 for rendition in outcome.renditions {
-                    try await connection.query(
-                        """
-                        INSERT INTO renditions (media_id, media_kind, name, mime, width, height, size_bytes, sha256, pool, object_key, created_at)
-                        VALUES (\(job.mediaID.uuid), \(job.kind.rawValue), \(rendition.name), \(rendition.mime), \(rendition.width), \(rendition.height),
-                                \(rendition.size), \(rendition.sha256), \(rendition.location.pool), \(rendition.location.key), \(now))
-                        ON CONFLICT (media_id, name) DO UPDATE SET
-                            mime = excluded.mime, width = excluded.width, height = excluded.height, size_bytes = excluded.size_bytes,
-                            sha256 = excluded.sha256, pool = excluded.pool, object_key = excluded.object_key, created_at = excluded.created_at
-                        """,
-                        logger: logger
-                    )
+                    let upsert = UpsertRenditionStatement(mediaID: job.mediaID, mediaKind: job.kind, rendition: rendition, now: now)
+                    for try await _ in try await connection.execute(upsert, logger: logger) {}
                 }
-                let ready = try await MediaRow.first(
-                    try await connection.query(
-                        """
-                        UPDATE media SET state = 'ready', width = \(outcome.width), height = \(outcome.height),
-                            duration_ms = \(outcome.durationMilliseconds), metadata = \(metadata)::jsonb, failure_reason = NULL
-                        WHERE kind = \(job.kind.rawValue) AND id = \(job.mediaID.uuid)
-                        RETURNING \(unescaped: MediaRow.columns)
-                        """,
-                        logger: logger
-                    )
-                )!
+                let marked = MarkMediaReadyStatement(kind: job.kind, id: job.mediaID, outcome: outcome, metadata: metadata)
+                var ready: Media?
+                for try await row in try await connection.execute(marked, logger: logger) { ready = row }
+                guard let ready else { throw MetadataStoreError(.other, "complete job: media \(job.mediaID) was not updated") }
                 try await Outbox.append([.mediaReady(ready, renditions: outcome.renditions.map(\.name))], on: connection, logger: logger)
                 return obsolete
             }
@@ -595,10 +526,7 @@ public struct PostgresMetadataStore: MetadataStore {
                     return
                 }
                 // lock order everywhere: the media, then its jobs (as completeJob and tombstoneMedia)
-                try await connection.query(
-                    "SELECT 1 FROM media WHERE kind = \(job.kind.rawValue) AND id = \(job.mediaID.uuid) FOR UPDATE",
-                    logger: logger
-                ).consume()
+                for try await _ in try await connection.execute(LockMediaStatement(kind: job.kind, id: job.mediaID), logger: logger) {}
                 try await connection.query(
                     "UPDATE jobs SET state = 'dead', leased_until = NULL, last_error = \(reason), updated_at = \(now) WHERE id = \(job.jobID)",
                     logger: logger

@@ -61,15 +61,15 @@ extension PostgresMetadataStore {
             """
         let record = RecordUploadStatement(media: new, maxCount: 1_000_000, now: now)
         let origin = OriginRecordStatement(id: media, renditionNames: ["w320.webp", "w320.jpg"])
+        let leaseEnd = now.addingTimeInterval(60)
+        let claim = ClaimQueuedJobStatement(kinds: [.photo, .audio], priority: .interactive, leaseEnd: leaseEnd, now: now)
+        let reclaim = ClaimExpiredJobStatement(kinds: MediaKind.allCases, leaseEnd: leaseEnd, now: now)
         let statements: [(String, PostgresQuery?, PostgresQuery)] = [
             ("record an upload", draft, PostgresQuery(unsafeSQL: RecordUploadStatement.sql, binds: try record.makeBindings())),
             ("the origin's lookup", nil, PostgresQuery(unsafeSQL: OriginRecordStatement.sql, binds: try origin.makeBindings())),
             ("read a media item", nil, Self.mediaQuery(media)),
-            ("claim a job", nil, Self.claimQuery(expired: false, kinds: [.photo, .audio], priority: .interactive, lease: .seconds(60), now: now)),
-            (
-                "claim an expired lease", nil,
-                Self.claimQuery(expired: true, kinds: MediaKind.allCases, priority: .interactive, lease: .seconds(60), now: now)
-            ),
+            ("claim a job", nil, PostgresQuery(unsafeSQL: ClaimQueuedJobStatement.sql, binds: try claim.makeBindings())),
+            ("claim an expired lease", nil, PostgresQuery(unsafeSQL: ClaimExpiredJobStatement.sql, binds: try reclaim.makeBindings())),
             ("read events after a cursor", nil, Self.eventsQuery(after: cursor, limit: 100)),
         ]
         var plans: [QueryPlan] = []
