@@ -139,21 +139,11 @@ enum Outbox {
     /// reader that has seen `seq` N never finds a smaller one appear later. Numbers go on above the events
     /// that retention dropped.
     static func sequence(on connection: PostgresConnection, logger: Logger) async throws {
-        try await connection.query("SELECT pg_advisory_xact_lock(7261002)", logger: logger).consume()
+        for try await _ in try await connection.execute(SequencerLockStatement(), logger: logger) {}
         var last: Int64 = 0
-        for try await value in try await connection.query(
-            "SELECT greatest(coalesce(max(seq), 0), (SELECT dropped_through FROM outbox_horizon)) FROM outbox",
-            logger: logger
-        ).decode(Int64.self) {
-            last = value
-        }
+        for try await value in try await connection.execute(LastNumberStatement(), logger: logger) { last = value }
         var positions: [Int64] = []
-        for try await position in try await connection.query(
-            "SELECT pos FROM outbox WHERE seq IS NULL ORDER BY pos LIMIT 10000",
-            logger: logger
-        ).decode(Int64.self) {
-            positions.append(position)
-        }
+        for try await position in try await connection.execute(UnnumberedStatement(), logger: logger) { positions.append(position) }
         guard !positions.isEmpty else { return }
         let numbers = positions.indices.map { last + 1 + Int64($0) }
         try await connection.query(
@@ -164,6 +154,83 @@ enum Outbox {
             """,
             logger: logger
         )
+    }
+
+    // The statements of every read of the event feed (consumers poll it), prepared once per connection: the
+    // outbox has a partition per day, and planning a statement over all of them on every poll cost the
+    // database more than running it.
+
+    /// Makes sequencers take turns, until the transaction ends.
+    struct SequencerLockStatement: PostgresPreparedStatement {
+        typealias Row = Int
+
+        static let sql = "SELECT 1 FROM pg_advisory_xact_lock(7261002)"
+
+        func makeBindings() throws -> PostgresBindings { PostgresBindings() }
+        func decodeRow(_ row: PostgresRow) throws -> Int { try row.decode(Int.self) }
+    }
+
+    /// The highest number given: of the events kept, or of those retention dropped.
+    struct LastNumberStatement: PostgresPreparedStatement {
+        typealias Row = Int64
+
+        static let sql = "SELECT greatest(coalesce(max(seq), 0), (SELECT dropped_through FROM outbox_horizon)) FROM outbox"
+
+        func makeBindings() throws -> PostgresBindings { PostgresBindings() }
+        func decodeRow(_ row: PostgresRow) throws -> Int64 { try row.decode(Int64.self) }
+    }
+
+    /// The committed events not numbered yet, in insertion order.
+    struct UnnumberedStatement: PostgresPreparedStatement {
+        typealias Row = Int64
+
+        static let sql = "SELECT pos FROM outbox WHERE seq IS NULL ORDER BY pos LIMIT 10000"
+
+        func makeBindings() throws -> PostgresBindings { PostgresBindings() }
+        func decodeRow(_ row: PostgresRow) throws -> Int64 { try row.decode(Int64.self) }
+    }
+
+    /// Events by number after a cursor.
+    struct EventsAfterStatement: PostgresPreparedStatement {
+        typealias Row = OutboxEvent
+
+        static let sql = """
+            SELECT seq, event_id, type, media_id, upload_set_id, payload::text, created_at FROM outbox
+            WHERE seq > $1::bigint ORDER BY seq LIMIT $2::bigint
+            """
+
+        var after: Int64
+        var limit: Int
+
+        func makeBindings() throws -> PostgresBindings {
+            var bindings = PostgresBindings(capacity: 2)
+            bindings.append(after)
+            bindings.append(limit)
+            return bindings
+        }
+
+        func decodeRow(_ row: PostgresRow) throws -> OutboxEvent {
+            let (seq, id, type, media, set, payload, created) = try row.decode((Int64, UUID, String, UUID?, UUID?, String, Date).self)
+            return OutboxEvent(
+                sequence: seq,
+                id: id,
+                type: type,
+                mediaID: media.map(MediaID.init(uuid:)),
+                uploadSetID: set.map(UploadSetID.init(uuid:)),
+                payload: payload,
+                createdAt: created
+            )
+        }
+    }
+
+    /// The highest number retention dropped.
+    struct HorizonStatement: PostgresPreparedStatement {
+        typealias Row = Int64
+
+        static let sql = "SELECT dropped_through FROM outbox_horizon"
+
+        func makeBindings() throws -> PostgresBindings { PostgresBindings() }
+        func decodeRow(_ row: PostgresRow) throws -> Int64 { try row.decode(Int64.self) }
     }
 }
 

@@ -323,25 +323,11 @@ public struct PostgresMetadataStore: MetadataStore {
                 try await Outbox.sequence(on: connection, logger: logger)
             }
             var events: [OutboxEvent] = []
-            for try await (seq, id, type, media, set, payload, created) in try await client.query(
-                Self.eventsQuery(after: after, limit: limit),
-                logger: logger
-            ).decode((Int64, UUID, String, UUID?, UUID?, String, Date).self) {
-                events.append(
-                    OutboxEvent(
-                        sequence: seq,
-                        id: id,
-                        type: type,
-                        mediaID: media.map(MediaID.init(uuid:)),
-                        uploadSetID: set.map(UploadSetID.init(uuid:)),
-                        payload: payload,
-                        createdAt: created
-                    )
-                )
+            for try await event in try await client.execute(Outbox.EventsAfterStatement(after: after, limit: limit), logger: logger) {
+                events.append(event)
             }
             // read after the events: a day dropped before they were read has its horizon recorded by now
-            for try await horizon in try await client.query("SELECT dropped_through FROM outbox_horizon", logger: logger).decode(Int64.self)
-            where after < horizon {
+            for try await horizon in try await client.execute(Outbox.HorizonStatement(), logger: logger) where after < horizon {
                 throw MetadataStoreError(
                     .cursorExpired,
                     "events after \(after) up to \(horizon) were dropped by the outbox's retention; resynchronise, then read on after \(horizon)",
@@ -382,11 +368,6 @@ public struct PostgresMetadataStore: MetadataStore {
             }
             return false
         }
-    }
-
-    /// Events by number after a cursor.
-    static func eventsQuery(after: Int64, limit: Int) -> PostgresQuery {
-        "SELECT seq, event_id, type, media_id, upload_set_id, payload::text, created_at FROM outbox WHERE seq > \(after) ORDER BY seq LIMIT \(limit)"
     }
 
     public func backlog(now: Date) async throws -> Backlog {

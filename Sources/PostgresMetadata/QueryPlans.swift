@@ -64,13 +64,14 @@ extension PostgresMetadataStore {
         let leaseEnd = now.addingTimeInterval(60)
         let claim = ClaimQueuedJobStatement(kinds: [.photo, .audio], priority: .interactive, leaseEnd: leaseEnd, now: now)
         let reclaim = ClaimExpiredJobStatement(kinds: MediaKind.allCases, leaseEnd: leaseEnd, now: now)
+        let events = Outbox.EventsAfterStatement(after: cursor, limit: 100)
         let statements: [(String, PostgresQuery?, PostgresQuery)] = [
             ("record an upload", draft, PostgresQuery(unsafeSQL: RecordUploadStatement.sql, binds: try record.makeBindings())),
             ("the origin's lookup", nil, PostgresQuery(unsafeSQL: OriginRecordStatement.sql, binds: try origin.makeBindings())),
             ("read a media item", nil, Self.mediaQuery(media)),
             ("claim a job", nil, PostgresQuery(unsafeSQL: ClaimQueuedJobStatement.sql, binds: try claim.makeBindings())),
             ("claim an expired lease", nil, PostgresQuery(unsafeSQL: ClaimExpiredJobStatement.sql, binds: try reclaim.makeBindings())),
-            ("read events after a cursor", nil, Self.eventsQuery(after: cursor, limit: 100)),
+            ("read events after a cursor", nil, PostgresQuery(unsafeSQL: Outbox.EventsAfterStatement.sql, binds: try events.makeBindings())),
         ]
         var plans: [QueryPlan] = []
         for (name, setup, query) in statements {

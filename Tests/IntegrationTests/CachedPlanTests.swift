@@ -4,7 +4,7 @@ import PostgresMetadata
 import PostgresNIO
 import Testing
 
-/// The statements every upload, ingested file and processing job runs are prepared once per connection and,
+/// The statements every upload, ingested file, processing job and read of the event feed runs are prepared once per connection and,
 /// after PostgreSQL's five trial executions, run on a cached (generic) plan: planning them again on every call
 /// cost the database more than running them (1.6 ms per set commit and per claim on this machine).
 @Suite(.serialized) struct CachedPlanTests {
@@ -69,6 +69,8 @@ import Testing
             )
             #expect(try await store.completeJob(job, outcome: outcome, now: Date()).isEmpty)
             #expect(try await store.media(id)?.state == .ready)
+            let events = try await store.events(after: 0, limit: 1000)
+            #expect(events.filter { $0.mediaID == id }.map(\.type) == ["media.stored", "media.ready"])
         }
 
         var plans: [String: Plans] = [:]
@@ -80,7 +82,8 @@ import Testing
         let cached = [
             "CreateUploadSetStatement", "RecordUploadStatement", "CommitUploadSetStatement", "ClaimQueuedJobStatement",
             "ClaimExpiredJobStatement", "RenewLeaseStatement", "DeleteJobStatement", "DeleteOtherRenditionsStatement",
-            "UpsertRenditionStatement", "AppendStatement",
+            "UpsertRenditionStatement", "AppendStatement", "SequencerLockStatement", "LastNumberStatement",
+            "UnnumberedStatement", "EventsAfterStatement", "HorizonStatement",
         ]
         for name in cached {
             let found = try #require(plans[name], "\(name) is prepared on the connection: \(plans.keys.sorted())")
