@@ -188,14 +188,10 @@ public struct PostgresMetadataStore: MetadataStore {
             "read_media",
             needsPrimary: { $0 == nil },
             { [logger] client in
-                try await MediaRow.first(try await client.query(Self.mediaQuery(id), logger: logger))
+                for try await media in try await client.execute(MediaStatement(id: id), logger: logger) { return media }
+                return nil
             }
         )
-    }
-
-    /// A media row by id.
-    static func mediaQuery(_ id: MediaID) -> PostgresQuery {
-        "SELECT \(unescaped: MediaRow.columns) FROM media WHERE id = \(id.uuid)"
     }
 
     public func tombstoneMedia(_ id: MediaID, now: Date) async throws -> Media? {
@@ -535,26 +531,8 @@ public struct PostgresMetadataStore: MetadataStore {
             needsPrimary: { $0.isEmpty },
             { [logger] client in
                 var renditions: [Rendition] = []
-                for try await (name, mime, width, height, size, sha256, pool, key, created) in try await client.query(
-                    """
-                    SELECT name, mime, width, height, size_bytes, sha256, pool, object_key, created_at
-                    FROM renditions WHERE media_id = \(id.uuid) ORDER BY name
-                    """,
-                    logger: logger
-                ).decode((String, String, Int?, Int?, Int64, String, String, String, Date).self) {
-                    renditions.append(
-                        Rendition(
-                            mediaID: id,
-                            name: name,
-                            mime: mime,
-                            width: width,
-                            height: height,
-                            size: size,
-                            sha256: sha256,
-                            location: ObjectLocation(pool: pool, key: key),
-                            createdAt: created
-                        )
-                    )
+                for try await rendition in try await client.execute(RenditionsStatement(mediaID: id), logger: logger) {
+                    renditions.append(rendition)
                 }
                 return renditions
             }

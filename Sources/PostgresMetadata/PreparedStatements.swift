@@ -316,6 +316,58 @@ struct CreateUploadSetStatement: PostgresPreparedStatement {
     func decodeRow(_ row: PostgresRow) throws -> UploadSet { try UploadSetRow.decode(row) }
 }
 
+/// A media row by id, of whichever kind (the internal API's read of an item).
+struct MediaStatement: PostgresPreparedStatement {
+    typealias Row = Media
+
+    static let sql = "SELECT \(MediaRow.columns) FROM media WHERE id = $1::uuid"
+
+    var id: MediaID
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 1)
+        bindings.append(id.uuid)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Media { try MediaRow.decode(row) }
+}
+
+/// A media item's renditions, by name.
+struct RenditionsStatement: PostgresPreparedStatement {
+    typealias Row = Rendition
+
+    static let sql = """
+        SELECT name, mime, width, height, size_bytes, sha256, pool, object_key, created_at
+        FROM renditions WHERE media_id = $1::uuid ORDER BY name
+        """
+
+    var mediaID: MediaID
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 1)
+        bindings.append(mediaID.uuid)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Rendition {
+        let (name, mime, width, height, size, sha256, pool, key, created) = try row.decode(
+            (String, String, Int?, Int?, Int64, String, String, String, Date).self
+        )
+        return Rendition(
+            mediaID: mediaID,
+            name: name,
+            mime: mime,
+            width: width,
+            height: height,
+            size: size,
+            sha256: sha256,
+            location: ObjectLocation(pool: pool, key: key),
+            createdAt: created
+        )
+    }
+}
+
 /// One upload set, with its live counts: read on every upload request.
 struct UploadSetStatement: PostgresPreparedStatement {
     typealias Row = UploadSet

@@ -68,7 +68,7 @@ extension PostgresMetadataStore {
         let statements: [(String, PostgresQuery?, PostgresQuery)] = [
             ("record an upload", draft, PostgresQuery(unsafeSQL: RecordUploadStatement.sql, binds: try record.makeBindings())),
             ("the origin's lookup", nil, PostgresQuery(unsafeSQL: OriginRecordStatement.sql, binds: try origin.makeBindings())),
-            ("read a media item", nil, Self.mediaQuery(media)),
+            ("read a media item", nil, PostgresQuery(unsafeSQL: MediaStatement.sql, binds: try MediaStatement(id: media).makeBindings())),
             ("claim a job", nil, PostgresQuery(unsafeSQL: ClaimQueuedJobStatement.sql, binds: try claim.makeBindings())),
             ("claim an expired lease", nil, PostgresQuery(unsafeSQL: ClaimExpiredJobStatement.sql, binds: try reclaim.makeBindings())),
             ("read events after a cursor", nil, PostgresQuery(unsafeSQL: Outbox.EventsAfterStatement.sql, binds: try events.makeBindings())),

@@ -69,6 +69,7 @@ import Testing
             )
             #expect(try await store.completeJob(job, outcome: outcome, now: Date()).isEmpty)
             #expect(try await store.media(id)?.state == .ready)
+            #expect(try await store.renditions(of: id).map(\.name) == ["w160.webp"])
             let events = try await store.events(after: 0, limit: 1000)
             #expect(events.filter { $0.mediaID == id }.map(\.type) == ["media.stored", "media.ready"])
         }
@@ -83,7 +84,7 @@ import Testing
             "CreateUploadSetStatement", "RecordUploadStatement", "CommitUploadSetStatement", "ClaimQueuedJobStatement",
             "ClaimExpiredJobStatement", "RenewLeaseStatement", "DeleteJobStatement", "DeleteOtherRenditionsStatement",
             "UpsertRenditionStatement", "AppendStatement", "SequencerLockStatement", "LastNumberStatement",
-            "UnnumberedStatement", "EventsAfterStatement", "HorizonStatement",
+            "UnnumberedStatement", "EventsAfterStatement", "HorizonStatement", "MediaStatement", "RenditionsStatement",
         ]
         for name in cached {
             let found = try #require(plans[name], "\(name) is prepared on the connection: \(plans.keys.sorted())")
