@@ -435,6 +435,7 @@ public struct LifecycleConfiguration: Sendable {
 /// | `MEDIAGW_WORKERS_IN_SERVE` | `true` | whether `serve` also runs workers (else run `mediagw worker`) |
 /// | `MEDIAGW_JOB_TIMEOUT` | `5m` | wall time of one job; past it the processor is killed and the attempt fails |
 /// | `MEDIAGW_JOB_LEASE` | `60s` | a claim not renewed (its worker renews it every third) is taken again after this |
+/// | `MEDIAGW_JOB_HOLD_LIMIT` | job timeout + lease | the longest a worker renews one job's lease (a worker stuck past it gives the job up) |
 /// | `MEDIAGW_JOB_ATTEMPTS` | `3` | attempts before a job is dead and its media failed (bad input fails at once) |
 /// | `MEDIAGW_JOB_BACKOFF` | `10s` | wait before the first retry, doubling each time |
 /// | `MEDIAGW_PROCESSOR_MEMORY` | `2GiB` | data memory limit of each processor process |
@@ -454,13 +455,16 @@ public struct ProcessingConfiguration: Sendable {
     public init(environment env: EnvironmentReader) throws(ConfigurationError) {
         let defaults = WorkerSettings()
         let concurrency = try env.int("MEDIAGW_WORKERS", default: defaults.concurrency)
+        let lease = try env.duration("MEDIAGW_JOB_LEASE", default: defaults.lease)
+        let timeout = try env.duration("MEDIAGW_JOB_TIMEOUT", default: .seconds(300))
         workers = WorkerSettings(
             concurrency: concurrency,
-            lease: try env.duration("MEDIAGW_JOB_LEASE", default: defaults.lease),
+            lease: lease,
             maxAttempts: try env.int("MEDIAGW_JOB_ATTEMPTS", default: defaults.maxAttempts),
             backoff: try env.duration("MEDIAGW_JOB_BACKOFF", default: defaults.backoff),
             videoWorkers: try env.int("MEDIAGW_VIDEO_WORKERS", default: max(1, concurrency / 2)),
-            bulkShare: Double(try env.int("MEDIAGW_JOB_BULK_SHARE", default: Int(defaults.bulkShare * 100))) / 100
+            bulkShare: Double(try env.int("MEDIAGW_JOB_BULK_SHARE", default: Int(defaults.bulkShare * 100))) / 100,
+            holdLimit: try env.duration("MEDIAGW_JOB_HOLD_LIMIT", default: timeout + lease)
         )
         inServe = try env.bool("MEDIAGW_WORKERS_IN_SERVE", default: true)
         processorMemory = try env.bytes("MEDIAGW_PROCESSOR_MEMORY", default: 2 << 30)
@@ -478,7 +482,7 @@ public struct ProcessingConfiguration: Sendable {
                 maxFrames: try env.int("MEDIAGW_PHOTO_MAX_FRAMES", default: defaultPhoto.maxFrames)
             ),
             version: env.string("MEDIAGW_RENDITION_VERSION", default: "v1"),
-            timeout: try env.duration("MEDIAGW_JOB_TIMEOUT", default: .seconds(300)),
+            timeout: timeout,
             workDirectory: env.string("MEDIAGW_WORK_DIR", default: NSTemporaryDirectory() + "mediagw-work")
         )
         try validate()
@@ -492,6 +496,9 @@ public struct ProcessingConfiguration: Sendable {
         guard (0.01...0.9).contains(workers.bulkShare) else { throw ConfigurationError("MEDIAGW_JOB_BULK_SHARE must be between 1 and 90 (percent)") }
         guard workers.lease >= .seconds(3) else { throw ConfigurationError("MEDIAGW_JOB_LEASE must be at least 3s (it is renewed every third)") }
         guard processing.timeout >= .milliseconds(100) else { throw ConfigurationError("MEDIAGW_JOB_TIMEOUT must be at least 100ms") }
+        guard workers.holdLimit > processing.timeout else {
+            throw ConfigurationError("MEDIAGW_JOB_HOLD_LIMIT must be longer than MEDIAGW_JOB_TIMEOUT (a job may take all of it)")
+        }
         guard (1...100).contains(workers.maxAttempts) else { throw ConfigurationError("MEDIAGW_JOB_ATTEMPTS must be between 1 and 100") }
         guard processorMemory >= 256 << 20 else { throw ConfigurationError("MEDIAGW_PROCESSOR_MEMORY must be at least 256MiB") }
         guard processing.version.range(of: "^[a-z0-9._-]{1,16}$", options: .regularExpression) != nil else {

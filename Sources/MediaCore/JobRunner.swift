@@ -22,6 +22,10 @@ public struct WorkerSettings: Sendable, Hashable {
     /// The share of a worker's busy time that bulk work keeps when interactive work waits too (see
     /// ``ClaimScheduler``), so that neither starves.
     public var bulkShare: Double
+    /// The longest a worker renews one job's lease. A job's processing ends at its timeout and recording
+    /// its outcome has deadlines of its own, so a worker still holding a job past this is stuck somewhere
+    /// no deadline reaches: it stops renewing, and another worker takes the job once the lease runs out.
+    public var holdLimit: Duration
 
     public init(
         concurrency: Int = ProcessInfo.processInfo.activeProcessorCount,
@@ -30,7 +34,8 @@ public struct WorkerSettings: Sendable, Hashable {
         backoff: Duration = .seconds(10),
         pollInterval: Duration = .milliseconds(500),
         videoWorkers: Int? = nil,
-        bulkShare: Double = 0.2
+        bulkShare: Double = 0.2,
+        holdLimit: Duration = .seconds(360)
     ) {
         self.concurrency = concurrency
         self.lease = lease
@@ -39,6 +44,7 @@ public struct WorkerSettings: Sendable, Hashable {
         self.pollInterval = pollInterval
         self.videoWorkers = videoWorkers ?? max(1, concurrency / 2)
         self.bulkShare = bulkShare
+        self.holdLimit = holdLimit
     }
 }
 
@@ -123,14 +129,24 @@ public struct JobRunner<Storage: MediaStores, Processing: MediaProcessing>: Send
         return job
     }
 
-    /// Renews the job's lease every third of it until cancelled (the job ended) or the claim is lost.
+    /// Renews the job's lease every third of it until cancelled (the job ended), the claim is lost, or the
+    /// job has been held for ``WorkerSettings/holdLimit``.
     func keepLease(_ job: ProcessingJob) async {
         var logger = self.logger
         logger[metadataKey: "job.id"] = "\(job.jobID)"
+        let started = ContinuousClock.now
         while !Task.isCancelled {
             do {
                 try await Task.sleep(for: settings.lease / 3)
             } catch {
+                return
+            }
+            if ContinuousClock.now - started >= settings.holdLimit {
+                logger.error(
+                    "a job was held past the hold limit; its lease is left to run out so that another worker takes it",
+                    metadata: ["job.hold_limit": "\(settings.holdLimit)"]
+                )
+                JobMetrics.jobs(job.kind.rawValue, "abandoned").increment()
                 return
             }
             do {

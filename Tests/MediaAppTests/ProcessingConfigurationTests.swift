@@ -21,4 +21,16 @@ import Testing
             return message.contains("MEDIAGW_VIDEO_WORKERS") || message.contains("MEDIAGW_JOB_BULK_SHARE")
         }
     }
+
+    @Test func theHoldLimitIsTheJobTimeoutAndALeaseByDefaultAndMustOutlastTheTimeout() throws {
+        let defaults = try ProcessingConfiguration(environment: EnvironmentReader([:]))
+        #expect(defaults.workers.holdLimit == .seconds(360))
+        let set = try ProcessingConfiguration(environment: EnvironmentReader(["MEDIAGW_JOB_TIMEOUT": "10m", "MEDIAGW_JOB_LEASE": "30s"]))
+        #expect(set.workers.holdLimit == .seconds(630))
+        #expect {
+            try ProcessingConfiguration(environment: EnvironmentReader(["MEDIAGW_JOB_TIMEOUT": "5m", "MEDIAGW_JOB_HOLD_LIMIT": "5m"]))
+        } throws: { error in
+            (error as? ConfigurationError)?.message.contains("MEDIAGW_JOB_HOLD_LIMIT") == true
+        }
+    }
 }

@@ -175,6 +175,44 @@ import Testing
         #expect(stores.metadata.jobStates[media.id] == nil, "the job ended once")
     }
 
+    @Test func aWorkerStuckPastTheHoldLimitStopsRenewingAndAnotherWorkerTakesTheJob() async throws {
+        let set = try await openSet()
+        let media = try await uploads().storeOriginal(photo(), into: set)
+        // renewals every second of real time; the worker gives the job up after 2 s of holding it
+        let settings = WorkerSettings(concurrency: 1, lease: .seconds(3), maxAttempts: 3, backoff: .seconds(1), holdLimit: .seconds(2))
+
+        // worker A is stuck between processing and commit, where no deadline reaches it
+        let stuck = FaultPlan.pause(at: .jobProcessed)
+        let first = JobRunner(
+            storage: stores,
+            processing: processor(),
+            settings: settings,
+            clock: clock.clock,
+            faults: stuck.injection,
+            logger: quietLogger
+        )
+        let running = Task { try await first.runOne() }
+        await stuck.reached()
+        // the injected clock follows real time, so that each renewal moves the lease on: the renewal at 1 s
+        // leases until at most 5 s; at 2 s the limit is reached. A worker without the limit would have
+        // renewed at 4 s, until at least 6.5 s.
+        for _ in 0..<8 {
+            try await Task.sleep(for: .milliseconds(500))
+            clock.advance(by: .milliseconds(500))
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        clock.advance(by: .milliseconds(1500))  // 5.5 s: past every lease given before the limit
+
+        let second = JobRunner(storage: stores, processing: processor(), settings: settings, clock: clock.clock, logger: quietLogger)
+        let retaken = try await second.runOne()
+        #expect(retaken?.mediaID == media.id, "the stuck worker's job is another worker's once its lease ran out")
+        #expect(retaken?.attempts == 2)
+        #expect(try await stores.metadata.media(media.id)?.state == .ready)
+        stuck.release()
+        #expect(try await running.value != nil)
+        #expect(try await stores.metadata.media(media.id)?.state == .ready, "the stuck worker's late outcome changes nothing")
+    }
+
     @Test func aReconcileRacingAnUploadLeavesTheUploadAlone() async throws {
         let set = try await openSet()
         let plan = FaultPlan.pause(at: .objectWritten)
