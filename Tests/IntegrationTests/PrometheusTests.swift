@@ -13,7 +13,7 @@ import Testing
         let rules = Self.directory.appendingPathComponent("mediagw-rules.yml").path
         let check = try await TestStack.run("/usr/bin/promtool", ["check", "rules", rules])
         #expect(check.status == 0, "\(check.output)")
-        #expect(check.output.contains("SUCCESS: 19 rules found"), "\(check.output)")
+        #expect(check.output.contains("SUCCESS: 20 rules found"), "\(check.output)")
         let config = try await TestStack.run("/usr/bin/promtool", ["check", "config", Self.directory.appendingPathComponent("prometheus.yml").path])
         #expect(config.status == 0, "\(config.output)")
         let tests = try await TestStack.run(
