@@ -229,7 +229,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MediaAppTests",
-            dependencies: ["MediaApp", "RadosStore"],
+            dependencies: ["MediaApp", "RadosStore", "PostgresMetadata"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -501,7 +501,13 @@ public struct ProcessingConfiguration: Sendable {
         }
         guard (1...100).contains(workers.maxAttempts) else { throw ConfigurationError("MEDIAGW_JOB_ATTEMPTS must be between 1 and 100") }
         guard processorMemory >= 256 << 20 else { throw ConfigurationError("MEDIAGW_PROCESSOR_MEMORY must be at least 256MiB") }
-        guard processing.version.range(of: "^[a-z0-9._-]{1,16}$", options: .regularExpression) != nil else {
+        // a-z 0-9 . _ - by bytes: a regular expression would load ICU into the gateway for one check
+        let version = processing.version.utf8
+        let allowed = { (byte: UInt8) in
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+                || "._-".utf8.contains(byte)
+        }
+        guard (1...16).contains(version.count), version.allSatisfy(allowed) else {
             throw ConfigurationError("MEDIAGW_RENDITION_VERSION must be 1 to 16 characters: a-z 0-9 . _ -")
         }
         guard processing.photo.maxPixels >= 1, processing.photo.maxFrames >= 1 else {

@@ -82,14 +82,6 @@ struct ResumableController<Storage: MediaStores>: Sendable {
         return value
     }
 
-    static func httpDate(_ date: Date) -> String {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "GMT")
-        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
-        return formatter.string(from: date)
-    }
-
     /// The answer to an error: the API's JSON error body with its status (`Retry-After` on 503s and on a
     /// busy upload), plus the protocol's own headers.
     func failure(_ error: any Error, _ headers: HTTPFields, _ context: MediaRequestContext) -> Response {
@@ -175,7 +167,7 @@ struct ResumableController<Storage: MediaStores>: Sendable {
     func tusUploadHeaders(_ upload: ResumableUpload) -> HTTPFields {
         var headers = tusHeaders()
         headers[.uploadOffset] = "\(upload.received)"
-        headers[.uploadExpires] = Self.httpDate(upload.expiresAt)
+        headers[.uploadExpires] = HTTPDate.format(upload.expiresAt)
         if upload.completed { headers[.mediaID] = upload.id.description }
         return headers
     }

@@ -179,8 +179,8 @@ struct DayTables {
 
     /// `YYYY-MM-DD` of the UTC day of `date`.
     static func name(of date: Date) -> String {
-        let components = calendar.dateComponents([.year, .month, .day], from: date)
-        return String(format: "%04d-%02d-%02d", components.year ?? 0, components.month ?? 0, components.day ?? 0)
+        let (year, month, day) = UTCCalendar.civilDate(of: date)
+        return UTCCalendar.digits(year, 4) + "-" + UTCCalendar.digits(month, 2) + "-" + UTCCalendar.digits(day, 2)
     }
 
     /// The day of a table named `<table>_YYYYMMDD`; `nil` for any other name.
@@ -190,20 +190,10 @@ struct DayTables {
             let digits = Int(name.dropFirst(prefix.count)),
             digits > 0
         else { return nil }
-        let components = DateComponents(year: digits / 10_000, month: digits / 100 % 100, day: digits % 100)
-        guard let date = Self.calendar.date(from: components), Self.calendar.dateComponents([.day], from: date).day == components.day else {
-            return nil
-        }
-        return date
+        return UTCCalendar.startOfDay(year: digits / 10_000, month: digits / 100 % 100, day: digits % 100)
     }
 
     func day(_ name: String) -> (String, Date)? {
         day(named: name).map { (name, $0) }
     }
-
-    private static let calendar: Calendar = {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        return calendar
-    }()
 }

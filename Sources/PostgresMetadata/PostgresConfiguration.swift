@@ -58,31 +58,83 @@ public struct PostgresConfiguration: Sendable, Hashable {
 
     /// Parses a `postgres://` URL; the pool settings keep their defaults.
     public init(url: String) throws(ConfigurationError) {
-        guard let components = URLComponents(string: url),
-            components.scheme == "postgres" || components.scheme == "postgresql",
-            let host = components.host, !host.isEmpty
-        else {
+        guard let parts = Self.parse(url), !parts.host.isEmpty else {
             throw ConfigurationError("MEDIAGW_DATABASE_URL must look like postgres://user:password@host:port/database")
         }
-        let database = String(components.path.drop(while: { $0 == "/" }))
-        guard let user = components.user, !user.isEmpty, !database.isEmpty else {
+        guard let user = parts.user, !user.isEmpty, !parts.database.isEmpty else {
             throw ConfigurationError("MEDIAGW_DATABASE_URL must name a user and a database")
         }
         var tls = TLSMode.disable
-        if let mode = components.queryItems?.first(where: { $0.name == "sslmode" })?.value {
+        if let mode = parts.sslmode {
             guard let parsed = TLSMode(rawValue: mode) else {
                 throw ConfigurationError("MEDIAGW_DATABASE_URL sslmode must be disable or require")
             }
             tls = parsed
         }
-        self.init(
-            host: host,
-            port: components.port ?? 5432,
-            username: components.user?.removingPercentEncoding ?? user,
-            password: components.password?.removingPercentEncoding,
-            database: database,
-            tls: tls
-        )
+        self.init(host: parts.host, port: parts.port ?? 5432, username: user, password: parts.password, database: parts.database, tls: tls)
+    }
+
+    /// The parts of `postgres[ql]://[user[:password]@]host[:port]/database[?sslmode=…]`, percent-decoded;
+    /// `nil` when it is not such a URL. Read by hand: Foundation's URL types encode every host through
+    /// ICU's IDNA tables, which would load ICU into the gateway for this one string.
+    static func parse(_ url: String) -> (user: String?, password: String?, host: String, port: Int?, database: String, sslmode: String?)? {
+        guard let separator = url.firstRange(of: "://"), ["postgres", "postgresql"].contains(url[..<separator.lowerBound].lowercased())
+        else { return nil }
+        var rest = url[separator.upperBound...]
+        if let fragment = rest.firstIndex(of: "#") { rest = rest[..<fragment] }
+        var query: Substring = ""
+        if let mark = rest.firstIndex(of: "?") { (rest, query) = (rest[..<mark], rest[rest.index(after: mark)...]) }
+        let slash = rest.firstIndex(of: "/") ?? rest.endIndex
+        var authority = rest[..<slash]
+        let path = rest[slash...].drop(while: { $0 == "/" })
+        let visible = { (text: Substring) in text.unicodeScalars.allSatisfy { $0.value > 0x20 && $0.value < 0x7F } }
+        guard visible(authority), visible(path), visible(query) else { return nil }
+
+        var user: String?
+        var password: String?
+        if let at = authority.lastIndex(of: "@") {
+            let info = authority[..<at]
+            authority = authority[authority.index(after: at)...]
+            let colon = info.firstIndex(of: ":")
+            guard let name = String(info[..<(colon ?? info.endIndex)]).removingPercentEncoding else { return nil }
+            user = name
+            if let colon {
+                guard let secret = String(info[info.index(after: colon)...]).removingPercentEncoding else { return nil }
+                password = secret
+            }
+        }
+
+        var host: Substring
+        var portText: Substring?
+        if authority.hasPrefix("[") {
+            // an IPv6 literal: [::1] or [::1]:5432
+            guard let close = authority.firstIndex(of: "]") else { return nil }
+            host = authority[authority.index(after: authority.startIndex)..<close]
+            let after = authority[authority.index(after: close)...]
+            guard after.isEmpty || after.hasPrefix(":") else { return nil }
+            if !after.isEmpty { portText = after.dropFirst() }
+            guard host.allSatisfy({ $0.isHexDigit || $0 == ":" || $0 == "." }) else { return nil }
+        } else {
+            let colon = authority.firstIndex(of: ":")
+            host = authority[..<(colon ?? authority.endIndex)]
+            if let colon { portText = authority[authority.index(after: colon)...] }
+            guard host.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" || $0 == "_" }) else { return nil }
+        }
+        var port: Int?
+        if let portText {
+            guard !portText.isEmpty, portText.allSatisfy({ $0.isASCII && $0.isNumber }), let number = Int(portText) else { return nil }
+            port = number
+        }
+        guard let database = String(path).removingPercentEncoding else { return nil }
+
+        var sslmode: String?
+        for pair in query.split(separator: "&") {
+            let equals = pair.firstIndex(of: "=") ?? pair.endIndex
+            if sslmode == nil, pair[..<equals] == "sslmode" {
+                sslmode = String(pair[equals...].dropFirst()).removingPercentEncoding ?? ""
+            }
+        }
+        return (user, password, String(host), port, database, sslmode)
     }
 
     public func validate() throws(ConfigurationError) {
@@ -93,7 +145,13 @@ public struct PostgresConfiguration: Sendable, Hashable {
         guard connectTimeout >= .milliseconds(100), statementTimeout >= .milliseconds(100) else {
             throw ConfigurationError("PostgreSQL timeouts must be at least 100ms")
         }
-        guard schema.range(of: "^[a-z_][a-z0-9_]{0,62}$", options: .regularExpression) != nil else {
+        // [a-z_][a-z0-9_]{0,62} by bytes: a regular expression would load ICU into the gateway for one check
+        let name = schema.utf8
+        let digits = UInt8(ascii: "0")...UInt8(ascii: "9")
+        let allowed = { (byte: UInt8) in
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || digits.contains(byte) || byte == UInt8(ascii: "_")
+        }
+        guard let first = name.first, !digits.contains(first), name.count <= 63, name.allSatisfy(allowed) else {
             throw ConfigurationError("MEDIAGW_DATABASE_SCHEMA must be a lowercase SQL identifier")
         }
     }

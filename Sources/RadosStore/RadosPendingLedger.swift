@@ -41,38 +41,20 @@ public final class RadosPendingLedger: PendingLedger {
         let hours = Int((date.timeIntervalSince1970 / 3600).rounded(.down))
         let (days, hour) = hours.quotientAndRemainder(dividingBy: 24)
         let (day, hourOfDay) = hour < 0 ? (days - 1, hour + 24) : (days, hour)
-        let (year, month, dayOfMonth) = civilDate(daysSince1970: day)
-        func digits(_ value: Int, _ width: Int) -> String {
-            let text = String(value)
-            return text.count >= width ? text : String(repeating: "0", count: width - text.count) + text
-        }
+        let (year, month, dayOfMonth) = UTCCalendar.civilDate(daysSince1970: day)
+        let digits = UTCCalendar.digits
         return bucketPrefix + digits(year, 4) + digits(month, 2) + digits(dayOfMonth, 2) + digits(hourOfDay, 2) + "."
             + digits(shard, 2)
-    }
-
-    /// The proleptic Gregorian year, month and day of a count of days since 1970-01-01 (the civil-from-days
-    /// algorithm: eras of 400 years, years starting in March so that the leap day comes last).
-    static func civilDate(daysSince1970 days: Int) -> (year: Int, month: Int, day: Int) {
-        let shifted = days + 719_468
-        let era = (shifted >= 0 ? shifted : shifted - 146_096) / 146_097
-        let dayOfEra = shifted - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let monthFromMarch = (5 * dayOfYear + 2) / 153
-        let day = dayOfYear - (153 * monthFromMarch + 2) / 5 + 1
-        let month = monthFromMarch < 10 ? monthFromMarch + 3 : monthFromMarch - 9
-        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
     }
 
     /// The end of the hour a bucket covers, or `nil` for a name that is not a bucket.
     public static func bucketEnd(_ name: String) -> Date? {
         guard name.hasPrefix(bucketPrefix), name.count == bucketPrefix.count + 13,
-            let value = Int(name.dropFirst(bucketPrefix.count).prefix(10))
+            let value = Int(name.dropFirst(bucketPrefix.count).prefix(10)),
+            case let hour = value % 100, hour < 24,
+            let start = UTCCalendar.startOfDay(year: value / 1_000_000, month: value / 10_000 % 100, day: value / 100 % 100)
         else { return nil }
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        let components = DateComponents(year: value / 1_000_000, month: value / 10_000 % 100, day: value / 100 % 100, hour: value % 100)
-        return calendar.date(from: components).map { $0.addingTimeInterval(3600) }
+        return start.addingTimeInterval(TimeInterval(hour + 1) * 3600)
     }
 
     public func register(_ location: ObjectLocation, _ entry: PendingEntry) async throws -> PendingTicket {
