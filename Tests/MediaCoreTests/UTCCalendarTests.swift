@@ -41,7 +41,7 @@ import Testing
 
     @Test func theDateOfAnInstantBeforeMidnightIsThatDay() {
         let (year, month, day) = UTCCalendar.civilDate(of: Date(timeIntervalSince1970: 1_798_761_599))  // 2026-12-31T23:59:59Z
-        #expect([year, month, day] == [2026, 12, 31])
+        #expect(year == 2026 && month == 12 && day == 31)
         #expect(UTCCalendar.digits(7, 2) == "07" && UTCCalendar.digits(2026, 2) == "2026")
     }
 }
