@@ -97,7 +97,9 @@ public struct CORSPolicy: Sendable, Hashable {
             )
         }
         for origin in origins where origin != "*" {
-            guard let url = URL(string: origin), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil,
+            // the host as written: `url.host` would encode it through ICU's IDNA tables, loading ICU for a check
+            guard let url = URL(string: origin), let scheme = url.scheme, ["http", "https"].contains(scheme),
+                url.host(percentEncoded: true) != nil,
                 url.path.isEmpty, url.query == nil, !origin.hasSuffix("/")
             else {
                 throw ConfigurationError("MEDIAGW_CORS_ORIGINS: '\(origin)' is not an origin (scheme://host[:port], no path)")
