@@ -167,7 +167,13 @@ public struct DirectIngestTarget<Storage: MediaStores>: IngestTarget {
     public func commit(_ set: IngestSet) async throws {
         guard let id = UploadSetID(set.id) else { throw MediaError(.notFound, "no upload set \(set.id)") }
         _ = try await media.commitUploadSet(id)
+        // a committed set takes no more uploads: forgotten, or a directory ingest (a set per file) would keep
+        // every set of the run in memory
+        opened.forget(id)
     }
+
+    /// How many opened sets the target still remembers.
+    var remembered: Int { opened.count }
 }
 
 /// Upload sets a direct ingest opened, by id.
@@ -181,4 +187,10 @@ final class OpenedSets: Sendable {
     func set(_ id: UploadSetID) -> UploadSet? {
         sets.withLock { $0[id] }
     }
+
+    func forget(_ id: UploadSetID) {
+        _ = sets.withLock { $0.removeValue(forKey: id) }
+    }
+
+    var count: Int { sets.withLock { $0.count } }
 }
