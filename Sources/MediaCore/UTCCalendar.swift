@@ -41,6 +41,11 @@ public enum UTCCalendar {
         daysSince1970(year: year, month: month, day: day).map { Date(timeIntervalSince1970: TimeInterval($0) * 86_400) }
     }
 
+    /// The start of the UTC day written as the number `YYYYMMDD`, or `nil` when that date does not exist.
+    public static func startOfDay(yyyymmdd value: Int) -> Date? {
+        startOfDay(year: value / 10_000, month: value / 100 % 100, day: value % 100)
+    }
+
     /// The UTC calendar date of `date`.
     public static func civilDate(of date: Date) -> (year: Int, month: Int, day: Int) {
         civilDate(daysSince1970: Int((date.timeIntervalSince1970 / 86_400).rounded(.down)))

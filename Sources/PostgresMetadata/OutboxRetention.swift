@@ -190,7 +190,7 @@ struct DayTables {
             let digits = Int(name.dropFirst(prefix.count)),
             digits > 0
         else { return nil }
-        return UTCCalendar.startOfDay(year: digits / 10_000, month: digits / 100 % 100, day: digits % 100)
+        return UTCCalendar.startOfDay(yyyymmdd: digits)
     }
 
     func day(_ name: String) -> (String, Date)? {

@@ -52,7 +52,7 @@ public final class RadosPendingLedger: PendingLedger {
         guard name.hasPrefix(bucketPrefix), name.count == bucketPrefix.count + 13,
             let value = Int(name.dropFirst(bucketPrefix.count).prefix(10)),
             case let hour = value % 100, hour < 24,
-            let start = UTCCalendar.startOfDay(year: value / 1_000_000, month: value / 10_000 % 100, day: value / 100 % 100)
+            let start = UTCCalendar.startOfDay(yyyymmdd: value / 100)
         else { return nil }
         return start.addingTimeInterval(TimeInterval(hour + 1) * 3600)
     }

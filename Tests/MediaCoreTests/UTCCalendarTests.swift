@@ -37,6 +37,8 @@ import Testing
     @Test func aLeapDayExistsInALeapYear() {
         #expect(UTCCalendar.startOfDay(year: 2028, month: 2, day: 29) == Date(timeIntervalSince1970: 1_835_395_200))
         #expect(UTCCalendar.startOfDay(year: 2000, month: 2, day: 29) == Date(timeIntervalSince1970: 951_782_400))
+        #expect(UTCCalendar.startOfDay(yyyymmdd: 20_280_229) == Date(timeIntervalSince1970: 1_835_395_200))
+        #expect(UTCCalendar.startOfDay(yyyymmdd: 20_260_229) == nil)
     }
 
     @Test func theDateOfAnInstantBeforeMidnightIsThatDay() {
