@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 
 /// Runs blocking `work` (a C library call, `fsync`, `waitpid`) on a thread of its own and returns its
@@ -10,4 +11,23 @@ public func onOwnThread<T: Sendable, E: Error>(_ work: @escaping @Sendable () th
         thread.start()
     }
     return try result.get()
+}
+
+/// A thread kept for blocking work that comes often and one call at a time (an `fsync` per journal flush):
+/// calls run in order on one long-lived dispatch thread, never on the cooperative pool or an event loop,
+/// and without the thread start per call that ``onOwnThread(_:)`` costs.
+public final class BlockingLane: Sendable {
+    private let queue: DispatchQueue
+
+    /// - Parameter label: the thread's name in a debugger or profile.
+    public init(label: String) {
+        queue = DispatchQueue(label: label)
+    }
+
+    /// Runs `work` on the lane once the calls before it are done, and returns its result.
+    public func run<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            queue.async { continuation.resume(returning: work()) }
+        }
+    }
 }

@@ -10,19 +10,16 @@ public protocol TimeOrderedIdentifier: Hashable, Sendable, Codable, CustomString
 extension TimeOrderedIdentifier {
     /// A new identifier, UUIDv7: 48 bits of Unix milliseconds, then random bits.
     public static func generate(now: Date = Date()) -> Self {
-        var bytes = [UInt8](repeating: 0, count: 16)
+        // two draws of the system's generator (a `getrandom` each), not one per byte
         var rng = SystemRandomNumberGenerator()
-        for i in 0..<16 { bytes[i] = UInt8.random(in: 0...255, using: &rng) }
+        var value: (UInt64, UInt64) = (rng.next(), rng.next())
         let millis = UInt64(max(0, now.timeIntervalSince1970 * 1000))
-        for i in 0..<6 { bytes[i] = UInt8((millis >> (8 * (5 - UInt64(i)))) & 0xFF) }
-        bytes[6] = (bytes[6] & 0x0F) | 0x70  // version 7
-        bytes[8] = (bytes[8] & 0x3F) | 0x80  // RFC 4122 variant
-        let uuid = UUID(
-            uuid: (
-                bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
-                bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]
-            )
-        )
+        let uuid = withUnsafeMutableBytes(of: &value) { bytes in
+            for i in 0..<6 { bytes[i] = UInt8(truncatingIfNeeded: millis >> (8 * (5 - UInt64(i)))) }
+            bytes[6] = (bytes[6] & 0x0F) | 0x70  // version 7
+            bytes[8] = (bytes[8] & 0x3F) | 0x80  // RFC 4122 variant
+            return UUID(uuid: bytes.load(as: uuid_t.self))
+        }
         return Self(uuid: uuid)
     }
 
@@ -59,6 +56,20 @@ public struct MediaID: TimeOrderedIdentifier {
 public struct UploadSetID: TimeOrderedIdentifier {
     public let uuid: UUID
     public init(uuid: UUID) { self.uuid = uuid }
+}
+
+extension UUID {
+    /// A random (version 4) UUID from two draws of the system's generator. Foundation's `UUID()` opens and
+    /// reads `/dev/urandom` on every call on Linux; the write path makes several per file.
+    public static func random() -> UUID {
+        var rng = SystemRandomNumberGenerator()
+        var value: (UInt64, UInt64) = (rng.next(), rng.next())
+        return withUnsafeMutableBytes(of: &value) { bytes in
+            bytes[6] = (bytes[6] & 0x0F) | 0x40  // version 4
+            bytes[8] = (bytes[8] & 0x3F) | 0x80  // RFC 4122 variant
+            return UUID(uuid: bytes.load(as: uuid_t.self))
+        }
+    }
 }
 
 extension Sequence<UInt8> {

@@ -56,7 +56,7 @@ public struct NewMedia: Hashable, Sendable {
         mime: String,
         location: ObjectLocation,
         trace: String? = nil,
-        eventID: UUID = UUID()
+        eventID: UUID = .random()
     ) {
         self.trace = trace
         self.eventID = eventID

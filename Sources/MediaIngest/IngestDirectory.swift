@@ -11,14 +11,17 @@ public enum IngestDirectory {
         guard
             let enumerator = FileManager.default.enumerator(
                 at: rootURL,
-                includingPropertiesForKeys: [.isRegularFileKey],
+                includingPropertiesForKeys: [],
                 options: [.skipsHiddenFiles]
             )
         else { return [] }
         var files: [String] = []
         let prefix = rootURL.standardizedFileURL.path + "/"
         for case let url as URL in enumerator {
-            guard (try? url.resourceValues(forKeys: [.isRegularFileKey]))?.isRegularFile == true else { continue }
+            // lstat, not `resourceValues`: Foundation reads every file's owner and group names (the user and
+            // group databases, twice per file) to answer it
+            var info = stat()
+            guard lstat(url.path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { continue }
             let path = url.standardizedFileURL.path
             files.append(path.hasPrefix(prefix) ? String(path.dropFirst(prefix.count)) : url.lastPathComponent)
         }

@@ -32,6 +32,8 @@ public actor IngestJournal {
     public let path: String
     private let handle: FileHandle
     private let encoder = JSONEncoder()
+    /// Where the journal's `fsync`s run, one after the other.
+    private let flusher = BlockingLane(label: "mediagw.ingest.journal")
     /// Stored files by path.
     public private(set) var done: [String: Done] = [:]
     /// Files refused for good, by path.
@@ -98,9 +100,10 @@ public actor IngestJournal {
         let batch = waiting
         waiting = []
         let descriptor = handle.fileDescriptor
+        let flusher = flusher
         // off the actor, so that other files' records are written meanwhile (and join the next flush)
         Task {
-            _ = await onOwnThread { fsync(descriptor) }
+            _ = await flusher.run { fsync(descriptor) }
             await self.flushed(batch)
         }
     }

@@ -67,7 +67,7 @@ struct UploadSetCommitRequest: Sendable {
     var id: UploadSetID
     var now: Date
     /// The id of its `upload_set.committed` event, if this request is the one that commits it.
-    var eventID = UUID()
+    var eventID = UUID.random()
 
     /// The committed set (committed now or before: commits are idempotent), or why it was not. A set
     /// committed by this request is linked to its event (`mediagw correlate`).

@@ -7,7 +7,7 @@ import Synchronization
 /// Events written to the transactional outbox, in the same transaction as the change they describe.
 enum Outbox {
     struct Event: Sendable {
-        var id = UUID()
+        var id = UUID.random()
         var type: String
         var mediaID: MediaID?
         var uploadSetID: UploadSetID?
