@@ -11,10 +11,12 @@ import Tracing
 /// The omap primitives here serve the ``RadosPendingLedger``.
 public struct RadosBlobStore: BlobStore {
     public let cluster: RadosCluster
-    private let allocator = ByteBufferAllocator()
+    /// Where streamed reads land (``ReadBuffers``).
+    private let allocator: ByteBufferAllocator
 
     public init(cluster: RadosCluster) {
         self.cluster = cluster
+        allocator = ReadBuffers.allocator(chunkSize: cluster.configuration.readChunkSize)
     }
 
     private var chunkSize: Int { cluster.configuration.chunkSize }

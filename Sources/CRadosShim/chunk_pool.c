@@ -1,0 +1,135 @@
+// See chunk_pool.h.
+#define _GNU_SOURCE
+#include "chunk_pool.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+struct mgw_chunk_pool {
+    pthread_mutex_t lock;
+    uint8_t *region;
+    size_t slot_size, slot_count;
+    uint32_t *free_slots;  // a stack of free slot indices, the last freed on top
+    size_t free_count;
+    size_t touched;  // slots below this index have been handed out at least once
+    size_t in_use;
+};
+
+mgw_chunk_pool *mgw_chunk_pool_create(size_t slot_size, size_t region_size) {
+    size_t page = 4096;
+    size_t size = (slot_size + page - 1) / page * page;
+    if (size == 0 || region_size < size) return NULL;
+    size_t count = region_size / size;
+    if (count > UINT32_MAX) count = UINT32_MAX;
+    mgw_chunk_pool *pool = calloc(1, sizeof(mgw_chunk_pool));
+    uint32_t *stack = malloc(count * sizeof(uint32_t));
+    void *region = mmap(NULL, count * size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (pool == NULL || stack == NULL || region == MAP_FAILED) {
+        free(pool);
+        free(stack);
+        if (region != MAP_FAILED) munmap(region, count * size);
+        return NULL;
+    }
+    pthread_mutex_init(&pool->lock, NULL);
+    pool->region = region;
+    pool->slot_size = size;
+    pool->slot_count = count;
+    pool->free_slots = stack;
+    return pool;
+}
+
+void *mgw_chunk_pool_take(mgw_chunk_pool *pool, size_t size) {
+    if (size == 0 || size > pool->slot_size) return NULL;
+    void *slot = NULL;
+    pthread_mutex_lock(&pool->lock);
+    if (pool->free_count > 0) {
+        slot = pool->region + (size_t)pool->free_slots[--pool->free_count] * pool->slot_size;
+    } else if (pool->touched < pool->slot_count) {
+        slot = pool->region + pool->touched++ * pool->slot_size;
+    }
+    if (slot != NULL) pool->in_use++;
+    pthread_mutex_unlock(&pool->lock);
+    return slot;
+}
+
+int mgw_chunk_pool_owns(const mgw_chunk_pool *pool, const void *pointer) {
+    const uint8_t *byte = pointer;
+    return byte >= pool->region && byte < pool->region + pool->slot_count * pool->slot_size;
+}
+
+void mgw_chunk_pool_give(mgw_chunk_pool *pool, void *slot) {
+    pthread_mutex_lock(&pool->lock);
+    pool->free_slots[pool->free_count++] = (uint32_t)(((uint8_t *)slot - pool->region) / pool->slot_size);
+    pool->in_use--;
+    pthread_mutex_unlock(&pool->lock);
+}
+
+size_t mgw_chunk_pool_slot_size(const mgw_chunk_pool *pool) { return pool->slot_size; }
+
+size_t mgw_chunk_pool_in_use(mgw_chunk_pool *pool) {
+    pthread_mutex_lock(&pool->lock);
+    size_t value = pool->in_use;
+    pthread_mutex_unlock(&pool->lock);
+    return value;
+}
+
+size_t mgw_chunk_pool_touched(mgw_chunk_pool *pool) {
+    pthread_mutex_lock(&pool->lock);
+    size_t value = pool->touched;
+    pthread_mutex_unlock(&pool->lock);
+    return value;
+}
+
+// MARK: the process's pool
+
+static pthread_once_t setup_once = PTHREAD_ONCE_INIT;
+static size_t setup_slot, setup_region;
+static mgw_chunk_pool *process_pool;  // written once, published with release
+
+static void setup(void) {
+    __atomic_store_n(&process_pool, mgw_chunk_pool_create(setup_slot, setup_region), __ATOMIC_RELEASE);
+}
+
+mgw_chunk_pool *mgw_read_buffers_setup(size_t slot_size, size_t region_size) {
+    static pthread_mutex_t first = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&first);
+    if (setup_slot == 0) {
+        setup_slot = slot_size;
+        setup_region = region_size;
+    }
+    pthread_mutex_unlock(&first);
+    pthread_once(&setup_once, setup);
+    return __atomic_load_n(&process_pool, __ATOMIC_ACQUIRE);
+}
+
+void *mgw_read_buffers_allocate(size_t size) {
+    mgw_chunk_pool *pool = __atomic_load_n(&process_pool, __ATOMIC_ACQUIRE);
+    void *slot = pool != NULL ? mgw_chunk_pool_take(pool, size) : NULL;
+    return slot != NULL ? slot : malloc(size == 0 ? 1 : size);
+}
+
+void mgw_read_buffers_deallocate(void *pointer) {
+    mgw_chunk_pool *pool = __atomic_load_n(&process_pool, __ATOMIC_ACQUIRE);
+    if (pool != NULL && mgw_chunk_pool_owns(pool, pointer)) {
+        mgw_chunk_pool_give(pool, pointer);
+    } else {
+        free(pointer);
+    }
+}
+
+void *mgw_read_buffers_reallocate(void *pointer, size_t old_size, size_t new_size) {
+    if (pointer == NULL) return mgw_read_buffers_allocate(new_size);
+    mgw_chunk_pool *pool = __atomic_load_n(&process_pool, __ATOMIC_ACQUIRE);
+    if (pool == NULL || !mgw_chunk_pool_owns(pool, pointer)) return realloc(pointer, new_size == 0 ? 1 : new_size);
+    if (new_size != 0 && new_size <= pool->slot_size) return pointer;
+    void *moved = malloc(new_size == 0 ? 1 : new_size);
+    if (moved == NULL) return NULL;
+    memcpy(moved, pointer, old_size < new_size ? old_size : new_size);
+    mgw_chunk_pool_give(pool, pointer);
+    return moved;
+}
+
+void mgw_read_buffers_copy(void *destination, const void *source, size_t count) { memcpy(destination, source, count); }

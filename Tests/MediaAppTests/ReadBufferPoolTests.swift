@@ -1,0 +1,70 @@
+import CRadosShim
+import Foundation
+import NIOCore
+import Testing
+
+@testable import RadosStore
+
+/// The pool behind the origin's read buffers (`chunk_pool.h`), on pools of its own, and the allocator the
+/// RADOS store reads into.
+@Suite struct ReadBufferPoolTests {
+    @Test func theLastSlotGivenBackIsTheFirstTakenAndTheCountsFollow() throws {
+        let pool = try #require(mgw_chunk_pool_create(64 << 10, 4 * (64 << 10)))
+        let first = try #require(mgw_chunk_pool_take(pool, 64 << 10))
+        let second = try #require(mgw_chunk_pool_take(pool, 1000))
+        #expect(first != second)
+        #expect(mgw_chunk_pool_in_use(pool) == 2)
+        #expect(mgw_chunk_pool_touched(pool) == 2)
+        mgw_chunk_pool_give(pool, first)
+        mgw_chunk_pool_give(pool, second)
+        #expect(mgw_chunk_pool_in_use(pool) == 0)
+        // the slot freed last is reused, and no new slot is touched
+        #expect(mgw_chunk_pool_take(pool, 64 << 10) == second)
+        #expect(mgw_chunk_pool_take(pool, 64 << 10) == first)
+        #expect(mgw_chunk_pool_touched(pool) == 2)
+    }
+
+    @Test func aSizeLargerThanASlotOrNoFreeSlotGetsNothing() throws {
+        let pool = try #require(mgw_chunk_pool_create(10_000, 2 * 12_288))
+        // slots are whole pages: 10,000 bytes round up to 12,288
+        #expect(mgw_chunk_pool_slot_size(pool) == 12_288)
+        #expect(mgw_chunk_pool_take(pool, 12_289) == nil)
+        #expect(mgw_chunk_pool_take(pool, 0) == nil)
+        let slots = [mgw_chunk_pool_take(pool, 12_288), mgw_chunk_pool_take(pool, 1)]
+        #expect(slots.allSatisfy { $0 != nil })
+        #expect(mgw_chunk_pool_take(pool, 1) == nil)
+        #expect(slots.allSatisfy { mgw_chunk_pool_owns(pool, $0) != 0 })
+        let elsewhere = malloc(16)
+        defer { free(elsewhere) }
+        #expect(mgw_chunk_pool_owns(pool, elsewhere) == 0)
+    }
+
+    @Test func aRegionSmallerThanOneSlotMakesNoPool() {
+        #expect(mgw_chunk_pool_create(64 << 10, 4096) == nil)
+        #expect(mgw_chunk_pool_create(0, 1 << 20) == nil)
+    }
+
+    @Test func buffersOfTheReadAllocatorHoldWhatIsWrittenGrowAndCopyOnWrite() {
+        let allocator = ReadBuffers.allocator(chunkSize: 256 << 10)
+        var buffers: [ByteBuffer] = []
+        for index in 0..<16 {
+            var buffer = allocator.buffer(capacity: 256 << 10)
+            buffer.writeRepeatingByte(UInt8(index), count: 256 << 10)
+            buffers.append(buffer)
+        }
+        for (index, buffer) in buffers.enumerated() {
+            #expect(Array(buffer.readableBytesView) == [UInt8](repeating: UInt8(index), count: 256 << 10))
+        }
+        // a buffer that outgrows its slot moves to malloc with its bytes
+        var grown = buffers[3]
+        grown.writeRepeatingByte(0xEE, count: 1 << 20)
+        #expect(grown.readableBytes == (256 << 10) + (1 << 20))
+        #expect(grown.getBytes(at: 0, length: 4) == [3, 3, 3, 3])
+        #expect(buffers[3].readableBytes == 256 << 10)
+        // a copy changed leaves the original as it was
+        var copy = buffers[5]
+        copy.setBytes([9, 9], at: 0)
+        #expect(buffers[5].getBytes(at: 0, length: 2) == [5, 5])
+        #expect(copy.getBytes(at: 0, length: 3) == [9, 9, 5])
+    }
+}
