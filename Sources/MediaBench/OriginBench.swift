@@ -151,7 +151,7 @@ struct OriginBench: AsyncParsableCommand {
         let peaks = memory.map { format($0.peak) }.joined(separator: ", ")
         print(
             "memory: \(memoryClients) clients streaming the video: \(format(median(memory.map(\.megabytesPerSecond)))) MB/s; gateway peak RSS per round \(peaks) MiB "
-                + "(idle \(format(median(memory.map(\.idle)))) MiB; target <= 200 MB)"
+                + "(idle \(format(median(memory.map(\.idle)))) MiB; target <= 150 MiB in every round)"
         )
     }
 
