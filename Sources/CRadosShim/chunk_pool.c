@@ -88,6 +88,7 @@ size_t mgw_chunk_pool_touched(mgw_chunk_pool *pool) {
 static pthread_once_t setup_once = PTHREAD_ONCE_INIT;
 static size_t setup_slot, setup_region;
 static mgw_chunk_pool *process_pool;  // written once, published with release
+static void (*freed_hook)(void);      // likewise
 
 static void setup(void) {
     __atomic_store_n(&process_pool, mgw_chunk_pool_create(setup_slot, setup_region), __ATOMIC_RELEASE);
@@ -111,10 +112,16 @@ void *mgw_read_buffers_allocate(size_t size) {
     return slot != NULL ? slot : malloc(size == 0 ? 1 : size);
 }
 
+static void give_back(mgw_chunk_pool *pool, void *slot) {
+    mgw_chunk_pool_give(pool, slot);
+    void (*hook)(void) = __atomic_load_n(&freed_hook, __ATOMIC_ACQUIRE);
+    if (hook != NULL) hook();
+}
+
 void mgw_read_buffers_deallocate(void *pointer) {
     mgw_chunk_pool *pool = __atomic_load_n(&process_pool, __ATOMIC_ACQUIRE);
     if (pool != NULL && mgw_chunk_pool_owns(pool, pointer)) {
-        mgw_chunk_pool_give(pool, pointer);
+        give_back(pool, pointer);
     } else {
         free(pointer);
     }
@@ -128,8 +135,18 @@ void *mgw_read_buffers_reallocate(void *pointer, size_t old_size, size_t new_siz
     void *moved = malloc(new_size == 0 ? 1 : new_size);
     if (moved == NULL) return NULL;
     memcpy(moved, pointer, old_size < new_size ? old_size : new_size);
-    mgw_chunk_pool_give(pool, pointer);
+    give_back(pool, pointer);
     return moved;
+}
+
+int mgw_read_buffers_owns(const void *pointer) {
+    mgw_chunk_pool *pool = __atomic_load_n(&process_pool, __ATOMIC_ACQUIRE);
+    return pool != NULL && mgw_chunk_pool_owns(pool, pointer);
+}
+
+void mgw_read_buffers_set_freed_hook(void (*hook)(void)) {
+    void (*none)(void) = NULL;
+    __atomic_compare_exchange_n(&freed_hook, &none, hook, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }
 
 void mgw_read_buffers_copy(void *destination, const void *source, size_t count) { memcpy(destination, source, count); }

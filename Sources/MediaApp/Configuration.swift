@@ -65,6 +65,8 @@ public struct StorageConfiguration: Sendable {
             chunkSize: Int(try env.bytes("MEDIAGW_CEPH_CHUNK_SIZE", default: Int64(defaults.chunkSize))),
             readChunkSize: Int(try env.bytes("MEDIAGW_CEPH_READ_CHUNK_SIZE", default: Int64(defaults.readChunkSize))),
             maxReadsInFlight: try env.int("MEDIAGW_CEPH_MAX_READS", default: defaults.maxReadsInFlight),
+            readBuffers: try env.int("MEDIAGW_CEPH_READ_BUFFERS", default: defaults.readBuffers),
+            readBufferWait: try env.duration("MEDIAGW_CEPH_READ_BUFFER_WAIT", default: defaults.readBufferWait),
             namespace: env.string("MEDIAGW_CEPH_NAMESPACE", default: defaults.namespace)
         )
         let pools = StoragePools()

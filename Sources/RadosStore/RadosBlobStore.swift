@@ -16,7 +16,7 @@ public struct RadosBlobStore: BlobStore {
 
     public init(cluster: RadosCluster) {
         self.cluster = cluster
-        allocator = ReadBuffers.allocator(chunkSize: cluster.configuration.readChunkSize)
+        allocator = ReadBuffers.allocator(chunkSize: cluster.configuration.readChunkSize, buffers: cluster.configuration.readBuffers)
     }
 
     private var chunkSize: Int { cluster.configuration.chunkSize }
@@ -148,11 +148,11 @@ public struct RadosBlobStore: BlobStore {
 
     private func readChunk(_ location: ObjectLocation, _ cursor: ReadCursor) async throws -> ByteBuffer? {
         guard let (offset, length) = try cursor.next(chunkSize: cluster.configuration.readChunkSize) else { return nil }
-        // Allocated once a read may start. librados reads straight into the buffer's storage (no copy): the
-        // storage stays where it is, because nothing else holds or changes this buffer until the completion,
-        // which is always awaited, has fired.
+        // Allocated within the read-buffer budget, before the read waits for its turn. librados reads straight
+        // into the buffer's storage (no copy): the storage stays where it is, because nothing else holds or
+        // changes this buffer until the completion, which is always awaited, has fired.
+        var buffer = try await ReadBuffers.buffer(length, from: allocator, wait: cluster.configuration.readBufferWait)
         let (count, read) = try await cluster.reads.withPermit {
-            var buffer = allocator.buffer(capacity: length)
             let storage = buffer.withUnsafeMutableWritableBytes { $0.baseAddress! }
             let count = try await perform("read", location) { io, oid, completion in
                 rados_aio_read(io, oid, completion, storage.assumingMemoryBound(to: CChar.self), length, UInt64(offset))

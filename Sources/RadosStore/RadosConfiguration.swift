@@ -13,7 +13,9 @@ import MediaCore
 /// | `MEDIAGW_CEPH_RECONNECT_AFTER` | `60s` | when operations have kept timing out for this long, the gateway opens a new Ceph client and retires the old one once its operations end (a blocklisted client is replaced at once): a librados client whose session to an OSD failed authentication while that OSD restarted stays cut off from it until the OSD map changes; `0` never reconnects; otherwise at least the op timeout |
 /// | `MEDIAGW_CEPH_CHUNK_SIZE` | `1MiB` | size of each RADOS write of a streamed upload |
 /// | `MEDIAGW_CEPH_MAX_READS` | `16` | RADOS reads in flight per process at most (downloads beyond wait their turn): bounds the memory of read buffers whatever the number of clients |
-/// | `MEDIAGW_CEPH_READ_CHUNK_SIZE` | `256KiB` | size of each RADOS read of a streamed download: the memory of N concurrent downloads is about (N + `MEDIAGW_ORIGIN_READ_AHEAD`) × this |
+/// | `MEDIAGW_CEPH_READ_CHUNK_SIZE` | `256KiB` | size of each RADOS read of a streamed download |
+/// | `MEDIAGW_CEPH_READ_BUFFERS` | `128` | chunks that streamed reads may hold at once per process (read, being sent, read ahead); a read waits for one to be freed: the memory of downloads is at most this × the read chunk size, whatever the number of clients |
+/// | `MEDIAGW_CEPH_READ_BUFFER_WAIT` | `1s` | how long a read waits for a buffer of that budget before it takes one outside it (counted in `mediagw_rados_read_buffers_overdrawn_total`): clients that stop reading keep their buffers until their connections close, and must not stop every other download |
 /// | `MEDIAGW_CEPH_NAMESPACE` | empty | RADOS namespace of every object in every pool (one deployment, or one test suite, per namespace) |
 public struct RadosConfiguration: Sendable, Hashable {
     public var configPath: String
@@ -27,6 +29,10 @@ public struct RadosConfiguration: Sendable, Hashable {
     public var chunkSize: Int
     public var readChunkSize: Int
     public var maxReadsInFlight: Int
+    /// Read buffers a process may hold at once (``ReadBuffers``).
+    public var readBuffers: Int
+    /// How long a read waits for one of those before it takes one outside the budget.
+    public var readBufferWait: Duration
     /// The RADOS namespace of every object (empty: the default namespace).
     public var namespace: String
 
@@ -41,6 +47,8 @@ public struct RadosConfiguration: Sendable, Hashable {
         chunkSize: Int = 1 << 20,
         readChunkSize: Int = 256 << 10,
         maxReadsInFlight: Int = 16,
+        readBuffers: Int = 128,
+        readBufferWait: Duration = .seconds(1),
         namespace: String = ""
     ) {
         self.configPath = configPath
@@ -53,6 +61,8 @@ public struct RadosConfiguration: Sendable, Hashable {
         self.chunkSize = chunkSize
         self.readChunkSize = readChunkSize
         self.maxReadsInFlight = maxReadsInFlight
+        self.readBuffers = readBuffers
+        self.readBufferWait = readBufferWait
         self.namespace = namespace
     }
 
@@ -79,6 +89,12 @@ public struct RadosConfiguration: Sendable, Hashable {
         }
         guard (1...4096).contains(maxReadsInFlight) else {
             throw ConfigurationError("MEDIAGW_CEPH_MAX_READS must be between 1 and 4096")
+        }
+        guard (1...4096).contains(readBuffers) else {
+            throw ConfigurationError("MEDIAGW_CEPH_READ_BUFFERS must be between 1 and 4096")
+        }
+        guard readBufferWait >= .milliseconds(1), readBufferWait <= operationTimeout else {
+            throw ConfigurationError("MEDIAGW_CEPH_READ_BUFFER_WAIT must be between 1ms and MEDIAGW_CEPH_OP_TIMEOUT")
         }
         guard namespace.utf8.count <= 64, namespace.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "/") }) else {
             throw ConfigurationError("MEDIAGW_CEPH_NAMESPACE must be at most 64 printable ASCII characters without spaces or /")

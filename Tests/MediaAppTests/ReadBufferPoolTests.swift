@@ -45,7 +45,7 @@ import Testing
     }
 
     @Test func buffersOfTheReadAllocatorHoldWhatIsWrittenGrowAndCopyOnWrite() {
-        let allocator = ReadBuffers.allocator(chunkSize: 256 << 10)
+        let allocator = ReadBuffers.allocator(chunkSize: 256 << 10, buffers: 192)
         var buffers: [ByteBuffer] = []
         for index in 0..<16 {
             var buffer = allocator.buffer(capacity: 256 << 10)
@@ -66,5 +66,58 @@ import Testing
         copy.setBytes([9, 9], at: 0)
         #expect(buffers[5].getBytes(at: 0, length: 2) == [5, 5])
         #expect(copy.getBytes(at: 0, length: 3) == [9, 9, 5])
+    }
+}
+
+/// The permits behind the read limit and the read-buffer budget.
+@Suite struct ReadLimiterTests {
+    @Test func aWaitThatTimesOutTakesNoPermit() async throws {
+        let limiter = ReadLimiter(permits: 1)
+        await limiter.acquire()
+        await #expect(throws: ReadLimiter.TimedOut.self) { try await limiter.acquireUnlessCancelled(timeout: .milliseconds(50)) }
+        // the permit given back goes to the next wait, not to the one that timed out
+        limiter.release()
+        try await limiter.acquireUnlessCancelled(timeout: .seconds(10))
+        await #expect(throws: ReadLimiter.TimedOut.self) { try await limiter.acquireUnlessCancelled(timeout: .milliseconds(50)) }
+    }
+
+    @Test func aCancelledWaitTakesNoPermitAndTheNextWaiterGetsIt() async throws {
+        let limiter = ReadLimiter(permits: 1)
+        await limiter.acquire()
+        let cancelled = Task { try await limiter.acquireUnlessCancelled(timeout: .seconds(60)) }
+        let waiting = Task { try await limiter.acquireUnlessCancelled(timeout: .seconds(60)) }
+        try await Task.sleep(for: .milliseconds(100))
+        cancelled.cancel()
+        await #expect(throws: CancellationError.self) { try await cancelled.value }
+        limiter.release()
+        try await waiting.value
+        // one permit, held by `waiting`: nothing is left for another wait
+        await #expect(throws: ReadLimiter.TimedOut.self) { try await limiter.acquireUnlessCancelled(timeout: .milliseconds(50)) }
+    }
+
+    @Test func permitsGoToWaitersInTheOrderTheyCame() async throws {
+        let limiter = ReadLimiter(permits: 1)
+        await limiter.acquire()
+        let order = Order()
+        var tasks: [Task<Void, any Error>] = []
+        for index in 0..<5 {
+            tasks.append(
+                Task {
+                    try await limiter.acquireUnlessCancelled(timeout: .seconds(60))
+                    await order.append(index)
+                    limiter.release()
+                }
+            )
+            // each waits before the next starts
+            try await Task.sleep(for: .milliseconds(30))
+        }
+        limiter.release()
+        for task in tasks { try await task.value }
+        #expect(await order.values == [0, 1, 2, 3, 4])
+    }
+
+    actor Order {
+        var values: [Int] = []
+        func append(_ value: Int) { values.append(value) }
     }
 }

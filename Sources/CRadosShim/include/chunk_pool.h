@@ -41,6 +41,11 @@ void *_Nullable mgw_read_buffers_allocate(size_t size);
 void *_Nullable mgw_read_buffers_reallocate(void *_Nullable pointer, size_t old_size, size_t new_size);
 void mgw_read_buffers_deallocate(void *_Nonnull pointer);
 void mgw_read_buffers_copy(void *_Nonnull destination, const void *_Nonnull source, size_t count);
+/// Whether `pointer` is a slot of the process's pool.
+int mgw_read_buffers_owns(const void *_Nullable pointer);
+/// Sets the function called after each slot of the process's pool is given back (by deallocate, or by
+/// reallocate moving a buffer out of it), on the thread that gave it back. Only the first call sets it.
+void mgw_read_buffers_set_freed_hook(void (*_Nonnull hook)(void));
 
 #ifdef __cplusplus
 }

@@ -81,19 +81,25 @@ public struct OriginResponder<Blobs: BlobStore>: Sendable {
         } catch {
             throw MediaError.from(error, doing: "read the media")
         }
+        // handed over, not captured: a closure holds what it captures until it is released, after the whole
+        // body, and the first chunk's buffer must be freed once it is sent like every other
+        let handover = NIOLockedValueBox(first)
         return ResponseBody(contentLength: Int(length)) { [iterator, readAhead] writer in
             var sent: Int64 = 0
-            var chunk = first
-            while let buffer = chunk {
+            var chunk = handover.withLockedValue { $0.take() }
+            // Each chunk is handed to `send` (consumed), so that nothing here holds it while the next one is
+            // read: its buffer is freed as soon as its last byte is on the socket, which is what lets another
+            // read have a buffer (`MEDIAGW_CEPH_READ_BUFFERS`).
+            while let buffer = chunk.take() {
                 sent += Int64(buffer.readableBytes)
                 if readAhead.tryAcquire() {
                     defer { readAhead.release() }
                     // reads are sequential: each is awaited before the next starts
                     async let following = Self.next(iterator)
-                    try await Self.send(buffer, to: &writer)
+                    try await Self.send(consume buffer, to: &writer)
                     chunk = try await following
                 } else {
-                    try await Self.send(buffer, to: &writer)
+                    try await Self.send(consume buffer, to: &writer)
                     chunk = try await Self.next(iterator)
                 }
             }
@@ -120,7 +126,7 @@ extension OriginResponder {
 
     /// Writes `buffer` in slices (views of the same bytes, no copy): the writer waits while the socket is
     /// full, so a download holds the chunk it sends (and at most one read ahead), never a queue of them.
-    fileprivate static func send(_ buffer: ByteBuffer, to writer: inout some ResponseBodyWriter) async throws {
+    fileprivate static func send(_ buffer: consuming ByteBuffer, to writer: inout some ResponseBodyWriter) async throws {
         var buffer = buffer
         while let slice = buffer.readSlice(length: min(buffer.readableBytes, originWriteSlice)), slice.readableBytes > 0 {
             try await writer.write(slice)
