@@ -39,6 +39,8 @@ enum ReadBuffers {
             setup = Setup(slotSize: slotSize, budget: ReadLimiter(permits: min(buffers, region / slotSize)))
             mgw_read_buffers_set_freed_hook { ReadBuffers.freed() }
         }
+        // made now, so that it is scraped at 0 before the first buffer is overdrawn
+        _ = overdrawn()
         return ByteBufferAllocator(
             allocate: mgw_read_buffers_allocate,
             reallocate: mgw_read_buffers_reallocate,

@@ -13,7 +13,7 @@ import Testing
         let rules = Self.directory.appendingPathComponent("mediagw-rules.yml").path
         let check = try await TestStack.run("/usr/bin/promtool", ["check", "rules", rules])
         #expect(check.status == 0, "\(check.output)")
-        #expect(check.output.contains("SUCCESS: 20 rules found"), "\(check.output)")
+        #expect(check.output.contains("SUCCESS: 21 rules found"), "\(check.output)")
         let config = try await TestStack.run("/usr/bin/promtool", ["check", "config", Self.directory.appendingPathComponent("prometheus.yml").path])
         #expect(config.status == 0, "\(config.output)")
         let tests = try await TestStack.run(
@@ -65,7 +65,7 @@ import Testing
         var found: [String: [[String: Any]]] = [:]
         let wanted = [
             "mediagw_jobs_queued", "mediagw_ready", "mediagw_pending_ledger_oldest_age_seconds", "up", "hb_requests", "mediagw_outbox_days_ahead",
-            "mediagw_outbox_rotated_timestamp_seconds",
+            "mediagw_outbox_rotated_timestamp_seconds", "mediagw_rados_read_buffers_overdrawn_total",
         ]
         let deadline = ContinuousClock.now + .seconds(90)
         while ContinuousClock.now < deadline && found.count < wanted.count {
