@@ -85,24 +85,18 @@ size_t mgw_chunk_pool_touched(mgw_chunk_pool *pool) {
 
 // MARK: the process's pool
 
-static pthread_once_t setup_once = PTHREAD_ONCE_INIT;
-static size_t setup_slot, setup_region;
+static pthread_mutex_t setup_lock = PTHREAD_MUTEX_INITIALIZER;
+static int set_up;                    // under setup_lock
 static mgw_chunk_pool *process_pool;  // written once, published with release
 static void (*freed_hook)(void);      // likewise
 
-static void setup(void) {
-    __atomic_store_n(&process_pool, mgw_chunk_pool_create(setup_slot, setup_region), __ATOMIC_RELEASE);
-}
-
 mgw_chunk_pool *mgw_read_buffers_setup(size_t slot_size, size_t region_size) {
-    static pthread_mutex_t first = PTHREAD_MUTEX_INITIALIZER;
-    pthread_mutex_lock(&first);
-    if (setup_slot == 0) {
-        setup_slot = slot_size;
-        setup_region = region_size;
+    pthread_mutex_lock(&setup_lock);
+    if (!set_up) {
+        set_up = 1;
+        __atomic_store_n(&process_pool, mgw_chunk_pool_create(slot_size, region_size), __ATOMIC_RELEASE);
     }
-    pthread_mutex_unlock(&first);
-    pthread_once(&setup_once, setup);
+    pthread_mutex_unlock(&setup_lock);
     return __atomic_load_n(&process_pool, __ATOMIC_ACQUIRE);
 }
 

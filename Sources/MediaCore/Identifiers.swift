@@ -10,17 +10,14 @@ public protocol TimeOrderedIdentifier: Hashable, Sendable, Codable, CustomString
 extension TimeOrderedIdentifier {
     /// A new identifier, UUIDv7: 48 bits of Unix milliseconds, then random bits.
     public static func generate(now: Date = Date()) -> Self {
-        // two draws of the system's generator (a `getrandom` each), not one per byte
-        var rng = SystemRandomNumberGenerator()
-        var value: (UInt64, UInt64) = (rng.next(), rng.next())
+        // the random bits of a version 4 UUID, then the time and the version over them
+        var bytes = UUID.random().uuid
         let millis = UInt64(max(0, now.timeIntervalSince1970 * 1000))
-        let uuid = withUnsafeMutableBytes(of: &value) { bytes in
+        withUnsafeMutableBytes(of: &bytes) { bytes in
             for i in 0..<6 { bytes[i] = UInt8(truncatingIfNeeded: millis >> (8 * (5 - UInt64(i)))) }
-            bytes[6] = (bytes[6] & 0x0F) | 0x70  // version 7
-            bytes[8] = (bytes[8] & 0x3F) | 0x80  // RFC 4122 variant
-            return UUID(uuid: bytes.load(as: uuid_t.self))
+            bytes[6] = (bytes[6] & 0x0F) | 0x70  // version 7 (the variant is already RFC 4122's)
         }
-        return Self(uuid: uuid)
+        return Self(uuid: UUID(uuid: bytes))
     }
 
     /// Parses the canonical lowercase or uppercase 36-character form; anything else is `nil`.

@@ -58,17 +58,17 @@ final class ReadLimiter: Sendable {
     }
 
     private func wait(cancellable: Bool, timeout: Duration?) async throws {
-        let granted = state.withLockedValue { state -> Bool in
-            guard state.available > 0 else { return false }
-            state.available -= 1
-            return true
-        }
-        guard !granted else { return }
-        let id = state.withLockedValue { state -> UInt64 in
+        // a permit at once, or an id to wait under
+        let id = state.withLockedValue { state -> UInt64? in
+            if state.available > 0 {
+                state.available -= 1
+                return nil
+            }
             state.nextID += 1
             state.starting.insert(state.nextID)
             return state.nextID
         }
+        guard let id else { return }
         let timer = timeout.map { timeout in
             Task { [self] in
                 try await Task.sleep(for: timeout)
