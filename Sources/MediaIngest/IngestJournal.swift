@@ -6,6 +6,12 @@ import MediaCore
 /// the sets opened for each destination, the files stored (path, content hash, media id), the files
 /// refused for good, and the sets committed. A re-run of the same command reads it back and skips what
 /// is done; a line torn by a crash is ignored.
+///
+/// Only the records that a crash must not lose wait for their flush: a file stored or refused. A set's
+/// record is written before anything is uploaded into it and is on disk once any of its files' records
+/// is (the file is flushed in order); a set whose record was lost held no recorded file, so the re-run
+/// opens another and the lost one expires as a draft. A lost `committed` record makes the re-run commit
+/// the set again, which finds it committed.
 public actor IngestJournal {
     public struct Done: Sendable, Hashable {
         public var sha256: String
@@ -82,13 +88,21 @@ public actor IngestJournal {
     /// Callers waiting for the flush after the one in progress.
     private var waiting: [CheckedContinuation<Void, Never>] = []
     private var flushing = false
+    /// Records written since the last flush began, which no flush has covered yet.
+    private var unflushed = false
 
-    /// Writes a record and returns once it is on disk: a set recorded here is found again after a crash.
-    /// Records of concurrent files share their flushes (one `fsync` for all that were written before it).
-    private func append(_ record: Record) async throws {
+    /// Writes a record; when `durable`, returns once it is on disk. Records of concurrent files share
+    /// their flushes (one `fsync` for all that were written before it).
+    private func append(_ record: Record, durable: Bool) async throws {
         var line = try encoder.encode(record)
         line.append(0x0A)
         handle.write(line)
+        unflushed = true
+        if durable { await flushed() }
+    }
+
+    /// Returns once every record written so far is on disk.
+    private func flushed() async {
         await withCheckedContinuation { continuation in
             waiting.append(continuation)
             if !flushing { flush() }
@@ -97,6 +111,7 @@ public actor IngestJournal {
 
     private func flush() {
         flushing = true
+        unflushed = false
         let batch = waiting
         waiting = []
         let descriptor = handle.fileDescriptor
@@ -104,38 +119,60 @@ public actor IngestJournal {
         // off the actor, so that other files' records are written meanwhile (and join the next flush)
         Task {
             _ = await flusher.run { fsync(descriptor) }
-            await self.flushed(batch)
+            await self.resume(batch)
         }
     }
 
-    private func flushed(_ batch: [CheckedContinuation<Void, Never>]) {
+    private func resume(_ batch: [CheckedContinuation<Void, Never>]) {
         for continuation in batch { continuation.resume() }
         flushing = false
         if !waiting.isEmpty { flush() }
     }
 
+    /// Records a set opened for a destination, before anything is uploaded into it; does not wait for
+    /// the disk (see the type's note).
     public func recordSet(_ set: IngestSet, for destination: String) async throws {
         sets[destination, default: []].append(set)
-        try await append(Record(type: "set", destination: destination, set: set))
+        try await append(Record(type: "set", destination: destination, set: set), durable: false)
     }
 
+    /// Records a stored file; returns once the record is on disk, so it is always before its set's commit.
     public func recordDone(path: String, sha256: String, mediaID: String) async throws {
         done[path] = Done(sha256: sha256, mediaID: mediaID)
         refused[path] = nil
-        try await append(Record(type: "done", path: path, sha256: sha256, media: mediaID))
+        try await append(Record(type: "done", path: path, sha256: sha256, media: mediaID), durable: true)
     }
 
+    /// Records a file refused for good; returns once the record is on disk.
     public func recordRefused(path: String, sha256: String, code: String, message: String) async throws {
         refused[path] = Refusal(sha256: sha256, code: code, message: message)
-        try await append(Record(type: "refused", path: path, sha256: sha256, code: code, message: message))
+        try await append(Record(type: "refused", path: path, sha256: sha256, code: code, message: message), durable: true)
     }
 
+    /// Records a committed set; does not wait for the disk (see the type's note).
     public func recordCommitted(_ set: IngestSet) async throws {
         committed.insert(set.id)
-        try await append(Record(type: "committed", set: IngestSet(id: set.id, token: nil)))
+        try await append(Record(type: "committed", set: IngestSet(id: set.id, token: nil)), durable: false)
     }
 
-    public func close() {
+    /// What an earlier run (or this one) recorded for the file at `path`.
+    public func recorded(at path: String) -> (done: Done?, refused: Refusal?) {
+        (done[path], refused[path])
+    }
+
+    /// The sets opened for a destination, oldest first.
+    public func sets(of destination: String) -> [IngestSet] {
+        sets[destination] ?? []
+    }
+
+    /// The destination's sets, oldest first, that are not recorded as committed.
+    public func uncommittedSets(of destination: String) -> [IngestSet] {
+        (sets[destination] ?? []).filter { !committed.contains($0.id) }
+    }
+
+    /// Flushes what is not yet on disk, then closes the file.
+    public func close() async {
+        if unflushed || flushing { await flushed() }
         try? handle.close()
     }
 }

@@ -225,8 +225,7 @@ public final class IngestRunner<Target: IngestTarget>: Sendable {
             sha256 = value
             return value
         }
-        let done = await journal.done[path]
-        let refusal = await journal.refused[path]
+        let (done, refusal) = await journal.recorded(at: path)
         do {
             if done != nil || refusal != nil || options.dryRun { _ = try await hashed() }
         } catch {
@@ -349,7 +348,7 @@ actor DestinationSets<Target: IngestTarget> {
             task = existing
         } else {
             task = Task { [target, journal, logger] in
-                let earlierSets = await journal.sets[key] ?? []
+                let earlierSets = await journal.sets(of: key)
                 // built only when a set is resumed: for each of thousands of new destinations it would cost
                 // a pass over every file done so far
                 let journaled = earlierSets.isEmpty ? [] : Set(await journal.done.values.map(\.mediaID))
@@ -405,9 +404,8 @@ actor DestinationSets<Target: IngestTarget> {
     func finish(_ key: String, dryRun: Bool) async -> MediaError? {
         remaining[key, default: 1] -= 1
         guard remaining[key] == 0, !dryRun else { return nil }
-        let committed = await journal.committed
         let current = try? await opening[key]?.value.set
-        for set in await journal.sets[key] ?? [] where !committed.contains(set.id) {
+        for set in await journal.uncommittedSets(of: key) {
             do {
                 // a set that received nothing (all its files refused) is left to expire as a draft
                 if !received.contains(set.id), let state = try await target.state(of: set), state.mediaByHash.isEmpty && !state.isCommitted {
