@@ -34,7 +34,8 @@ private final class DeadlineRace<T: Sendable>: Sendable {
         /// How it ended, when it ended before the caller's continuation was there (a cancelled caller).
         var early: Result<T, any Error>?
         var done = false
-        var tasks: [Task<Void, Never>] = []
+        var work: Task<Void, Never>?
+        var timer: DeadlineTimer.Token?
     }
 
     private let state = Mutex(State())
@@ -59,37 +60,37 @@ private final class DeadlineRace<T: Sendable>: Sendable {
             }
             self.finish(result)
         }
-        let timer = Task {
-            do {
-                try await Task.sleep(for: timeout)
-            } catch {
-                return
-            }
+        let timer = DeadlineTimer.shared.schedule(after: timeout) {
             self.finish(.failure(DeadlineExceeded(timeout: timeout)))
         }
         let finished = state.withLock { state in
-            if !state.done { state.tasks = [work, timer] }
+            if !state.done {
+                state.work = work
+                state.timer = timer
+            }
             return state.done
         }
         if finished {
             work.cancel()
-            timer.cancel()
+            DeadlineTimer.shared.cancel(timer)
         }
     }
 
     /// Answers the caller with `result` unless it was answered already, and cancels what still runs.
     func finish(_ result: Result<T, any Error>) {
-        let (continuation, tasks): (CheckedContinuation<T, any Error>?, [Task<Void, Never>]) = state.withLock { state in
-            guard !state.done else { return (nil, []) }
+        let (continuation, work, timer) = state.withLock { state -> (CheckedContinuation<T, any Error>?, Task<Void, Never>?, DeadlineTimer.Token?) in
+            guard !state.done else { return (nil, nil, nil) }
             state.done = true
             if state.continuation == nil { state.early = result }
             defer {
                 state.continuation = nil
-                state.tasks = []
+                state.work = nil
+                state.timer = nil
             }
-            return (state.continuation, state.tasks)
+            return (state.continuation, state.work, state.timer)
         }
-        for task in tasks { task.cancel() }
+        work?.cancel()
+        if let timer { DeadlineTimer.shared.cancel(timer) }
         continuation?.resume(with: result)
     }
 }

@@ -1,3 +1,4 @@
+import MediaConcurrency
 import NIOConcurrencyHelpers
 
 /// Permits taken first come first served: the RADOS reads in flight in one process (the memory librados
@@ -70,12 +71,9 @@ final class ReadLimiter: Sendable {
         }
         guard let id else { return }
         let timer = timeout.map { timeout in
-            Task { [self] in
-                try await Task.sleep(for: timeout)
-                end(id, with: TimedOut())
-            }
+            DeadlineTimer.shared.schedule(after: timeout) { [self] in end(id, with: TimedOut()) }
         }
-        defer { timer?.cancel() }
+        defer { if let timer { DeadlineTimer.shared.cancel(timer) } }
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 let entry = state.withLockedValue { state -> Entry in
