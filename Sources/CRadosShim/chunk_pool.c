@@ -100,9 +100,16 @@ mgw_chunk_pool *mgw_read_buffers_setup(size_t slot_size, size_t region_size) {
     return __atomic_load_n(&process_pool, __ATOMIC_ACQUIRE);
 }
 
+static _Thread_local int slot_granted;  // set around the allocation of a budgeted read buffer
+
+void mgw_read_buffers_grant_slot(void) { slot_granted = 1; }
+void mgw_read_buffers_end_grant(void) { slot_granted = 0; }
+
 void *mgw_read_buffers_allocate(size_t size) {
+    int granted = slot_granted;
+    slot_granted = 0;
     mgw_chunk_pool *pool = __atomic_load_n(&process_pool, __ATOMIC_ACQUIRE);
-    void *slot = pool != NULL ? mgw_chunk_pool_take(pool, size) : NULL;
+    void *slot = granted && pool != NULL ? mgw_chunk_pool_take(pool, size) : NULL;
     return slot != NULL ? slot : malloc(size == 0 ? 1 : size);
 }
 

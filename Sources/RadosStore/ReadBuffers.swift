@@ -65,12 +65,19 @@ enum ReadBuffers {
             overdrawn().increment()
             return ByteBufferAllocator().buffer(capacity: length)
         }
+        // the only allocation that may take a slot: a copy on write of a read buffer gets malloc, as it holds
+        // no permit
+        mgw_read_buffers_grant_slot()
         let buffer = allocator.buffer(capacity: length)
-        // every slot taken by buffers made outside the budget (only tests do): this one came from malloc,
+        mgw_read_buffers_end_grant()
+        // no slot although the permit was taken (a pool smaller than its budget): this one came from malloc,
         // and its free gives no permit back
         if !buffer.withVeryUnsafeBytes({ mgw_read_buffers_owns($0.baseAddress) != 0 }) { budget.release() }
         return buffer
     }
+
+    /// The size of the process pool's slots, once it is set up.
+    static var slotSize: Int? { setup.withLock { $0?.slotSize } }
 
     /// Buffers allocated outside the budget because it stayed exhausted for the whole wait.
     static let overdrawn = MetricFamily<Counter>.counters("mediagw_rados_read_buffers_overdrawn_total", labels: [])

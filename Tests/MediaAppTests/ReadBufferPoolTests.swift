@@ -44,6 +44,31 @@ import Testing
         #expect(mgw_chunk_pool_create(0, 1 << 20) == nil)
     }
 
+    static func isSlot(_ buffer: ByteBuffer) -> Bool {
+        buffer.withVeryUnsafeBytes { mgw_read_buffers_owns($0.baseAddress) != 0 }
+    }
+
+    /// A slot stands for a budget permit: a buffer copied on write at the same size would otherwise take a
+    /// slot without one, and its free would return a permit never taken (the budget growing by one).
+    @Test func onlyBudgetedReadBuffersAreSlotsNotTheirCopiesNorOtherAllocations() async throws {
+        let allocator = ReadBuffers.allocator(chunkSize: 256 << 10, buffers: 192)
+        // the first store of the test process set the pool's size
+        let slotSize = try #require(ReadBuffers.slotSize)
+        var budgeted = try await ReadBuffers.buffer(slotSize, from: allocator, wait: .seconds(60))
+        #expect(Self.isSlot(budgeted))
+        budgeted.writeRepeatingByte(7, count: 100)
+        var copy = budgeted
+        copy.setBytes([9], at: 0)
+        #expect(!Self.isSlot(copy), "a copy on write holds no permit")
+        #expect(Self.isSlot(budgeted))
+        #expect(copy.getBytes(at: 0, length: 2) == [9, 7] && budgeted.getBytes(at: 0, length: 2) == [7, 7])
+        #expect(!Self.isSlot(allocator.buffer(capacity: slotSize)), "an allocation outside the budget")
+        // a budgeted buffer that outgrows its slot moves to malloc with its bytes
+        budgeted.writeRepeatingByte(8, count: slotSize)
+        #expect(!Self.isSlot(budgeted))
+        #expect(budgeted.getBytes(at: 0, length: 2) == [7, 7] && budgeted.readableBytes == slotSize + 100)
+    }
+
     @Test func buffersOfTheReadAllocatorHoldWhatIsWrittenGrowAndCopyOnWrite() {
         let allocator = ReadBuffers.allocator(chunkSize: 256 << 10, buffers: 192)
         var buffers: [ByteBuffer] = []
@@ -55,7 +80,7 @@ import Testing
         for (index, buffer) in buffers.enumerated() {
             #expect(Array(buffer.readableBytesView) == [UInt8](repeating: UInt8(index), count: 256 << 10))
         }
-        // a buffer that outgrows its slot moves to malloc with its bytes
+        // a buffer that grows keeps its bytes
         var grown = buffers[3]
         grown.writeRepeatingByte(0xEE, count: 1 << 20)
         #expect(grown.readableBytes == (256 << 10) + (1 << 20))

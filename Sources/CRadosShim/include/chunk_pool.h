@@ -35,12 +35,19 @@ size_t mgw_chunk_pool_touched(mgw_chunk_pool *_Nonnull pool);
 /// be reserved (then the allocator functions use malloc alone).
 mgw_chunk_pool *_Nullable mgw_read_buffers_setup(size_t slot_size, size_t region_size);
 
-/// The allocator functions of a ByteBuffer allocator over the process's pool: a slot when the size fits
-/// one and a slot is free, malloc otherwise; each pointer goes back where it came from.
+/// The allocator functions of a ByteBuffer allocator over the process's pool: a slot for an allocation
+/// granted one (below) when the size fits a slot and a slot is free, malloc otherwise; each pointer goes
+/// back where it came from.
 void *_Nullable mgw_read_buffers_allocate(size_t size);
 void *_Nullable mgw_read_buffers_reallocate(void *_Nullable pointer, size_t old_size, size_t new_size);
 void mgw_read_buffers_deallocate(void *_Nonnull pointer);
 void mgw_read_buffers_copy(void *_Nonnull destination, const void *_Nonnull source, size_t count);
+/// Grants a slot to the next allocation made on this thread, and ends that grant: only the allocations
+/// between the two calls (one, for a read buffer whose budget permit was taken) may take a slot. Any other
+/// allocation through these functions (a copy on write of a read buffer) uses malloc, so that every slot
+/// in use stands for a permit taken, and every slot given back returns exactly one.
+void mgw_read_buffers_grant_slot(void);
+void mgw_read_buffers_end_grant(void);
 /// Whether `pointer` is a slot of the process's pool.
 int mgw_read_buffers_owns(const void *_Nullable pointer);
 /// Sets the function called after each slot of the process's pool is given back (by deallocate, or by
