@@ -75,6 +75,9 @@ public struct DirectIngestConfiguration: Sendable {
     public init(environment env: EnvironmentReader) throws(ConfigurationError) {
         storage = try StorageConfiguration(environment: env)
         database = try PostgresConfiguration(environment: env)
+        // on by default here, unlike `serve`: a bulk run has no one waiting on a single file, so a file may
+        // wait for the batch in flight; batches save PostgreSQL's CPU per file and round trips
+        database.groupCommit = try env.bool("MEDIAGW_DATABASE_GROUP_COMMIT", default: true)
         uploads = try UploadSettings(environment: env)
         correlation = try CorrelationConfiguration(environment: env)
     }

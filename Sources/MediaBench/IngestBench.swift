@@ -136,16 +136,17 @@ struct IngestBench: AsyncParsableCommand {
             "\(name)\(format(run.filesPerSecond(files))) files/s, \(format(Double(total) / 1e6 / run.seconds)) MB/s (\(format(run.seconds)) s); "
                 + CPUMeter.describe(run.cpu)
         }
-        print(line("mediagw ingest:                   ", single))
-        print(line("  with group commit:              ", grouped))
+        print(line("mediagw ingest (group commit):    ", grouped))
+        print(line("  without group commit:           ", single))
         print(line("rclone copy into radosgw:         ", rclone))
         print(
             "rados bench:                      \(format(Double(files) / radosBench.seconds)) objects/s, \(format(radosBench.megabytesPerSecond)) MB/s "
                 + "(\(format(radosBench.seconds)) s); \(CPUMeter.describe(radosCPU))"
         )
         print(
-            "ratios: ingest / rclone files/s \(format(single.filesPerSecond(files) / rclone.filesPerSecond(files), 2)) (target >= 2), "
-                + "ingest / rados bench \(format(single.filesPerSecond(files) / (Double(files) / radosBench.seconds), 2)) (target >= 0.5), "
+            "ratios: ingest / rclone files/s \(format(grouped.filesPerSecond(files) / rclone.filesPerSecond(files), 2)) (target >= 2), "
+                + "ingest / rados bench \(format(grouped.filesPerSecond(files) / (Double(files) / radosBench.seconds), 2)) (target >= 0.5), "
+                + "without group commit / rclone \(format(single.filesPerSecond(files) / rclone.filesPerSecond(files), 2)), "
                 + "group commit / none \(format(grouped.filesPerSecond(files) / single.filesPerSecond(files), 2))"
         )
     }

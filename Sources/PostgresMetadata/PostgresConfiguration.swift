@@ -10,7 +10,7 @@ import MediaCore
 /// | `MEDIAGW_DATABASE_CONNECT_TIMEOUT` | `5s` | how long opening a connection may take |
 /// | `MEDIAGW_DATABASE_STATEMENT_TIMEOUT` | `5s` | `statement_timeout` and the client-side deadline of each operation |
 /// | `MEDIAGW_DATABASE_SCHEMA` | `public` | schema the tables live in (`search_path`); created by `migrate` if missing |
-/// | `MEDIAGW_DATABASE_GROUP_COMMIT` | `false` | sets opened, uploads recorded and sets committed at the same time share transactions (see the ingest benchmark before turning it on) |
+/// | `MEDIAGW_DATABASE_GROUP_COMMIT` | `false` | sets opened, uploads recorded and sets committed at the same time share statements; a direct `mediagw ingest` defaults it to `true` |
 public struct PostgresConfiguration: Sendable, Hashable {
     public enum TLSMode: String, Sendable, Hashable {
         case disable
