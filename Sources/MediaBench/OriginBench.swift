@@ -29,6 +29,7 @@ struct OriginBench: AsyncParsableCommand {
         else {
             throw BenchError.needsRadosgw
         }
+        try requireIdleJobQueue(environment)
         var gatewayEnvironment = environment
         gatewayEnvironment["MEDIAGW_LIMIT_COMMUNITY_PHOTO"] = "5:16MiB"
         let scratch = try scratchDirectory()

@@ -29,6 +29,7 @@ struct UploadBench: AsyncParsableCommand {
         else {
             throw BenchError.needsRadosgw
         }
+        try requireIdleJobQueue(environment)
         let configuration = try StorageConfiguration(environment: EnvironmentReader())
         var gatewayEnvironment = environment
         gatewayEnvironment["MEDIAGW_LIMIT_COMMUNITY_PHOTO"] = "1000000:1MiB"

@@ -60,6 +60,22 @@ func stackServiceToken(_ environment: [String: String]) -> String? {
     environment["MEDIAGW_SERVICE_TOKENS"]?.split(separator: ",").first.map(String.init)
 }
 
+/// Refuses to measure a gateway while the job queue holds work of earlier runs: the gateway's processors
+/// would work on it during the measurement, and their CPU counts as the gateway's (a leftover ingest of
+/// 2,000 photos once doubled the origin's CPU per GB).
+func requireIdleJobQueue(_ environment: [String: String]) throws {
+    let database = environment["MEDIAGW_DATABASE_URL"] ?? ""
+    let count = try runProcess(["psql", database, "-Atc", "SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')"])
+        .trimmingCharacters(in: .whitespacesAndNewlines)
+    guard count == "0" else {
+        throw BenchError(
+            "\(count) processing jobs of earlier runs are queued or running: the gateway's processors would work on them "
+                + "during the measurement and count in its CPU. Let them finish, or remove them: "
+                + "psql \"$MEDIAGW_DATABASE_URL\" -c \"DELETE FROM jobs WHERE state IN ('queued', 'running')\""
+        )
+    }
+}
+
 /// A `mediagw serve` of the release build, for benchmarks.
 final class BenchGateway {
     let process: Process
