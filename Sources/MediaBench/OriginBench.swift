@@ -22,6 +22,12 @@ struct OriginBench: AsyncParsableCommand {
     @Option(help: "Size of the generated video, in bytes (at most the video limit of 10 MiB).")
     var videoSize = 9_800_000
 
+    func validate() throws {
+        guard seconds >= 1, rounds >= 1, connections >= 1, memoryClients >= 1 else {
+            throw ValidationError("--seconds, --rounds, --connections and --memory-clients must be at least 1")
+        }
+    }
+
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
         guard let serviceToken = stackServiceToken(environment),

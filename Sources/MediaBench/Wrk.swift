@@ -13,7 +13,7 @@ struct WrkResult {
     /// Runs wrk (with a Lua script, or plain GETs of `url` without one) and parses its summary.
     static func run(url: String, script: String? = nil, connections: Int, threads: Int = 2, seconds: Int) throws -> WrkResult {
         let output = try runProcess(
-            ["wrk", "-t\(threads)", "-c\(connections)", "-d\(seconds)s", "--latency", "--timeout", "30s"]
+            ["wrk", "-t\(min(threads, connections))", "-c\(connections)", "-d\(seconds)s", "--latency", "--timeout", "30s"]
                 + (script.map { ["-s", $0] } ?? []) + [url]
         )
         func number(after label: String) -> Double? {
@@ -125,9 +125,13 @@ final class BenchGateway {
     }
 
     func stop() {
+        guard process.isRunning else { return }
         process.terminate()
         process.waitUntilExit()
     }
+
+    // a benchmark that fails half way leaves no gateway behind (holding its port and the caller's pipe)
+    deinit { stop() }
 }
 
 /// A scratch directory for bench inputs (Lua scripts, bodies).
