@@ -83,21 +83,31 @@ size_t mgw_chunk_pool_touched(mgw_chunk_pool *pool) {
     return value;
 }
 
-// MARK: the process's pool
+// MARK: the process's pools
 
 static pthread_mutex_t setup_lock = PTHREAD_MUTEX_INITIALIZER;
-static int set_up;                    // under setup_lock
-static mgw_chunk_pool *process_pool;  // written once, published with release
-static void (*freed_hook)(void);      // likewise
+static int set_up;                                  // under setup_lock
+static mgw_chunk_pool *process_pools[2];            // small, large; written once, published with release
+static void (*freed_hook)(int size_class);          // likewise
 
-mgw_chunk_pool *mgw_read_buffers_setup(size_t slot_size, size_t region_size) {
+void mgw_read_buffers_setup(size_t small_slot_size, size_t small_region_size, size_t large_slot_size, size_t large_region_size) {
     pthread_mutex_lock(&setup_lock);
     if (!set_up) {
         set_up = 1;
-        __atomic_store_n(&process_pool, mgw_chunk_pool_create(slot_size, region_size), __ATOMIC_RELEASE);
+        mgw_chunk_pool *small = small_region_size > 0 ? mgw_chunk_pool_create(small_slot_size, small_region_size) : NULL;
+        mgw_chunk_pool *large = NULL;
+        if (large_region_size > 0 && (small == NULL || large_slot_size > small->slot_size)) {
+            large = mgw_chunk_pool_create(large_slot_size, large_region_size);
+        }
+        __atomic_store_n(&process_pools[0], small, __ATOMIC_RELEASE);
+        __atomic_store_n(&process_pools[1], large, __ATOMIC_RELEASE);
     }
     pthread_mutex_unlock(&setup_lock);
-    return __atomic_load_n(&process_pool, __ATOMIC_ACQUIRE);
+}
+
+mgw_chunk_pool *mgw_read_buffers_pool(int size_class) {
+    if (size_class < 0 || size_class > 1) return NULL;
+    return __atomic_load_n(&process_pools[size_class], __ATOMIC_ACQUIRE);
 }
 
 static _Thread_local int slot_granted;  // set around the allocation of a budgeted read buffer
@@ -105,24 +115,42 @@ static _Thread_local int slot_granted;  // set around the allocation of a budget
 void mgw_read_buffers_grant_slot(void) { slot_granted = 1; }
 void mgw_read_buffers_end_grant(void) { slot_granted = 0; }
 
+/// The class whose slots fit `size` best (the small one first), or -1.
+static int class_for_size(size_t size) {
+    for (int size_class = 0; size_class < 2; size_class++) {
+        mgw_chunk_pool *pool = mgw_read_buffers_pool(size_class);
+        if (pool != NULL && size <= pool->slot_size) return size_class;
+    }
+    return -1;
+}
+
+/// The class whose pool `pointer` is a slot of, or -1.
+static int class_owning(const void *pointer) {
+    for (int size_class = 0; size_class < 2; size_class++) {
+        mgw_chunk_pool *pool = mgw_read_buffers_pool(size_class);
+        if (pool != NULL && mgw_chunk_pool_owns(pool, pointer)) return size_class;
+    }
+    return -1;
+}
+
 void *mgw_read_buffers_allocate(size_t size) {
     int granted = slot_granted;
     slot_granted = 0;
-    mgw_chunk_pool *pool = __atomic_load_n(&process_pool, __ATOMIC_ACQUIRE);
-    void *slot = granted && pool != NULL ? mgw_chunk_pool_take(pool, size) : NULL;
+    int size_class = granted ? class_for_size(size) : -1;
+    void *slot = size_class >= 0 ? mgw_chunk_pool_take(mgw_read_buffers_pool(size_class), size) : NULL;
     return slot != NULL ? slot : malloc(size == 0 ? 1 : size);
 }
 
-static void give_back(mgw_chunk_pool *pool, void *slot) {
-    mgw_chunk_pool_give(pool, slot);
-    void (*hook)(void) = __atomic_load_n(&freed_hook, __ATOMIC_ACQUIRE);
-    if (hook != NULL) hook();
+static void give_back(int size_class, void *slot) {
+    mgw_chunk_pool_give(mgw_read_buffers_pool(size_class), slot);
+    void (*hook)(int) = __atomic_load_n(&freed_hook, __ATOMIC_ACQUIRE);
+    if (hook != NULL) hook(size_class);
 }
 
 void mgw_read_buffers_deallocate(void *pointer) {
-    mgw_chunk_pool *pool = __atomic_load_n(&process_pool, __ATOMIC_ACQUIRE);
-    if (pool != NULL && mgw_chunk_pool_owns(pool, pointer)) {
-        give_back(pool, pointer);
+    int size_class = class_owning(pointer);
+    if (size_class >= 0) {
+        give_back(size_class, pointer);
     } else {
         free(pointer);
     }
@@ -130,23 +158,22 @@ void mgw_read_buffers_deallocate(void *pointer) {
 
 void *mgw_read_buffers_reallocate(void *pointer, size_t old_size, size_t new_size) {
     if (pointer == NULL) return mgw_read_buffers_allocate(new_size);
-    mgw_chunk_pool *pool = __atomic_load_n(&process_pool, __ATOMIC_ACQUIRE);
-    if (pool == NULL || !mgw_chunk_pool_owns(pool, pointer)) return realloc(pointer, new_size == 0 ? 1 : new_size);
-    if (new_size != 0 && new_size <= pool->slot_size) return pointer;
+    int size_class = class_owning(pointer);
+    if (size_class < 0) return realloc(pointer, new_size == 0 ? 1 : new_size);
+    if (new_size != 0 && new_size <= mgw_read_buffers_pool(size_class)->slot_size) return pointer;
     void *moved = malloc(new_size == 0 ? 1 : new_size);
     if (moved == NULL) return NULL;
     memcpy(moved, pointer, old_size < new_size ? old_size : new_size);
-    give_back(pool, pointer);
+    give_back(size_class, pointer);
     return moved;
 }
 
-int mgw_read_buffers_owns(const void *pointer) {
-    mgw_chunk_pool *pool = __atomic_load_n(&process_pool, __ATOMIC_ACQUIRE);
-    return pool != NULL && mgw_chunk_pool_owns(pool, pointer);
-}
+int mgw_read_buffers_owns(const void *pointer) { return class_owning(pointer) >= 0; }
 
-void mgw_read_buffers_set_freed_hook(void (*hook)(void)) {
-    void (*none)(void) = NULL;
+int mgw_read_buffers_class_of(const void *pointer) { return class_owning(pointer); }
+
+void mgw_read_buffers_set_freed_hook(void (*hook)(int size_class)) {
+    void (*none)(int) = NULL;
     __atomic_compare_exchange_n(&freed_hook, &none, hook, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }
 

@@ -66,6 +66,7 @@ public struct StorageConfiguration: Sendable {
             readChunkSize: Int(try env.bytes("MEDIAGW_CEPH_READ_CHUNK_SIZE", default: Int64(defaults.readChunkSize))),
             maxReadsInFlight: try env.int("MEDIAGW_CEPH_MAX_READS", default: defaults.maxReadsInFlight),
             readBuffers: try env.int("MEDIAGW_CEPH_READ_BUFFERS", default: defaults.readBuffers),
+            readSmallBuffers: try env.int("MEDIAGW_CEPH_READ_SMALL_BUFFERS", default: defaults.readSmallBuffers),
             readBufferWait: try env.duration("MEDIAGW_CEPH_READ_BUFFER_WAIT", default: defaults.readBufferWait),
             namespace: env.string("MEDIAGW_CEPH_NAMESPACE", default: defaults.namespace)
         )

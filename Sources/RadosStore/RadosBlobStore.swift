@@ -16,7 +16,11 @@ public struct RadosBlobStore: BlobStore {
 
     public init(cluster: RadosCluster) {
         self.cluster = cluster
-        allocator = ReadBuffers.allocator(chunkSize: cluster.configuration.readChunkSize, buffers: cluster.configuration.readBuffers)
+        allocator = ReadBuffers.allocator(
+            chunkSize: cluster.configuration.readChunkSize,
+            buffers: cluster.configuration.readBuffers,
+            smallBuffers: cluster.configuration.readSmallBuffers
+        )
     }
 
     private var chunkSize: Int { cluster.configuration.chunkSize }

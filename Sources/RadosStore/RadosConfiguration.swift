@@ -13,8 +13,9 @@ import MediaCore
 /// | `MEDIAGW_CEPH_RECONNECT_AFTER` | `60s` | when operations have kept timing out for this long, the gateway opens a new Ceph client and retires the old one once its operations end (a blocklisted client is replaced at once): a librados client whose session to an OSD failed authentication while that OSD restarted stays cut off from it until the OSD map changes; `0` never reconnects; otherwise at least the op timeout |
 /// | `MEDIAGW_CEPH_CHUNK_SIZE` | `1MiB` | size of each RADOS write of a streamed upload |
 /// | `MEDIAGW_CEPH_MAX_READS` | `16` | RADOS reads in flight per process at most (downloads beyond wait their turn): bounds the memory of read buffers whatever the number of clients |
-/// | `MEDIAGW_CEPH_READ_CHUNK_SIZE` | `256KiB` | size of each RADOS read of a streamed download |
-/// | `MEDIAGW_CEPH_READ_BUFFERS` | `128` | chunks that streamed reads may hold at once per process (read, being sent, read ahead); a read waits for one to be freed: the memory of downloads is at most this × the read chunk size, whatever the number of clients |
+/// | `MEDIAGW_CEPH_READ_CHUNK_SIZE` | `1MiB` | size of each RADOS read of a streamed download (the last may be shorter) |
+/// | `MEDIAGW_CEPH_READ_BUFFERS` | `32` | chunk-size buffers that streamed reads may hold at once per process (read, being sent, read ahead); a read waits for one to be freed |
+/// | `MEDIAGW_CEPH_READ_SMALL_BUFFERS` | `128` | 256 KiB buffers, likewise, for the reads of at most 256 KiB (a photo rendition whole, the tail of a video) when the chunk size is larger: the memory of downloads is at most 32 MiB + 32 MiB by default, whatever the number of clients |
 /// | `MEDIAGW_CEPH_READ_BUFFER_WAIT` | `1s` | how long a read waits for a buffer of that budget before it takes one outside it (counted in `mediagw_rados_read_buffers_overdrawn_total`): clients that stop reading keep their buffers until their connections close, and must not stop every other download |
 /// | `MEDIAGW_CEPH_NAMESPACE` | empty | RADOS namespace of every object in every pool (one deployment, or one test suite, per namespace) |
 public struct RadosConfiguration: Sendable, Hashable {
@@ -29,8 +30,10 @@ public struct RadosConfiguration: Sendable, Hashable {
     public var chunkSize: Int
     public var readChunkSize: Int
     public var maxReadsInFlight: Int
-    /// Read buffers a process may hold at once (``ReadBuffers``).
+    /// Read buffers of the read chunk size a process may hold at once (``ReadBuffers``).
     public var readBuffers: Int
+    /// Small read buffers (256 KiB) a process may hold at once, when the read chunk size is larger.
+    public var readSmallBuffers: Int
     /// How long a read waits for one of those before it takes one outside the budget.
     public var readBufferWait: Duration
     /// The RADOS namespace of every object (empty: the default namespace).
@@ -45,9 +48,10 @@ public struct RadosConfiguration: Sendable, Hashable {
         objecterTimeout: Duration = .seconds(3),
         reconnectAfter: Duration = .seconds(60),
         chunkSize: Int = 1 << 20,
-        readChunkSize: Int = 256 << 10,
+        readChunkSize: Int = 1 << 20,
         maxReadsInFlight: Int = 16,
-        readBuffers: Int = 128,
+        readBuffers: Int = 32,
+        readSmallBuffers: Int = 128,
         readBufferWait: Duration = .seconds(1),
         namespace: String = ""
     ) {
@@ -62,6 +66,7 @@ public struct RadosConfiguration: Sendable, Hashable {
         self.readChunkSize = readChunkSize
         self.maxReadsInFlight = maxReadsInFlight
         self.readBuffers = readBuffers
+        self.readSmallBuffers = readSmallBuffers
         self.readBufferWait = readBufferWait
         self.namespace = namespace
     }
@@ -92,6 +97,9 @@ public struct RadosConfiguration: Sendable, Hashable {
         }
         guard (1...4096).contains(readBuffers) else {
             throw ConfigurationError("MEDIAGW_CEPH_READ_BUFFERS must be between 1 and 4096")
+        }
+        guard (1...4096).contains(readSmallBuffers) else {
+            throw ConfigurationError("MEDIAGW_CEPH_READ_SMALL_BUFFERS must be between 1 and 4096")
         }
         guard readBufferWait >= .milliseconds(1), readBufferWait <= operationTimeout else {
             throw ConfigurationError("MEDIAGW_CEPH_READ_BUFFER_WAIT must be between 1ms and MEDIAGW_CEPH_OP_TIMEOUT")

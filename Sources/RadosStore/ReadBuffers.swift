@@ -4,40 +4,52 @@ import Metrics
 @_spi(CustomByteBufferAllocator) import NIOCore
 import Synchronization
 
-/// The buffers streamed reads land in: slots of the process's read-buffer pool (`chunk_pool.h`), reused
+/// The buffers streamed reads land in: slots of the process's read-buffer pools (`chunk_pool.h`), reused
 /// the last freed first, instead of malloc. A download's buffer is allocated on the task that reads and
 /// freed on the event loop that sent it; through malloc those buffers kept about twice their own size
 /// resident in the allocating threads' arenas under many concurrent downloads.
 ///
-/// The slots are also a budget (`MEDIAGW_CEPH_READ_BUFFERS`): a read takes a permit before its buffer is
-/// allocated, and the permit comes back when the buffer is freed, once the last of its bytes is on the
-/// client's socket. Reads beyond the budget wait (at most `MEDIAGW_CEPH_READ_BUFFER_WAIT`), so the memory
-/// of downloads is at most the budget × the chunk size, however many clients stream.
+/// There are two size classes: chunk-size slots (`MEDIAGW_CEPH_READ_CHUNK_SIZE`, 1 MiB) for the reads of
+/// large objects, and slots of at most ``smallSlotSize`` for the reads that fit one (a photo rendition
+/// whole, the tail of a video), so that large chunks (a quarter of the hops per byte of 256 KiB ones) do
+/// not make every small download hold a large buffer.
+///
+/// The slots are also a budget per class (`MEDIAGW_CEPH_READ_BUFFERS` large, `MEDIAGW_CEPH_READ_SMALL_BUFFERS`
+/// small): a read takes a permit before its buffer is allocated, and the permit comes back when the buffer
+/// is freed, once the last of its bytes is on the client's socket. Reads beyond the budget wait (at most
+/// `MEDIAGW_CEPH_READ_BUFFER_WAIT`), so the memory of downloads is at most the two budgets × their slot
+/// sizes, however many clients stream.
 enum ReadBuffers {
-    /// The most address space the pool reserves (not memory: a slot becomes resident when first used).
-    static let regionLimit = 1 << 30
-    /// The most slots.
-    static let slotLimit = 4096
+    /// The largest read that takes a small slot.
+    static let smallSlotSize = 256 << 10
 
-    private struct Setup {
+    private struct SizeClass {
         var slotSize: Int
         var budget: ReadLimiter
     }
 
-    /// Set by the first ``allocator(chunkSize:buffers:)`` of the process.
-    private static let setup = Mutex<Setup?>(nil)
+    /// Set by the first ``allocator(chunkSize:buffers:smallBuffers:)`` of the process, by the pools' class
+    /// numbers: the small class, then the large one (nil when the chunk size is no larger than a small slot).
+    private static let setup = Mutex<[SizeClass?]?>(nil)
 
-    /// The allocator of read buffers for chunks of `chunkSize` bytes, at most `buffers` of them at once.
-    /// The pool and its budget are set up by the first call in the process; a later call with a larger
-    /// chunk size gets buffers from malloc, outside the budget, for the chunks that do not fit a slot.
-    static func allocator(chunkSize: Int, buffers: Int) -> ByteBufferAllocator {
+    /// The allocator of read buffers for chunks of `chunkSize` bytes: at most `buffers` of the chunk size
+    /// and `smallBuffers` small ones at once; when `chunkSize` is no larger than ``smallSlotSize``, one
+    /// class of `buffers` slots of the chunk size. The pools and their budgets are set up by the first call
+    /// in the process; a later call with a larger chunk size gets buffers from malloc, outside the budget,
+    /// for the chunks that fit no slot.
+    static func allocator(chunkSize: Int, buffers: Int, smallBuffers: Int) -> ByteBufferAllocator {
         setup.withLock { setup in
             guard setup == nil else { return }
-            let region = min(regionLimit, slotLimit * chunkSize)
-            guard let pool = mgw_read_buffers_setup(chunkSize, region) else { return }
-            let slotSize = mgw_chunk_pool_slot_size(pool)
-            setup = Setup(slotSize: slotSize, budget: ReadLimiter(permits: min(buffers, region / slotSize)))
-            mgw_read_buffers_set_freed_hook { ReadBuffers.freed() }
+            let small = min(chunkSize, smallSlotSize)
+            let smallCount = chunkSize > smallSlotSize ? smallBuffers : buffers
+            let largeCount = chunkSize > smallSlotSize ? buffers : 0
+            mgw_read_buffers_setup(small, smallCount * small, chunkSize, largeCount * chunkSize)
+            setup = [smallCount, largeCount].enumerated().map { sizeClass, count in
+                mgw_read_buffers_pool(Int32(sizeClass)).map {
+                    SizeClass(slotSize: mgw_chunk_pool_slot_size($0), budget: ReadLimiter(permits: count))
+                }
+            }
+            mgw_read_buffers_set_freed_hook { ReadBuffers.freed(Int($0)) }
         }
         // made now, so that it is scraped at 0 before the first buffer is overdrawn
         _ = overdrawn()
@@ -56,7 +68,7 @@ enum ReadBuffers {
     /// Throws `CancellationError` if the task is cancelled while it waits (a download whose client left
     /// may hold another buffer meanwhile: waiting on would keep both).
     static func buffer(_ length: Int, from allocator: ByteBufferAllocator, wait: Duration) async throws -> ByteBuffer {
-        guard let budget = setup.withLock({ setup in setup.flatMap { length <= $0.slotSize ? $0.budget : nil } }) else {
+        guard let budget = setup.withLock({ $0?.lazy.compactMap { $0 }.first { length <= $0.slotSize }?.budget }) else {
             return allocator.buffer(capacity: length)
         }
         do {
@@ -70,20 +82,20 @@ enum ReadBuffers {
         mgw_read_buffers_grant_slot()
         let buffer = allocator.buffer(capacity: length)
         mgw_read_buffers_end_grant()
-        // no slot although the permit was taken (a pool smaller than its budget): this one came from malloc,
-        // and its free gives no permit back
+        // no slot although the permit was taken (a pool smaller than its budget, which cannot be): this one came
+        // from malloc, and its free gives no permit back
         if !buffer.withVeryUnsafeBytes({ mgw_read_buffers_owns($0.baseAddress) != 0 }) { budget.release() }
         return buffer
     }
 
-    /// The size of the process pool's slots, once it is set up.
-    static var slotSize: Int? { setup.withLock { $0?.slotSize } }
+    /// The slot sizes of the process's pools, small first, once they are set up.
+    static var slotSizes: [Int] { setup.withLock { $0?.compactMap { $0?.slotSize } ?? [] } }
 
     /// Buffers allocated outside the budget because it stayed exhausted for the whole wait.
     static let overdrawn = MetricFamily<Counter>.counters("mediagw_rados_read_buffers_overdrawn_total", labels: [])
 
-    /// A slot of the pool was given back.
-    private static func freed() {
-        setup.withLock { $0?.budget }?.release()
+    /// A slot of the pool of `sizeClass` was given back.
+    private static func freed(_ sizeClass: Int) {
+        setup.withLock { classes in classes.flatMap { sizeClass < $0.count ? $0[sizeClass]?.budget : nil } }?.release()
     }
 }

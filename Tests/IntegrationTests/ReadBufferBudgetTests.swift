@@ -55,4 +55,47 @@ import Testing
         gateway.signal(SIGTERM)
         #expect(await gateway.waitForExit(timeout: .seconds(30)) == 0)
     }
+
+    /// The default 1 MiB chunks, with one buffer of each size class: a 1.19 MB photo is a 1 MiB read (large)
+    /// and a 142 KB tail (small), a 252 KB photo one small read. Each class's permits come back to it; a
+    /// permit returned to the wrong class would leave the other short, and the downloads would wait out the
+    /// 30 s and be overdrawn.
+    @Test func largeAndSmallReadsEachWaitForABufferOfTheirOwnClass() async throws {
+        let isolation = try await Isolation.suite("ReadBufferBudget")
+        let gateway = try await GatewayProcess.start(
+            isolation,
+            [
+                "MEDIAGW_CEPH_READ_BUFFERS": "1", "MEDIAGW_CEPH_READ_SMALL_BUFFERS": "1", "MEDIAGW_ORIGIN_READ_AHEAD": "32",
+                "MEDIAGW_CEPH_READ_BUFFER_WAIT": "30s", "MEDIAGW_LIMIT_POST_PHOTO": "5:2MiB",
+            ]
+        )
+        let large = try Corpus.bytes("images/jpeg-ultrahdr-gainmap.jpg")
+        let small = try Corpus.bytes("images/orientation-6.jpg")
+        #expect(large.count > 1 << 20 && large.count < (1 << 20) + (256 << 10) && small.count <= 256 << 10)
+        let set = try await gateway.openSet()
+        var paths: [String: [UInt8]] = [:]
+        for (name, bytes) in [("large.jpg", large), ("small.jpg", small)] {
+            let media = try await gateway.settled(try await gateway.upload(set, name, bytes))
+            paths[try #require(media["original_url"] as? String, "\(media)")] = bytes
+        }
+        let downloads = paths.flatMap { path, bytes in Array(repeating: (path, bytes), count: 8) }
+        let matching = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for (path, bytes) in downloads {
+                group.addTask {
+                    let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: gateway.baseURL + path), timeout: .seconds(60))
+                    #expect(response.status.code == 200)
+                    return Array(try await response.body.collect(upTo: 4 << 20).readableBytesView) == bytes
+                }
+            }
+            return try await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(matching.count == 16 && matching.allSatisfy { $0 })
+
+        let metrics = try await HTTPClient.shared.execute(HTTPClientRequest(url: gateway.baseURL + "/metrics"), timeout: .seconds(30))
+        let text = String(buffer: try await metrics.body.collect(upTo: 4 << 20))
+        let overdrawn = text.split(separator: "\n").first { $0.hasPrefix("mediagw_rados_read_buffers_overdrawn_total ") }
+        #expect(overdrawn?.hasSuffix(" 0") == true, "\(overdrawn ?? "no such metric")")
+        gateway.signal(SIGTERM)
+        #expect(await gateway.waitForExit(timeout: .seconds(30)) == 0)
+    }
 }

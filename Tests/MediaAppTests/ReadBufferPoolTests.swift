@@ -51,9 +51,9 @@ import Testing
     /// A slot stands for a budget permit: a buffer copied on write at the same size would otherwise take a
     /// slot without one, and its free would return a permit never taken (the budget growing by one).
     @Test func onlyBudgetedReadBuffersAreSlotsNotTheirCopiesNorOtherAllocations() async throws {
-        let allocator = ReadBuffers.allocator(chunkSize: 256 << 10, buffers: 192)
-        // the first store of the test process set the pool's size
-        let slotSize = try #require(ReadBuffers.slotSize)
+        let allocator = ReadBuffers.allocator(chunkSize: 256 << 10, buffers: 192, smallBuffers: 64)
+        // the first store of the test process set the pools' sizes
+        let slotSize = try #require(ReadBuffers.slotSizes.last)
         var budgeted = try await ReadBuffers.buffer(slotSize, from: allocator, wait: .seconds(60))
         #expect(Self.isSlot(budgeted))
         budgeted.writeRepeatingByte(7, count: 100)
@@ -70,7 +70,7 @@ import Testing
     }
 
     @Test func buffersOfTheReadAllocatorHoldWhatIsWrittenGrowAndCopyOnWrite() {
-        let allocator = ReadBuffers.allocator(chunkSize: 256 << 10, buffers: 192)
+        let allocator = ReadBuffers.allocator(chunkSize: 256 << 10, buffers: 192, smallBuffers: 64)
         var buffers: [ByteBuffer] = []
         for index in 0..<16 {
             var buffer = allocator.buffer(capacity: 256 << 10)

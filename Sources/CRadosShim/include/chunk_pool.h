@@ -30,14 +30,17 @@ size_t mgw_chunk_pool_slot_size(const mgw_chunk_pool *_Nonnull pool);
 size_t mgw_chunk_pool_in_use(mgw_chunk_pool *_Nonnull pool);
 size_t mgw_chunk_pool_touched(mgw_chunk_pool *_Nonnull pool);
 
-/// Sets up the process's pool, the one behind the allocator functions below. Only the first call in a
-/// process does; later calls (with any sizes) leave it as it is. Returns that pool, NULL if it could not
-/// be reserved (then the allocator functions use malloc alone).
-mgw_chunk_pool *_Nullable mgw_read_buffers_setup(size_t slot_size, size_t region_size);
+/// Sets up the process's two pools of read buffers: small slots, for reads that fit one, and large slots
+/// (the chunk size) for the others; a region size of 0, or a large slot no larger than a small one, makes no
+/// pool of that class. Only the first call in a process does anything; later calls (with any sizes) leave
+/// the pools as they are.
+void mgw_read_buffers_setup(size_t small_slot_size, size_t small_region_size, size_t large_slot_size, size_t large_region_size);
+/// The process's pool of a size class (0 small, 1 large), NULL if there is none.
+mgw_chunk_pool *_Nullable mgw_read_buffers_pool(int size_class);
 
-/// The allocator functions of a ByteBuffer allocator over the process's pool: a slot for an allocation
-/// granted one (below) when the size fits a slot and a slot is free, malloc otherwise; each pointer goes
-/// back where it came from.
+/// The allocator functions of a ByteBuffer allocator over the process's pools: for an allocation granted a
+/// slot (below), a slot of the smallest class that fits the size, if one is free; malloc otherwise. Each
+/// pointer goes back where it came from.
 void *_Nullable mgw_read_buffers_allocate(size_t size);
 void *_Nullable mgw_read_buffers_reallocate(void *_Nullable pointer, size_t old_size, size_t new_size);
 void mgw_read_buffers_deallocate(void *_Nonnull pointer);
@@ -48,11 +51,13 @@ void mgw_read_buffers_copy(void *_Nonnull destination, const void *_Nonnull sour
 /// in use stands for a permit taken, and every slot given back returns exactly one.
 void mgw_read_buffers_grant_slot(void);
 void mgw_read_buffers_end_grant(void);
-/// Whether `pointer` is a slot of the process's pool.
+/// Whether `pointer` is a slot of one of the process's pools.
 int mgw_read_buffers_owns(const void *_Nullable pointer);
-/// Sets the function called after each slot of the process's pool is given back (by deallocate, or by
-/// reallocate moving a buffer out of it), on the thread that gave it back. Only the first call sets it.
-void mgw_read_buffers_set_freed_hook(void (*_Nonnull hook)(void));
+/// The size class of the pool `pointer` is a slot of, or -1.
+int mgw_read_buffers_class_of(const void *_Nullable pointer);
+/// Sets the function called after each slot is given back (by deallocate, or by reallocate moving a buffer
+/// out of it), with the slot's size class, on the thread that gave it back. Only the first call sets it.
+void mgw_read_buffers_set_freed_hook(void (*_Nonnull hook)(int size_class));
 
 #ifdef __cplusplus
 }
