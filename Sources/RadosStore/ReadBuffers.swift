@@ -33,17 +33,18 @@ enum ReadBuffers {
     private static let setup = Mutex<[SizeClass?]?>(nil)
 
     /// The allocator of read buffers for chunks of `chunkSize` bytes: at most `buffers` of the chunk size
-    /// and `smallBuffers` small ones at once; when `chunkSize` is no larger than ``smallSlotSize``, one
-    /// class of `buffers` slots of the chunk size. The pools and their budgets are set up by the first call
+    /// (rounded up to a power of two) and `smallBuffers` small ones at once; when `chunkSize` is no larger
+    /// than ``smallSlotSize``, one class of `buffers` slots of the chunk size. The pools and their budgets are set up by the first call
     /// in the process; a later call with a larger chunk size gets buffers from malloc, outside the budget,
     /// for the chunks that fit no slot.
     static func allocator(chunkSize: Int, buffers: Int, smallBuffers: Int) -> ByteBufferAllocator {
         setup.withLock { setup in
             guard setup == nil else { return }
-            let small = min(chunkSize, smallSlotSize)
-            let smallCount = chunkSize > smallSlotSize ? smallBuffers : buffers
-            let largeCount = chunkSize > smallSlotSize ? buffers : 0
-            mgw_read_buffers_setup(small, smallCount * small, chunkSize, largeCount * chunkSize)
+            let large = slotSize(forChunk: chunkSize)
+            let small = min(large, smallSlotSize)
+            let smallCount = large > smallSlotSize ? smallBuffers : buffers
+            let largeCount = large > smallSlotSize ? buffers : 0
+            mgw_read_buffers_setup(small, smallCount * small, large, largeCount * large)
             setup = [smallCount, largeCount].enumerated().map { sizeClass, count in
                 mgw_read_buffers_pool(Int32(sizeClass)).map {
                     SizeClass(slotSize: mgw_chunk_pool_slot_size($0), budget: ReadLimiter(permits: count))
@@ -86,6 +87,12 @@ enum ReadBuffers {
         // from malloc, and its free gives no permit back
         if !buffer.withVeryUnsafeBytes({ mgw_read_buffers_owns($0.baseAddress) != 0 }) { budget.release() }
         return buffer
+    }
+
+    /// The slot size for chunks of `chunkSize` bytes: the power of two at or above it, since ByteBuffer rounds
+    /// every capacity up to one (a chunk of 1.5 MiB is a 2 MiB buffer, which a 1.5 MiB slot would not fit).
+    static func slotSize(forChunk chunkSize: Int) -> Int {
+        1 << (Int.bitWidth - (max(chunkSize, 2) - 1).leadingZeroBitCount)
     }
 
     /// The slot sizes of the process's pools, small first, once they are set up.

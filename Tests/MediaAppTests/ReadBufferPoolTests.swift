@@ -39,6 +39,17 @@ import Testing
         #expect(mgw_chunk_pool_owns(pool, elsewhere) == 0)
     }
 
+    /// ByteBuffer rounds capacities up to a power of two; a slot that did not would fit no chunk of an odd
+    /// size, and every read would silently use malloc.
+    @Test func slotsFitTheBuffersByteBufferAllocatesForAChunk() {
+        let chunks: [Int] = [16_384, 100_000, 262_144, 1_048_576, 1_572_864, 3_145_728]
+        let slots: [Int] = [16_384, 131_072, 262_144, 1_048_576, 2_097_152, 4_194_304]
+        #expect(chunks.map { ReadBuffers.slotSize(forChunk: $0) } == slots)
+        for chunk in chunks {
+            #expect(ByteBufferAllocator().buffer(capacity: chunk).capacity <= ReadBuffers.slotSize(forChunk: chunk), "\(chunk)")
+        }
+    }
+
     @Test func aRegionSmallerThanOneSlotMakesNoPool() {
         #expect(mgw_chunk_pool_create(64 << 10, 4096) == nil)
         #expect(mgw_chunk_pool_create(0, 1 << 20) == nil)
