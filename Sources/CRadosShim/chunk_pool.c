@@ -110,19 +110,10 @@ mgw_chunk_pool *mgw_read_buffers_pool(int size_class) {
     return __atomic_load_n(&process_pools[size_class], __ATOMIC_ACQUIRE);
 }
 
-static _Thread_local int slot_granted;  // set around the allocation of a budgeted read buffer
+static _Thread_local int granted_class = -1;  // set around the allocation of a budgeted read buffer
 
-void mgw_read_buffers_grant_slot(void) { slot_granted = 1; }
-void mgw_read_buffers_end_grant(void) { slot_granted = 0; }
-
-/// The class whose slots fit `size` best (the small one first), or -1.
-static int class_for_size(size_t size) {
-    for (int size_class = 0; size_class < 2; size_class++) {
-        mgw_chunk_pool *pool = mgw_read_buffers_pool(size_class);
-        if (pool != NULL && size <= pool->slot_size) return size_class;
-    }
-    return -1;
-}
+void mgw_read_buffers_grant_slot(int size_class) { granted_class = size_class; }
+void mgw_read_buffers_end_grant(void) { granted_class = -1; }
 
 /// The class whose pool `pointer` is a slot of, or -1.
 static int class_owning(const void *pointer) {
@@ -134,10 +125,10 @@ static int class_owning(const void *pointer) {
 }
 
 void *mgw_read_buffers_allocate(size_t size) {
-    int granted = slot_granted;
-    slot_granted = 0;
-    int size_class = granted ? class_for_size(size) : -1;
-    void *slot = size_class >= 0 ? mgw_chunk_pool_take(mgw_read_buffers_pool(size_class), size) : NULL;
+    int size_class = granted_class;
+    granted_class = -1;
+    mgw_chunk_pool *pool = mgw_read_buffers_pool(size_class);
+    void *slot = pool != NULL ? mgw_chunk_pool_take(pool, size) : NULL;
     return slot != NULL ? slot : malloc(size == 0 ? 1 : size);
 }
 
@@ -169,8 +160,6 @@ void *mgw_read_buffers_reallocate(void *pointer, size_t old_size, size_t new_siz
 }
 
 int mgw_read_buffers_owns(const void *pointer) { return class_owning(pointer) >= 0; }
-
-int mgw_read_buffers_class_of(const void *pointer) { return class_owning(pointer); }
 
 void mgw_read_buffers_set_freed_hook(void (*hook)(int size_class)) {
     void (*none)(int) = NULL;

@@ -34,9 +34,9 @@ enum ReadBuffers {
 
     /// The allocator of read buffers for chunks of `chunkSize` bytes: at most `buffers` of the chunk size
     /// (rounded up to a power of two) and `smallBuffers` small ones at once; when `chunkSize` is no larger
-    /// than ``smallSlotSize``, one class of `buffers` slots of the chunk size. The pools and their budgets are set up by the first call
-    /// in the process; a later call with a larger chunk size gets buffers from malloc, outside the budget,
-    /// for the chunks that fit no slot.
+    /// than ``smallSlotSize``, one class of `buffers` slots of the chunk size. The pools and their budgets
+    /// are set up by the first call in the process; a later call with a larger chunk size gets buffers
+    /// from malloc, outside the budget, for the chunks that fit no slot.
     static func allocator(chunkSize: Int, buffers: Int, smallBuffers: Int) -> ByteBufferAllocator {
         setup.withLock { setup in
             guard setup == nil else { return }
@@ -69,18 +69,24 @@ enum ReadBuffers {
     /// Throws `CancellationError` if the task is cancelled while it waits (a download whose client left
     /// may hold another buffer meanwhile: waiting on would keep both).
     static func buffer(_ length: Int, from allocator: ByteBufferAllocator, wait: Duration) async throws -> ByteBuffer {
-        guard let budget = setup.withLock({ $0?.lazy.compactMap { $0 }.first { length <= $0.slotSize }?.budget }) else {
+        // the smallest class whose slots fit the buffer (ByteBuffer rounds its capacity up to a power of two)
+        let fitting = setup.withLock { classes in
+            classes?.enumerated().lazy.compactMap { index, sizeClass in sizeClass.map { (index, $0) } }
+                .first { slotSize(forChunk: length) <= $0.1.slotSize }
+        }
+        guard let (sizeClass, fits) = fitting else {
             return allocator.buffer(capacity: length)
         }
+        let budget = fits.budget
         do {
             try await budget.acquireUnlessCancelled(timeout: wait)
         } catch is ReadLimiter.TimedOut {
             overdrawn().increment()
             return ByteBufferAllocator().buffer(capacity: length)
         }
-        // the only allocation that may take a slot: a copy on write of a read buffer gets malloc, as it holds
-        // no permit
-        mgw_read_buffers_grant_slot()
+        // the only allocation that may take a slot, of the class whose permit it holds: a copy on write of a
+        // read buffer gets malloc, as it holds none
+        mgw_read_buffers_grant_slot(Int32(sizeClass))
         let buffer = allocator.buffer(capacity: length)
         mgw_read_buffers_end_grant()
         // no slot although the permit was taken (a pool smaller than its budget, which cannot be): this one came

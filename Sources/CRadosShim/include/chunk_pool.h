@@ -39,22 +39,21 @@ void mgw_read_buffers_setup(size_t small_slot_size, size_t small_region_size, si
 mgw_chunk_pool *_Nullable mgw_read_buffers_pool(int size_class);
 
 /// The allocator functions of a ByteBuffer allocator over the process's pools: for an allocation granted a
-/// slot (below), a slot of the smallest class that fits the size, if one is free; malloc otherwise. Each
-/// pointer goes back where it came from.
+/// slot of a class (below), a slot of that class if the size fits one and one is free; malloc otherwise.
+/// Each pointer goes back where it came from.
 void *_Nullable mgw_read_buffers_allocate(size_t size);
 void *_Nullable mgw_read_buffers_reallocate(void *_Nullable pointer, size_t old_size, size_t new_size);
 void mgw_read_buffers_deallocate(void *_Nonnull pointer);
 void mgw_read_buffers_copy(void *_Nonnull destination, const void *_Nonnull source, size_t count);
-/// Grants a slot to the next allocation made on this thread, and ends that grant: only the allocations
-/// between the two calls (one, for a read buffer whose budget permit was taken) may take a slot. Any other
-/// allocation through these functions (a copy on write of a read buffer) uses malloc, so that every slot
-/// in use stands for a permit taken, and every slot given back returns exactly one.
-void mgw_read_buffers_grant_slot(void);
+/// Grants a slot of `size_class` to the next allocation made on this thread, and ends that grant: only the
+/// allocation between the two calls (a read buffer whose budget permit of that class was taken) may take a
+/// slot, and of that class. Any other allocation through these functions (a copy on write of a read
+/// buffer) uses malloc, so that every slot in use stands for a permit of its class taken, and every slot
+/// given back returns exactly one to that class.
+void mgw_read_buffers_grant_slot(int size_class);
 void mgw_read_buffers_end_grant(void);
 /// Whether `pointer` is a slot of one of the process's pools.
 int mgw_read_buffers_owns(const void *_Nullable pointer);
-/// The size class of the pool `pointer` is a slot of, or -1.
-int mgw_read_buffers_class_of(const void *_Nullable pointer);
 /// Sets the function called after each slot is given back (by deallocate, or by reallocate moving a buffer
 /// out of it), with the slot's size class, on the thread that gave it back. Only the first call sets it.
 void mgw_read_buffers_set_freed_hook(void (*_Nonnull hook)(int size_class));
