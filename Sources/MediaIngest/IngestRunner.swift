@@ -5,7 +5,6 @@ import MediaCore
 import NIOCore
 import Synchronization
 import Tracing
-import _NIOFileSystem
 
 /// How an ingest runs.
 public struct IngestOptions: Sendable {
@@ -13,8 +12,8 @@ public struct IngestOptions: Sendable {
     public var jobs: Int
     /// Report what would happen; store nothing.
     public var dryRun: Bool
-    /// Bytes per read of a source file: 1 MiB, so that a photo is one read (each read is a hop to the file
-    /// system's threads; 256 KiB reads cost the ingest process about 5 % more CPU in `mediagw-bench ingest`).
+    /// Bytes per read of a source file: 1 MiB, so that a photo is one read (each chunk is a hop to NIO's
+    /// thread pool; 256 KiB reads cost the ingest process about 5 % more CPU in `mediagw-bench ingest`).
     public var chunkSize: Int
 
     public init(jobs: Int = IngestOptions.defaultJobs, dryRun: Bool = false, chunkSize: Int = 1 << 20) {
@@ -131,11 +130,7 @@ public final class IngestRunner<Target: IngestTarget>: Sendable {
         for item in items where order[item.destination.key] == nil { order[item.destination.key] = order.count }
         let sorted = items.enumerated().sorted { (order[$0.element.destination.key]!, $0.offset) < (order[$1.element.destination.key]!, $1.offset) }
             .map(\.element)
-        var found: [Int64?] = []
-        for item in sorted {
-            found.append(try? await FileSystem.shared.info(forFileAt: FilePath(item.path)).flatMap { $0.type == .regular ? $0.size : nil })
-        }
-        let sizes = found
+        let sizes = await LocalFiles.regularFileSizes(of: sorted.map(\.path))
         counts.withLock {
             $0 = IngestProgress()
             $0.filesTotal = sorted.count + rowErrors.count
@@ -254,14 +249,12 @@ public final class IngestRunner<Target: IngestTarget>: Sendable {
                     return IngestResult(path: path, outcome: .ingested, mediaID: mediaID, sha256: sha256, size: size)
                 }
                 let chunkSize = options.chunkSize
-                let stored = try await FileSystem.shared.withFileHandle(forReadingAt: FilePath(path)) { handle in
-                    try await self.target.upload(
-                        handle.readChunks(chunkLength: .bytes(Int64(chunkSize))),
-                        size: size,
-                        filename: (path as NSString).lastPathComponent,
-                        into: set
-                    )
-                }
+                let stored = try await self.target.upload(
+                    FileChunks(path: path, chunkSize: chunkSize),
+                    size: size,
+                    filename: (path as NSString).lastPathComponent,
+                    into: set
+                )
                 await destinations.stored(in: set)
                 try await journal.recordDone(path: path, sha256: stored.sha256, mediaID: stored.mediaID)
                 return IngestResult(path: path, outcome: .ingested, mediaID: stored.mediaID, sha256: stored.sha256, size: size)
@@ -290,13 +283,11 @@ public final class IngestRunner<Target: IngestTarget>: Sendable {
 
     /// Lowercase hex SHA-256 of a file, streamed.
     public static func hash(_ path: String, chunkSize: Int) async throws -> String {
-        try await FileSystem.shared.withFileHandle(forReadingAt: FilePath(path)) { handle in
-            var hasher = SHA256()
-            for try await chunk in handle.readChunks(chunkLength: .bytes(Int64(chunkSize))) {
-                chunk.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
-            }
-            return hasher.finalize().hexEncoded
+        var hasher = SHA256()
+        for try await chunk in FileChunks(path: path, chunkSize: chunkSize) {
+            chunk.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
         }
+        return hasher.finalize().hexEncoded
     }
 }
 
