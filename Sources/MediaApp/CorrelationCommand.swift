@@ -46,9 +46,13 @@ extension MediaCorrelation {
         Correlation.bootstrap(recorder)
         defer { Correlation.bootstrap(nil) }
         let flushing = Task {
-            while !Task.isCancelled {
+            while true {
                 try? await Task.sleep(for: configuration.flushInterval)
-                await recorder.flush(to: store, logger: logger)
+                // cancelled: the run is over and the last flush below writes what is left. A flush made here
+                // now would run cancelled, and its batch be dropped by the store's refusal.
+                if Task.isCancelled { return }
+                // a flush under way when the run ends finishes (a task of its own is not cancelled with this one)
+                await Task { await recorder.flush(to: store, logger: logger) }.value
             }
         }
         let result: Result<T, any Error>

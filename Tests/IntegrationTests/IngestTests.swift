@@ -20,11 +20,11 @@ import Testing
         return url
     }
 
-    static func ingest(_ arguments: [String], state: URL) async throws -> Run {
+    static func ingest(_ arguments: [String], state: URL, environment: [String: String] = [:]) async throws -> Run {
         let (status, output) = try await TestStack.run(
             TestStack.mediagwPath,
             ["ingest", "--progress", "lines", "--state", state.path] + arguments,
-            environment: TestGateway.environment(try await Isolation.suite("Ingest"))
+            environment: TestGateway.environment(try await Isolation.suite("Ingest")).merging(environment) { $1 }
         )
         return Run(status: status, output: output, report: try report(for: state))
     }
@@ -46,6 +46,26 @@ import Testing
 
     /// Live media of an owner: (count, distinct content hashes, committed sets among theirs, sets that are
     /// not bulk work).
+    /// The owner's stored media, and how many of them have a link from their set and to their `media.stored`
+    /// event.
+    static func linked(owner: String) async throws -> (media: Int, fromSet: Int, toEvent: Int) {
+        let database = try await Isolation.suite("Ingest").metadata.database
+        var counts = (media: 0, fromSet: 0, toEvent: 0)
+        for try await (media, fromSet, toEvent) in try await database.client.query(
+            """
+            SELECT count(*),
+                   count(*) FILTER (WHERE EXISTS (SELECT 1 FROM correlation c
+                                                  WHERE c.b = 'media:' || m.id::text AND c.a = 'set:' || m.upload_set_id::text)),
+                   count(*) FILTER (WHERE EXISTS (SELECT 1 FROM correlation c
+                                                  WHERE c.a = 'media:' || m.id::text AND c.relation = 'media.stored'))
+            FROM media m WHERE m.owner_id = \(owner) AND m.state <> 'deleted'
+            """
+        ).decode((Int, Int, Int).self) {
+            counts = (media, fromSet, toEvent)
+        }
+        return counts
+    }
+
     static func stored(owner: String) async throws -> (media: Int, distinct: Int, uncommittedWithMedia: Int, interactiveSets: Int) {
         let database = try await Isolation.suite("Ingest").metadata.database
         var media = 0
@@ -111,8 +131,12 @@ import Testing
         defer { try? FileManager.default.removeItem(at: scratch) }
         let owner = "ingest-direct-\(UUID().uuidString.prefix(8))"
         let state = scratch.appendingPathComponent("corpus.state.jsonl")
-        let run = try await Self.ingest([Corpus.root.path, "--owner", owner, "-j", "4"], state: state)
+        let run = try await Self.ingest([Corpus.root.path, "--owner", owner, "-j", "4"], state: state, environment: ["MEDIAGW_CORRELATION": "true"])
         try await Self.checkCorpusReport(run, owner: owner)
+        // every stored file's links (its set → it, it → its media.stored event) are written by the end of the
+        // run, the last batch too
+        let linked = try await Self.linked(owner: owner)
+        #expect(linked.media > 0 && linked.fromSet == linked.media && linked.toEvent == linked.media, "\(linked)")
 
         // the same command again: nothing new is stored, what was stored is skipped
         let again = try await Self.ingest([Corpus.root.path, "--owner", owner, "-j", "4"], state: state)
