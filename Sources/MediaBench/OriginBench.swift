@@ -1,14 +1,15 @@
 import ArgumentParser
 import Foundation
 import MediaApp
+import Synchronization
 
 /// Origin GETs through the gateway beside radosgw GETs of the same bytes and nginx serving them from local
 /// disk, in one run: a photo rendition of about 100 KB and a video of about 10 MB, 32 connections each; then
-/// the gateway's peak RSS while 100 clients stream the video.
+/// the gateway's peak RSS while 100 clients stream the video, and while 50 stream it and 50 fetch the rendition.
 struct OriginBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "origin",
-        abstract: "Origin GET vs radosgw GET vs nginx from disk (100 KB rendition, 10 MB video); peak RSS under 100 video streams."
+        abstract: "Origin GET vs radosgw GET vs nginx from disk (100 KB rendition, 10 MB video); peak RSS under 100 video streams, and a mixed load."
     )
 
     @Option(help: "Seconds per measurement.")
@@ -127,6 +128,26 @@ struct OriginBench: AsyncParsableCommand {
             memory.append((idleRSS, gateway.peakRSS, streamed.requestsPerSecond * Double(videoBytes) / 1e6))
             gateway.stop()
         }
+        // 4. and while half of them stream the video and half fetch the rendition at once: the two read-buffer
+        //    classes (chunk-size and small) are both in use
+        var mixed: [(peak: Double, videoMegabytesPerSecond: Double, renditionsPerSecond: Double)] = []
+        let videoClients = max(1, memoryClients / 2)
+        let renditionClients = max(1, memoryClients - videoClients)
+        for _ in 0..<rounds {
+            gateway = try BenchGateway(binary: mediagwBinary, environment: gatewayEnvironment)
+            let urls = [(gateway.baseURL + videoPath, videoClients), (gateway.baseURL + renditionPath, renditionClients)]
+            let outcomes = Mutex<[Int: Result<WrkResult, any Error>]>([:])
+            DispatchQueue.concurrentPerform(iterations: urls.count) { index in
+                let outcome = Result { try WrkResult.run(url: urls[index].0, connections: urls[index].1, seconds: seconds) }
+                outcomes.withLock { $0[index] = outcome }
+            }
+            let (video, photo) = try outcomes.withLock { (try $0[0]!.get(), try $0[1]!.get()) }
+            guard video.non2xx + video.errors + photo.non2xx + photo.errors == 0 else {
+                throw BenchError("mixed memory phase: non-2xx answers or socket errors (video \(video), rendition \(photo))")
+            }
+            mixed.append((gateway.peakRSS, video.requestsPerSecond * Double(videoBytes) / 1e6, photo.requestsPerSecond))
+            gateway.stop()
+        }
         _ = try? runProcess([
             "psql", environment["MEDIAGW_DATABASE_URL"] ?? "", "-qc",
             "UPDATE upload_sets SET expires_at = now() WHERE owner_id = 'bench' AND state = 'draft'",
@@ -159,6 +180,11 @@ struct OriginBench: AsyncParsableCommand {
         print(
             "memory: \(memoryClients) clients streaming the video: \(format(median(memory.map(\.megabytesPerSecond)))) MB/s; gateway peak RSS per round \(peaks) MiB "
                 + "(idle \(format(median(memory.map(\.idle)))) MiB; target <= 150 MiB in every round)"
+        )
+        print(
+            "memory, mixed: \(videoClients) clients streaming the video (\(format(median(mixed.map(\.videoMegabytesPerSecond)))) MB/s) and "
+                + "\(renditionClients) fetching the rendition (\(format(median(mixed.map(\.renditionsPerSecond)))) req/s) at once; "
+                + "gateway peak RSS per round \(mixed.map { format($0.peak) }.joined(separator: ", ")) MiB"
         )
     }
 
