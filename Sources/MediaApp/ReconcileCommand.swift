@@ -58,7 +58,8 @@ public enum PlansCommand {
         let runtime = try await MediaRuntime.connect(storage: nil, database: configuration.database, logger: logger)
         return try await runtime.run(migrate: false) { runtime in
             try await runtime.metadata.hotStatementPlans().flatMap { plan in
-                let summary = plan.scansATable ? "reads a whole table" : "through \(plan.indexes.joined(separator: ", "))"
+                var summary = plan.scansATable ? "reads a whole table" : "through \(plan.indexes.joined(separator: ", "))"
+                if plan.rowsFilteredOut > 0 { summary += "; \(plan.rowsFilteredOut) rows read and filtered out" }
                 return ["\(plan.statement): \(summary)"] + plan.lines.map { "    " + $0 }
             }
         }

@@ -11,6 +11,11 @@ extension PostgresMetadataStore {
         /// The lines of `EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)`.
         public var lines: [String]
 
+        public init(statement: String, lines: [String]) {
+            self.statement = statement
+            self.lines = lines
+        }
+
         /// The indexes the plan reads through, each once.
         public var indexes: [String] {
             var seen = Set<String>()
@@ -22,8 +27,35 @@ extension PostgresMetadataStore {
             }
         }
 
-        /// Whether some table of the plan is read whole.
-        public var scansATable: Bool { lines.contains { $0.contains("Seq Scan") } }
+        /// Whether some table of the plan is read whole: a sequential scan that found rows or filtered some out.
+        /// One that found nothing to read (an empty table, such as a day partition yet to come, which the
+        /// planner rightly scans rather than probe an index of) or never ran does not count.
+        public var scansATable: Bool {
+            lines.indices.contains { index in
+                let line = lines[index]
+                guard line.contains("Seq Scan") else { return false }
+                if line.contains("never executed") { return false }
+                if Self.count(after: "actual rows=", in: line) != 0 { return true }
+                // the node's own detail lines follow it, up to the next node
+                for detail in lines[(index + 1)...] {
+                    if detail.contains("->") { break }
+                    if let removed = Self.count(after: "Rows Removed by Filter: ", in: detail), removed > 0 { return true }
+                }
+                return false
+            }
+        }
+
+        /// Rows that the plan's scans read and then filtered out (`Rows Removed by Filter`), over all its nodes:
+        /// an index that serves a statement well leaves few.
+        public var rowsFilteredOut: Int {
+            lines.reduce(0) { $0 + (Self.count(after: "Rows Removed by Filter: ", in: $1) ?? 0) }
+        }
+
+        /// The number written right after `label` in `line`, if any.
+        static func count(after label: String, in line: String) -> Int? {
+            guard let range = line.range(of: label) else { return nil }
+            return Int(line[range.upperBound...].prefix { $0.isNumber })
+        }
     }
 
     /// Runs the hot statements with `EXPLAIN ANALYZE`, each in a transaction that is rolled back (nothing is
