@@ -116,7 +116,8 @@ public enum Schema {
                     updated_at   timestamptz NOT NULL DEFAULT now()
                 )
                 """,
-                // workers take runnable jobs with FOR UPDATE SKIP LOCKED in run_after order
+                // workers take runnable jobs with FOR UPDATE SKIP LOCKED in run_after order (dropped by
+                // migration 12: jobs_claim serves the claims of each priority)
                 "CREATE INDEX jobs_runnable ON jobs (queue, run_after) WHERE state = 'queued'",
                 // expired leases of killed workers are found by lease end
                 "CREATE INDEX jobs_leases ON jobs (leased_until) WHERE state = 'running'",
@@ -400,6 +401,17 @@ public enum Schema {
                 "CREATE INDEX correlation_from ON correlation (a)",
                 "CREATE INDEX correlation_to ON correlation (b)",
                 "SELECT day_partitions_add('correlation', (now() AT TIME ZONE 'UTC')::date - 1, (now() AT TIME ZONE 'UTC')::date + 7)",
+            ]
+        ),
+        Migration(
+            version: 12,
+            name: "claims of a priority read only that priority's queue",
+            statements: [
+                // jobs_claim (migration 7) serves every claim. With jobs_runnable beside it, the planner could walk
+                // the queue in run_after order across priorities and filter out the other priority's jobs: seen at
+                // 1 M rows, an interactive claim read 5,000 queued bulk jobs to find one, so a bulk backlog would
+                // have slowed every live claim down with its size.
+                "DROP INDEX IF EXISTS jobs_runnable"
             ]
         ),
     ]
