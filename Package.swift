@@ -80,6 +80,9 @@ let package = Package(
 
         // MARK: C libraries (system-library targets)
         .systemLibrary(name: "CRados"),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto"),
+        // SHA-256 whose state is saved with a resumable upload's progress (OpenSSL's libcrypto)
+        .target(name: "OpenSSLHashing", dependencies: ["MediaCore", "COpenSSL"], swiftSettings: swiftSettings),
         .systemLibrary(name: "CVips", pkgConfig: "vips"),
         .target(name: "CVipsShim", dependencies: ["CVips"], linkerSettings: [.linkedLibrary("z")]),
         .systemLibrary(name: "CFFmpeg", pkgConfig: "libavformat"),
@@ -200,6 +203,7 @@ let package = Package(
                 "ProcessorPool",
                 "RadosStore",
                 "PostgresMetadata",
+                "OpenSSLHashing",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "OTel", package: "swift-otel"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
@@ -242,7 +246,7 @@ let package = Package(
         .testTarget(
             name: "MediaCoreTests",
             dependencies: [
-                "MediaCore", "MediaTesting", "MediaIngest", "MediaConcurrency", .product(name: "NIOCore", package: "swift-nio"),
+                "MediaCore", "MediaTesting", "MediaIngest", "MediaConcurrency", "OpenSSLHashing", .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import MediaCore
+import OpenSSLHashing
 import PostgresMetadata
 import RadosStore
 import ServiceLifecycle
@@ -164,7 +165,15 @@ public struct MediaRuntime: Sendable {
     )
         -> ResumableUploadService<GatewayStores>
     {
-        ResumableUploadService(storage: stores, pools: storagePools, uploadSettings: uploads, settings: settings, clock: clock, logger: logger)
+        ResumableUploadService(
+            storage: stores,
+            pools: storagePools,
+            uploadSettings: uploads,
+            settings: settings,
+            hashing: OpenSSLSHA256(),
+            clock: clock,
+            logger: logger
+        )
     }
 
     public func mediaService(_ settings: UploadSettings, originCache: OriginLookupCache? = nil) -> MediaService<GatewayStores> {

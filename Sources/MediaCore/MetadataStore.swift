@@ -224,10 +224,19 @@ public protocol MetadataStore: Sendable {
     ) async throws
         -> ResumableUpload
 
-    /// Records the bytes received (and the first bytes kept, or a length declared late) under `claim`, and
-    /// keeps the claim until `until`, or ends it when `until` is `nil`. Throws `conflict` when the claim was
-    /// lost (nothing is recorded then).
-    func recordResumableProgress(_ id: MediaID, claim: String, received: Int64, head: [UInt8], length: Int64?, until: Date?) async throws
+    /// Records the bytes received (and the first bytes kept, or a length declared late) under `claim`, with
+    /// the hash of those bytes (`hashState`; `nil` forgets any hash kept before: it was of another length),
+    /// and keeps the claim until `until`, or ends it when `until` is `nil`. Throws `conflict` when the claim
+    /// was lost (nothing is recorded then).
+    func recordResumableProgress(
+        _ id: MediaID,
+        claim: String,
+        received: Int64,
+        head: [UInt8],
+        length: Int64?,
+        hashState: [UInt8]?,
+        until: Date?
+    ) async throws
 
     /// Completes the upload under `claim`: its media row is recorded in the place taken for it, with its
     /// processing job and `media.stored` event, in one transaction: `setCommitted`, `setExpired`, or

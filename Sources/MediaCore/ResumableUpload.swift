@@ -24,6 +24,9 @@ public struct ResumableUpload: Sendable, Hashable {
     public var expiresAt: Date
     /// The media row is committed.
     public var completed: Bool
+    /// The SHA-256 of the `received` bytes, saved (``ResumableSHA256``) so that the next append hashes on
+    /// from it; `nil` when not known (the completion then reads the object back to hash it).
+    public var hashState: [UInt8]?
 
     public init(
         id: MediaID,
@@ -36,7 +39,8 @@ public struct ResumableUpload: Sendable, Hashable {
         metadata: [String: String] = [:],
         createdAt: Date,
         expiresAt: Date,
-        completed: Bool = false
+        completed: Bool = false,
+        hashState: [UInt8]? = nil
     ) {
         self.id = id
         self.uploadSetID = uploadSetID
@@ -49,6 +53,7 @@ public struct ResumableUpload: Sendable, Hashable {
         self.createdAt = createdAt
         self.expiresAt = expiresAt
         self.completed = completed
+        self.hashState = hashState
     }
 }
 

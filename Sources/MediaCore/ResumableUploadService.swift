@@ -40,6 +40,9 @@ public struct ResumableUploadService<Storage: MediaStores>: Sendable {
     public let pools: StoragePools
     public let uploadSettings: UploadSettings
     public let settings: ResumableSettings
+    /// Hashes the bytes as they arrive, its state saved with each landed chunk; `nil`: the completion reads
+    /// the object back to hash it.
+    public let hashing: (any ResumableSHA256)?
     let staging: StagedWrite<Storage.Blobs, Storage.Ledger>
     let clock: MediaClock
     let logger: Logger
@@ -49,6 +52,7 @@ public struct ResumableUploadService<Storage: MediaStores>: Sendable {
         pools: StoragePools,
         uploadSettings: UploadSettings,
         settings: ResumableSettings,
+        hashing: (any ResumableSHA256)? = nil,
         clock: MediaClock = .system,
         faults: FaultInjection = .none,
         logger: Logger
@@ -57,6 +61,7 @@ public struct ResumableUploadService<Storage: MediaStores>: Sendable {
         self.pools = pools
         self.uploadSettings = uploadSettings
         self.settings = settings
+        self.hashing = hashing
         self.staging = StagedWrite(blobs: storage.blobs, ledger: storage.ledger, faults: faults, logger: logger)
         self.clock = clock
         self.logger = logger
@@ -228,7 +233,7 @@ public struct ResumableUploadService<Storage: MediaStores>: Sendable {
             if head.count < MediaSniffer.prefixLength && !lastByteCame {
                 // too few bytes to know the type yet: keep them with the state (the checksum was checked above)
                 try digest.verify(checksum)
-                try await record(upload.id, claim, received: total, head: head, length: length, release: true)
+                try await record(upload.id, claim, received: total, head: head, length: length, hash: nil, release: true)
                 upload.received = total
                 upload.head = head
                 upload.length = length ?? upload.length
@@ -246,10 +251,22 @@ public struct ResumableUploadService<Storage: MediaStores>: Sendable {
         guard let placement = upload.placement else { throw MediaError(.internal, "the upload has no object") }
         let limit = uploadSettings.limits[try await setContext(upload)][placement.kind]
 
-        // 2. the bytes, at the offset, into the object this append has claimed
+        // 2. the bytes, at the offset, into the object this append has claimed, hashed on the way from where
+        //    the last append left the hash (from nothing for the object's first bytes); without that state
+        //    the completion reads the object back
         let start = upload.received
+        let tracker: UploadHashTracker? =
+            if let hashing {
+                if start == 0 {
+                    UploadHashTracker(hashing.start())
+                } else {
+                    upload.hashState.flatMap { hashing.resume($0, at: start) }.map { UploadHashTracker($0) }
+                }
+            } else {
+                nil
+            }
         let cap = min(limit.maxBytes, length ?? limit.maxBytes)
-        let source = CappedPieces(prefix: prefix, rest: iterator, digest: digest, remaining: cap - start)
+        let source = CappedPieces(prefix: prefix, rest: iterator, digest: digest, tracker: tracker, remaining: cap - start)
         let written: Int64
         let id = upload.id
         let metadata = storage.metadata
@@ -266,11 +283,20 @@ public struct ResumableUploadService<Storage: MediaStores>: Sendable {
                     received: start + landed,
                     head: [],
                     length: length,
+                    hashState: tracker?.hash(at: start + landed)?.saved(),
                     until: clock.now().addingTimeInterval(lease.seconds)
                 )
             }
         } catch let error as CappedPieces<Body.AsyncIterator>.Overflow {
-            try? await record(upload.id, claim, received: acknowledged, head: [], length: length, release: true)
+            try? await record(
+                upload.id,
+                claim,
+                received: acknowledged,
+                head: [],
+                length: length,
+                hash: tracker?.hash(at: acknowledged),
+                release: true
+            )
             if start + error.attempted > limit.maxBytes {
                 try await discard(upload)
                 throw MediaError(.tooLarge, "a \(placement.kind.rawValue) may have at most \(limit.maxBytes) bytes")
@@ -287,31 +313,40 @@ public struct ResumableUploadService<Storage: MediaStores>: Sendable {
         } catch {
             // the client went away: what landed was acknowledged chunk by chunk (when no checksum asked for
             // more); the claim is given up
-            try? await record(upload.id, claim, received: nil, head: [], length: length, release: true)
+            try? await record(upload.id, claim, received: nil, head: [], length: length, hash: nil, release: true)
             throw error
         }
         let received = start + written
         do {
             try digest.verify(checksum)
         } catch {
-            // nothing of this body is kept: the offset stays where it was
-            try? await record(upload.id, claim, received: acknowledged, head: [], length: length, release: true)
+            // nothing of this body is kept: the offset (and its hash) stays where it was
+            try? await record(
+                upload.id,
+                claim,
+                received: acknowledged,
+                head: [],
+                length: length,
+                hash: tracker?.hash(at: acknowledged),
+                release: true
+            )
             throw error
         }
 
         // 3. complete when the last byte came, else acknowledge and give up the claim
         let isComplete = finish || (length.map { received >= $0 } ?? false)
+        let hash = tracker?.hash(at: received)
         if finish, let length, received != length {
-            try? await record(upload.id, claim, received: received, head: [], length: nil, release: true)
+            try? await record(upload.id, claim, received: received, head: [], length: nil, hash: hash, release: true)
             throw MediaError(.invalidRequest, "the upload ends at \(received) bytes, not at its declared length of \(length)")
         }
         guard isComplete else {
-            try await record(upload.id, claim, received: received, head: [], length: length, release: true)
+            try await record(upload.id, claim, received: received, head: [], length: length, hash: hash, release: true)
             upload.received = received
             upload.length = length ?? upload.length
             return AppendOutcome(upload: upload, media: nil)
         }
-        let media = try await complete(upload, placement: placement, size: received, claim: claim)
+        let media = try await complete(upload, placement: placement, size: received, claim: claim, hash: hash)
         upload.received = received
         upload.length = received
         upload.completed = true
@@ -400,24 +435,47 @@ public struct ResumableUploadService<Storage: MediaStores>: Sendable {
         }
     }
 
-    /// Seals the object, hashes it whole, and commits its row through the staged write.
-    private func complete(_ upload: ResumableUpload, placement: ResumablePlacement, size: Int64, claim: String) async throws -> Media {
+    /// Seals the object and commits its row through the staged write, with the SHA-256 of its bytes: `hash`
+    /// when it is of all `size` of them, else read back from the object.
+    private func complete(
+        _ upload: ResumableUpload,
+        placement: ResumablePlacement,
+        size: Int64,
+        claim: String,
+        hash: (any ResumableSHA256State)?
+    ) async throws -> Media {
         let sha256: String
         do {
             try await storage.blobs.seal(placement.location, size: size, writer: claim)
-            var hasher = SHA256()
-            var hashed: Int64 = 0
-            for try await chunk in storage.blobs.read(placement.location, range: 0..<size) {
-                chunk.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
-                hashed += Int64(chunk.readableBytes)
+            if let hash, hash.byteCount == size {
+                sha256 = hash.hexDigest()
+                ResumableMetrics.count("hashed_as_received")
+            } else {
+                sha256 = try await readBackDigest(placement.location, size: size)
+                ResumableMetrics.count("hashed_by_reading_back")
             }
-            guard hashed == size else { throw MediaError(.internal, "the upload's object has \(hashed) bytes, not \(size)") }
-            sha256 = hasher.finalize().hexEncoded
         } catch let error as BlobStoreError where error.code == .superseded {
             throw MediaError(.uploadBusy, "another request took this upload over")
         } catch {
             throw MediaError.from(error, doing: "seal the upload")
         }
+        return try await commit(upload, placement: placement, size: size, sha256: sha256, claim: claim)
+    }
+
+    /// The SHA-256 of the object's first `size` bytes, read back from the store.
+    private func readBackDigest(_ location: ObjectLocation, size: Int64) async throws -> String {
+        var hasher = SHA256()
+        var hashed: Int64 = 0
+        for try await chunk in storage.blobs.read(location, range: 0..<size) {
+            chunk.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
+            hashed += Int64(chunk.readableBytes)
+        }
+        guard hashed == size else { throw MediaError(.internal, "the upload's object has \(hashed) bytes, not \(size)") }
+        return hasher.finalize().hexEncoded
+    }
+
+    /// Commits the completed upload's row through the staged write.
+    private func commit(_ upload: ResumableUpload, placement: ResumablePlacement, size: Int64, sha256: String, claim: String) async throws -> Media {
         let new = NewMedia(
             id: upload.id,
             kind: placement.kind,
@@ -450,8 +508,16 @@ public struct ResumableUploadService<Storage: MediaStores>: Sendable {
     }
 
     /// Records progress under the claim, giving the claim up when `release`; `received` `nil` keeps what the
-    /// chunks recorded.
-    private func record(_ id: MediaID, _ claim: String, received: Int64?, head: [UInt8], length: Int64?, release: Bool) async throws {
+    /// chunks recorded (and the hash recorded with it). `hash` is of the `received` bytes, when known.
+    private func record(
+        _ id: MediaID,
+        _ claim: String,
+        received: Int64?,
+        head: [UInt8],
+        length: Int64?,
+        hash: (any ResumableSHA256State)?,
+        release: Bool
+    ) async throws {
         if let received {
             try await storage.metadata.recordResumableProgress(
                 id,
@@ -459,6 +525,7 @@ public struct ResumableUploadService<Storage: MediaStores>: Sendable {
                 received: received,
                 head: head,
                 length: length,
+                hashState: hash.flatMap { $0.byteCount == received ? $0.saved() : nil },
                 until: release ? nil : leaseEnd()
             )
         } else if let current = try await storage.metadata.resumableUpload(id, now: clock.now()) {
@@ -468,6 +535,7 @@ public struct ResumableUploadService<Storage: MediaStores>: Sendable {
                 received: current.received,
                 head: current.head,
                 length: length,
+                hashState: current.hashState,
                 until: nil
             )
         }
@@ -520,12 +588,15 @@ struct CappedPieces<Iterator: AsyncIteratorProtocol>: AsyncSequence where Iterat
     let prefix: [ByteBuffer]
     let rest: Iterator
     let digest: ChunkDigest
+    /// Hashes what is handed to the store, when the upload's hash is kept as it arrives.
+    let tracker: UploadHashTracker?
     let remaining: Int64
 
     struct AsyncIterator: AsyncIteratorProtocol {
         var prefix: [ByteBuffer]
         var rest: Iterator
         let digest: ChunkDigest
+        let tracker: UploadHashTracker?
         let remaining: Int64
         var delivered: Int64 = 0
 
@@ -540,12 +611,13 @@ struct CappedPieces<Iterator: AsyncIteratorProtocol>: AsyncSequence where Iterat
             }
             delivered += Int64(piece.readableBytes)
             guard delivered <= remaining else { throw Overflow(attempted: delivered) }
+            tracker?.hand(piece)
             return piece
         }
     }
 
     func makeAsyncIterator() -> AsyncIterator {
-        AsyncIterator(prefix: prefix, rest: rest, digest: digest, remaining: remaining)
+        AsyncIterator(prefix: prefix, rest: rest, digest: digest, tracker: tracker, remaining: remaining)
     }
 }
 

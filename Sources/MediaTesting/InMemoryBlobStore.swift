@@ -15,6 +15,7 @@ public final class InMemoryBlobStore: BlobStore {
     private let objects = Mutex<[ObjectLocation: Object]>([:])
     private let writers = Mutex<[ObjectLocation: String]>([:])
     private let down = Mutex(false)
+    private let readsStarted = Mutex(0)
     private let pools: Set<String>?
     let chunkSize: Int
     let clock: MediaClock
@@ -35,6 +36,9 @@ public final class InMemoryBlobStore: BlobStore {
 
     /// Every object's location.
     public var locations: Set<ObjectLocation> { Set(objects.withLock { $0.keys }) }
+
+    /// How many reads of objects were begun.
+    public var reads: Int { readsStarted.withLock { $0 } }
 
     /// The bytes of an object, or `nil`.
     public func bytes(of location: ObjectLocation) -> [UInt8]? { objects.withLock { $0[location]?.bytes } }
@@ -76,6 +80,7 @@ public final class InMemoryBlobStore: BlobStore {
 
     public func read(_ location: ObjectLocation, range: Range<Int64>?) -> BlobChunks {
         BlobChunks { [self] in
+            readsStarted.withLock { $0 += 1 }
             let position = Mutex<Int64?>(nil)
             return {
                 try self.check(location)

@@ -202,11 +202,20 @@ public final class InMemoryMetadataStore: MetadataStore {
         }
     }
 
-    public func recordResumableProgress(_ id: MediaID, claim: String, received: Int64, head: [UInt8], length: Int64?, until: Date?) async throws {
+    public func recordResumableProgress(
+        _ id: MediaID,
+        claim: String,
+        received: Int64,
+        head: [UInt8],
+        length: Int64?,
+        hashState: [UInt8]?,
+        until: Date?
+    ) async throws {
         try withState { state throws(MetadataStoreError) in
             var stored = try Self.claimed(&state, id, claim)
             stored.upload.received = received
             stored.upload.head = head
+            stored.upload.hashState = hashState
             if let length { stored.upload.length = length }
             stored.claim = until == nil ? nil : claim
             stored.claimedUntil = until

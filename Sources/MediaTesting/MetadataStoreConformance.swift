@@ -298,6 +298,7 @@ public struct MetadataStoreConformance<Store: MetadataStore>: ConformanceSuite {
             received: 40,
             head: [1, 2, 3],
             length: 9000,
+            hashState: [7, 7, 7],
             until: now.addingTimeInterval(10)
         )
         try await store.renewResumableClaim(upload.id, claim: "a", until: now.addingTimeInterval(20))
@@ -326,13 +327,16 @@ public struct MetadataStoreConformance<Store: MetadataStore>: ConformanceSuite {
             Issue.record("a lapsed claim is taken over")
             return
         }
-        #expect(taken.received == 40 && taken.head == [1, 2, 3] && taken.length == 9000)
+        #expect(taken.received == 40 && taken.head == [1, 2, 3] && taken.length == 9000 && taken.hashState == [7, 7, 7])
         await expectMetadataError(.conflict) {
-            try await store.recordResumableProgress(upload.id, claim: "a", received: 80, head: [], length: nil, until: nil)
+            try await store.recordResumableProgress(upload.id, claim: "a", received: 80, head: [], length: nil, hashState: [8], until: nil)
         }
         await expectMetadataError(.conflict) { try await store.renewResumableClaim(upload.id, claim: "a", until: now.addingTimeInterval(60)) }
-        try await store.recordResumableProgress(upload.id, claim: "b", received: 100, head: [], length: nil, until: nil)
-        #expect(try await store.resumableUpload(upload.id, now: now)?.received == 100)
+        #expect(try await store.resumableUpload(upload.id, now: now)?.hashState == [7, 7, 7], "a lost claim records nothing")
+        try await store.recordResumableProgress(upload.id, claim: "b", received: 100, head: [], length: nil, hashState: nil, until: nil)
+        let recorded = try await store.resumableUpload(upload.id, now: now)
+        #expect(recorded?.received == 100)
+        #expect(recorded?.hashState == nil, "progress without a hash forgets the hash of another length")
         guard
             case .offsetMismatch(let current) = try await store.claimResumableAppend(
                 upload.id,

@@ -134,11 +134,21 @@ extension PostgresMetadataStore {
         }
     }
 
-    public func recordResumableProgress(_ id: MediaID, claim: String, received: Int64, head: [UInt8], length: Int64?, until: Date?) async throws {
+    public func recordResumableProgress(
+        _ id: MediaID,
+        claim: String,
+        received: Int64,
+        head: [UInt8],
+        length: Int64?,
+        hashState: [UInt8]?,
+        until: Date?
+    ) async throws {
         try await run("record_resumable_progress") { [client, logger] in
+            let hash = hashState.map { ByteBuffer(bytes: $0) }
             let rows = try await client.query(
                 """
                 UPDATE resumable_uploads SET received = \(received), head = \(ByteBuffer(bytes: head)), length = coalesce(\(length), length),
+                    hash_state = \(hash),
                     claim = CASE WHEN \(until)::timestamptz IS NULL THEN NULL ELSE claim END, claimed_until = \(until)
                 WHERE id = \(id.uuid) AND claim = \(claim) RETURNING 1
                 """,
@@ -247,7 +257,7 @@ struct ResumableRow {
 
     static let columns = """
         id, upload_set_id, owner_id, length, received, head, kind, mime, pool, object_key, ledger_slot, metadata::text AS metadata_json, \
-        created_at, expires_at, completed, claim, claimed_until
+        created_at, expires_at, completed, claim, claimed_until, hash_state
         """
 
     static func decode(_ row: PostgresRow) throws -> ResumableRow {
@@ -275,7 +285,8 @@ struct ResumableRow {
                 metadata: metadata,
                 createdAt: try cells["created_at"].decode(Date.self),
                 expiresAt: try cells["expires_at"].decode(Date.self),
-                completed: try cells["completed"].decode(Bool.self)
+                completed: try cells["completed"].decode(Bool.self),
+                hashState: try cells["hash_state"].decode(ByteBuffer?.self).map { Array($0.readableBytesView) }
             ),
             claim: try cells["claim"].decode(String?.self),
             claimedUntil: try cells["claimed_until"].decode(Date?.self)

@@ -414,5 +414,14 @@ public enum Schema {
                 "DROP INDEX IF EXISTS jobs_runnable"
             ]
         ),
+        Migration(
+            version: 13,
+            name: "the hash of a resumable upload's bytes so far",
+            statements: [
+                // the SHA-256 state after `received` bytes, saved with each landed chunk so that the next append,
+                // on any gateway, hashes on from it and the completion needs no read-back (NULL: not known)
+                "ALTER TABLE resumable_uploads ADD COLUMN hash_state bytea"
+            ]
+        ),
     ]
 }

@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Crypto
 import Foundation
 import MediaTesting
@@ -66,6 +67,12 @@ import Testing
         #expect(seen["killed_at"] as? Int ?? 0 >= 5 << 20, "the MiB that landed before the kill was acknowledged: \(seen)")
         #expect(seen["resumed_at"] as? Int == seen["killed_at"] as? Int, "the second gateway resumed where the first stopped")
         #expect(seen["offset"] as? Int == size)
+        // the second gateway took the hash up where the first saved it with the last landed chunk: the
+        // completion did not read the 10 MB back
+        let metrics = try await HTTPClient.shared.execute(HTTPClientRequest(url: second.baseURL + "/metrics"), timeout: .seconds(30))
+        let text = String(buffer: try await metrics.body.collect(upTo: 4 << 20))
+        let hashed = text.split(separator: "\n").filter { $0.hasPrefix("mediagw_resumable_uploads_total{event=\"hashed_") }
+        #expect(hashed == ["mediagw_resumable_uploads_total{event=\"hashed_as_received\"} 1"], "\(hashed)")
         let mediaID = try #require(seen["media_id"] as? String)
         _ = await first.waitForExit(timeout: .seconds(10))
         for child in try first.processorPIDs() { kill(child, SIGKILL) }

@@ -3,6 +3,7 @@ import Foundation
 import MediaCore
 import MediaTesting
 import NIOCore
+import OpenSSLHashing
 import Synchronization
 import Testing
 
@@ -72,6 +73,102 @@ import Testing
         try await eventually { stores.ledger.entries.isEmpty }
         #expect(try await stores.metadata.uploadSet(set.id)?.liveCounts.photo == 1)
         #expect(try await service.upload(upload.id, for: grant).completed, "a HEAD after completion still answers")
+    }
+
+    /// The service of a gateway that keeps the upload's hash as its bytes arrive.
+    func hashingService() -> ResumableUploadService<MemoryStores> {
+        ResumableUploadService(
+            storage: stores,
+            pools: pools,
+            uploadSettings: UploadSettings(),
+            settings: ResumableSettings(lifetime: .seconds(3600), claimLease: .seconds(15)),
+            hashing: OpenSSLSHA256(),
+            clock: clock.clock,
+            logger: quietLogger
+        )
+    }
+
+    @Test func aFileInPiecesIsHashedAsItArrivesNotReadBackAtTheEnd() async throws {
+        let hashing = hashingService()
+        let (set, grant) = try await openSet()
+        let file = fakeJPEG(900_000, seed: 21)
+        let upload = try await hashing.create(in: set, length: Int64(file.count), metadata: [:])
+        var offset: Int64 = 0
+        // the first bytes alone (too few to name the type: kept with the state), then two pieces, each
+        // append as another gateway would take it, from what the metadata store holds
+        for piece in [file[..<10], file[10..<300_000], file[300_000..<600_000]] {
+            offset = try await hashing.append(upload.id, for: grant, at: offset, body: pieces(Array(piece), size: 40_000).async).upload.received
+            let saved = try await stores.metadata.resumableUpload(upload.id, now: clock.now)
+            #expect(saved?.received == offset)
+            #expect((saved?.hashState != nil) == (offset >= Int64(MediaSniffer.prefixLength)), "a hash once the upload is placed")
+        }
+        let last = try await hashing.append(upload.id, for: grant, at: offset, body: pieces(Array(file[600_000...]), size: 40_000).async)
+        let media = try #require(last.media)
+        #expect(media.sha256 == sha256(file) && media.size == Int64(file.count))
+        #expect(stores.blobs.bytes(of: media.location) == file)
+        #expect(stores.blobs.reads == 0, "the object was not read back to hash it")
+    }
+
+    @Test func anUploadWhoseHashIsNotKnownIsReadBackToHashIt() async throws {
+        let hashing = hashingService()
+        let (set, grant) = try await openSet()
+        let file = fakeJPEG(500_000, seed: 22)
+        let upload = try await hashing.create(in: set, length: Int64(file.count), metadata: [:])
+        // the first piece through a gateway that keeps no hash, then one that does: it has nothing to go on
+        let first = try await append(upload, grant, Array(file[..<200_000]), at: 0)
+        #expect(try await stores.metadata.resumableUpload(upload.id, now: clock.now)?.hashState == nil)
+        let last = try await hashing.append(
+            upload.id,
+            for: grant,
+            at: first.upload.received,
+            body: pieces(Array(file[200_000...]), size: 40_000).async
+        )
+        let media = try #require(last.media)
+        #expect(media.sha256 == sha256(file))
+        #expect(stores.blobs.reads == 1, "read back once")
+    }
+
+    @Test func aHashOfAnotherLengthIsNotUsed() async throws {
+        let hashing = hashingService()
+        let (set, grant) = try await openSet()
+        let file = fakeJPEG(300_000, seed: 23)
+        let upload = try await hashing.create(in: set, length: Int64(file.count), metadata: [:])
+        let first = try await hashing.append(upload.id, for: grant, at: 0, body: pieces(Array(file[..<100_000]), size: 40_000).async)
+        // a state saved at another offset than the one recorded (as a bug or a damaged row would leave it)
+        var stale = try #require(try await stores.metadata.resumableUpload(upload.id, now: clock.now))
+        let claim = "stale"
+        guard
+            case .claimed = try await stores.metadata.claimResumableAppend(
+                upload.id,
+                at: stale.received,
+                claim: claim,
+                until: clock.now.addingTimeInterval(10),
+                now: clock.now
+            )
+        else {
+            Issue.record("claimed")
+            return
+        }
+        var other = OpenSSLSHA256().start()
+        [UInt8](repeating: 1, count: 5).withUnsafeBytes { other.update($0) }
+        stale.hashState = other.saved()
+        try await stores.metadata.recordResumableProgress(
+            upload.id,
+            claim: claim,
+            received: stale.received,
+            head: [],
+            length: nil,
+            hashState: stale.hashState,
+            until: nil
+        )
+        let last = try await hashing.append(
+            upload.id,
+            for: grant,
+            at: first.upload.received,
+            body: pieces(Array(file[100_000...]), size: 40_000).async
+        )
+        #expect(try #require(last.media).sha256 == sha256(file), "the digest is of the file, not of the stale state")
+        #expect(stores.blobs.reads == 1)
     }
 
     @Test func firstBytesInTinyPiecesAreKeptWithTheStateUntilTheyNameTheType() async throws {
