@@ -269,6 +269,7 @@ public struct ResumableUploadService<Storage: MediaStores>: Sendable {
         let source = CappedPieces(prefix: prefix, rest: iterator, digest: digest, tracker: tracker, remaining: cap - start)
         let written: Int64
         let id = upload.id
+        let acknowledgedHash = { tracker?.hash(at: acknowledged) }
         let metadata = storage.metadata
         let lease = settings.claimLease
         let clock = self.clock
@@ -288,15 +289,7 @@ public struct ResumableUploadService<Storage: MediaStores>: Sendable {
                 )
             }
         } catch let error as CappedPieces<Body.AsyncIterator>.Overflow {
-            try? await record(
-                upload.id,
-                claim,
-                received: acknowledged,
-                head: [],
-                length: length,
-                hash: tracker?.hash(at: acknowledged),
-                release: true
-            )
+            try? await record(upload.id, claim, received: acknowledged, head: [], length: length, hash: acknowledgedHash(), release: true)
             if start + error.attempted > limit.maxBytes {
                 try await discard(upload)
                 throw MediaError(.tooLarge, "a \(placement.kind.rawValue) may have at most \(limit.maxBytes) bytes")
@@ -321,15 +314,7 @@ public struct ResumableUploadService<Storage: MediaStores>: Sendable {
             try digest.verify(checksum)
         } catch {
             // nothing of this body is kept: the offset (and its hash) stays where it was
-            try? await record(
-                upload.id,
-                claim,
-                received: acknowledged,
-                head: [],
-                length: length,
-                hash: tracker?.hash(at: acknowledged),
-                release: true
-            )
+            try? await record(upload.id, claim, received: acknowledged, head: [], length: length, hash: acknowledgedHash(), release: true)
             throw error
         }
 

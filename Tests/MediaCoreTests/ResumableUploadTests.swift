@@ -19,11 +19,23 @@ import Testing
 
     init() {
         stores = .inMemory(pools: pools, clock: clock.clock)
-        service = ResumableUploadService(
+        service = Self.service(stores, pools, clock, hashing: nil)
+    }
+
+    /// A gateway's service over the shared stores; with `hashing`, it keeps the upload's hash as the bytes
+    /// arrive.
+    static func service(
+        _ stores: MemoryStores,
+        _ pools: StoragePools,
+        _ clock: TestClock,
+        hashing: (any ResumableSHA256)?
+    ) -> ResumableUploadService<MemoryStores> {
+        ResumableUploadService(
             storage: stores,
             pools: pools,
             uploadSettings: UploadSettings(),
             settings: ResumableSettings(lifetime: .seconds(3600), claimLease: .seconds(15)),
+            hashing: hashing,
             clock: clock.clock,
             logger: quietLogger
         )
@@ -76,16 +88,21 @@ import Testing
     }
 
     /// The service of a gateway that keeps the upload's hash as its bytes arrive.
-    func hashingService() -> ResumableUploadService<MemoryStores> {
-        ResumableUploadService(
-            storage: stores,
-            pools: pools,
-            uploadSettings: UploadSettings(),
-            settings: ResumableSettings(lifetime: .seconds(3600), claimLease: .seconds(15)),
-            hashing: OpenSSLSHA256(),
-            clock: clock.clock,
-            logger: quietLogger
-        )
+    func hashingService() -> ResumableUploadService<MemoryStores> { Self.service(stores, pools, clock, hashing: OpenSSLSHA256()) }
+
+    /// Appends the rest of `file` from `offset` through `service`, which completes the upload; returns its
+    /// media, checked to carry the digest of the whole file.
+    func complete(
+        _ upload: ResumableUpload,
+        _ grant: UploadGrant,
+        through service: ResumableUploadService<MemoryStores>,
+        _ file: [UInt8],
+        from offset: Int64
+    ) async throws -> Media {
+        let last = try await service.append(upload.id, for: grant, at: offset, body: pieces(Array(file[Int(offset)...]), size: 40_000).async)
+        let media = try #require(last.media)
+        #expect(media.sha256 == sha256(file) && media.size == Int64(file.count))
+        return media
     }
 
     @Test func aFileInPiecesIsHashedAsItArrivesNotReadBackAtTheEnd() async throws {
@@ -102,9 +119,7 @@ import Testing
             #expect(saved?.received == offset)
             #expect((saved?.hashState != nil) == (offset >= Int64(MediaSniffer.prefixLength)), "a hash once the upload is placed")
         }
-        let last = try await hashing.append(upload.id, for: grant, at: offset, body: pieces(Array(file[600_000...]), size: 40_000).async)
-        let media = try #require(last.media)
-        #expect(media.sha256 == sha256(file) && media.size == Int64(file.count))
+        let media = try await complete(upload, grant, through: hashing, file, from: offset)
         #expect(stores.blobs.bytes(of: media.location) == file)
         #expect(stores.blobs.reads == 0, "the object was not read back to hash it")
     }
@@ -117,14 +132,7 @@ import Testing
         // the first piece through a gateway that keeps no hash, then one that does: it has nothing to go on
         let first = try await append(upload, grant, Array(file[..<200_000]), at: 0)
         #expect(try await stores.metadata.resumableUpload(upload.id, now: clock.now)?.hashState == nil)
-        let last = try await hashing.append(
-            upload.id,
-            for: grant,
-            at: first.upload.received,
-            body: pieces(Array(file[200_000...]), size: 40_000).async
-        )
-        let media = try #require(last.media)
-        #expect(media.sha256 == sha256(file))
+        _ = try await complete(upload, grant, through: hashing, file, from: first.upload.received)
         #expect(stores.blobs.reads == 1, "read back once")
     }
 
@@ -161,13 +169,8 @@ import Testing
             hashState: stale.hashState,
             until: nil
         )
-        let last = try await hashing.append(
-            upload.id,
-            for: grant,
-            at: first.upload.received,
-            body: pieces(Array(file[100_000...]), size: 40_000).async
-        )
-        #expect(try #require(last.media).sha256 == sha256(file), "the digest is of the file, not of the stale state")
+        // the digest is of the file, read back, not of the stale state
+        _ = try await complete(upload, grant, through: hashing, file, from: first.upload.received)
         #expect(stores.blobs.reads == 1)
     }
 
