@@ -144,17 +144,16 @@ extension PostgresMetadataStore {
         until: Date?
     ) async throws {
         try await run("record_resumable_progress") { [client, logger] in
-            let hash = hashState.map { ByteBuffer(bytes: $0) }
-            let rows = try await client.query(
-                """
-                UPDATE resumable_uploads SET received = \(received), head = \(ByteBuffer(bytes: head)), length = coalesce(\(length), length),
-                    hash_state = \(hash),
-                    claim = CASE WHEN \(until)::timestamptz IS NULL THEN NULL ELSE claim END, claimed_until = \(until)
-                WHERE id = \(id.uuid) AND claim = \(claim) RETURNING 1
-                """,
-                logger: logger
+            let statement = RecordResumableProgressStatement(
+                id: id,
+                claim: claim,
+                received: received,
+                head: head,
+                length: length,
+                hashState: hashState,
+                until: until
             )
-            for try await _ in rows.decode(Int.self) { return }
+            for try await _ in try await client.execute(statement, logger: logger) { return }
             throw MetadataStoreError(.conflict, "upload \(id) is no longer claimed by this request")
         }
     }
@@ -250,6 +249,40 @@ extension PostgresMetadataStore {
 }
 
 /// One `resumable_uploads` row, with its claim.
+/// Records a resumable upload's progress under its claim: one statement per landed MiB of every resumable
+/// upload, so it is prepared once per connection instead of parsed and planned on every call.
+struct RecordResumableProgressStatement: PostgresPreparedStatement {
+    typealias Row = Int
+
+    static let sql = """
+        UPDATE resumable_uploads SET received = $2::bigint, head = $3::bytea, length = coalesce($4::bigint, length),
+            hash_state = $5::bytea, claim = CASE WHEN $6::timestamptz IS NULL THEN NULL ELSE claim END, claimed_until = $6::timestamptz
+        WHERE id = $1::uuid AND claim = $7::text RETURNING 1
+        """
+
+    var id: MediaID
+    var claim: String
+    var received: Int64
+    var head: [UInt8]
+    var length: Int64?
+    var hashState: [UInt8]?
+    var until: Date?
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 7)
+        bindings.append(id.uuid)
+        bindings.append(received)
+        bindings.append(ByteBuffer(bytes: head))
+        bindings.append(length)
+        bindings.append(hashState.map { ByteBuffer(bytes: $0) })
+        bindings.append(until)
+        bindings.append(claim)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Int { try row.decode(Int.self) }
+}
+
 struct ResumableRow {
     var upload: ResumableUpload
     var claim: String?

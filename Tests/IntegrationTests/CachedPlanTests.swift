@@ -42,6 +42,29 @@ import Testing
                 location: ObjectLocation(pool: "media.photo", key: "\(set.id)/\(id)")
             )
             _ = try await store.recordUpload(new, maxCount: 5, now: Date())
+            // a resumable upload's progress, recorded once per landed MiB
+            let resumable = ResumableUpload(
+                id: MediaID.generate(),
+                uploadSetID: set.id,
+                ownerID: "plans",
+                length: 100,
+                createdAt: Date(),
+                expiresAt: Date().addingTimeInterval(600)
+            )
+            try await store.createResumableUpload(resumable)
+            guard
+                case .claimed = try await store.claimResumableAppend(
+                    resumable.id,
+                    at: 0,
+                    claim: "c",
+                    until: Date().addingTimeInterval(60),
+                    now: Date()
+                )
+            else {
+                Issue.record("the resumable upload of round \(round) is claimed")
+                return
+            }
+            try await store.recordResumableProgress(resumable.id, claim: "c", received: 10, head: [1, 2, 3], length: nil, hashState: [9], until: nil)
             let committed = try await store.commitUploadSet(set.id, now: Date())
             #expect(committed.state == .committed)
             let job = try #require(
@@ -85,6 +108,7 @@ import Testing
             "ClaimExpiredJobStatement", "RenewLeaseStatement", "DeleteJobStatement", "DeleteOtherRenditionsStatement",
             "UpsertRenditionStatement", "AppendStatement", "SequencerLockStatement", "LastNumberStatement",
             "UnnumberedStatement", "EventsAfterStatement", "HorizonStatement", "MediaStatement", "RenditionsStatement",
+            "RecordResumableProgressStatement",
         ]
         for name in cached {
             let found = try #require(plans[name], "\(name) is prepared on the connection: \(plans.keys.sorted())")
