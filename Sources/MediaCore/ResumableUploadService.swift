@@ -255,16 +255,10 @@ public struct ResumableUploadService<Storage: MediaStores>: Sendable {
         //    the last append left the hash (from nothing for the object's first bytes); without that state
         //    the completion reads the object back
         let start = upload.received
-        let tracker: UploadHashTracker? =
-            if let hashing {
-                if start == 0 {
-                    UploadHashTracker(hashing.start())
-                } else {
-                    upload.hashState.flatMap { hashing.resume($0, at: start) }.map { UploadHashTracker($0) }
-                }
-            } else {
-                nil
-            }
+        let hashState = upload.hashState
+        let tracker = hashing.flatMap { hashing in
+            start == 0 ? hashing.start() : hashState.flatMap { hashing.resume($0, at: start) }
+        }.map(UploadHashTracker.init)
         let cap = min(limit.maxBytes, length ?? limit.maxBytes)
         let source = CappedPieces(prefix: prefix, rest: iterator, digest: digest, tracker: tracker, remaining: cap - start)
         let written: Int64

@@ -80,14 +80,7 @@ public struct OpenSSLSHA256: ResumableSHA256 {
             var context = context
             var digest = [UInt8](repeating: 0, count: Int(SHA256_DIGEST_LENGTH))
             SHA256_Final(&digest, &context)
-            let hex: [UInt8] = Array("0123456789abcdef".utf8)
-            var text: [UInt8] = []
-            text.reserveCapacity(64)
-            for byte in digest {
-                text.append(hex[Int(byte >> 4)])
-                text.append(hex[Int(byte & 0x0f)])
-            }
-            return String(decoding: text, as: UTF8.self)
+            return digest.hexEncoded
         }
     }
 }

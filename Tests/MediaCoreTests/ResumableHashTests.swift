@@ -21,7 +21,7 @@ import Testing
         }
     }
 
-    func reference(_ bytes: [UInt8]) -> String { SHA256.hash(data: Data(bytes)).map { String(format: "%02x", $0) }.joined() }
+    func reference(_ bytes: [UInt8]) -> String { SHA256.hash(data: Data(bytes)).hexEncoded }
 
     @Test(arguments: [0, 1, 63, 64, 65, 1000, 128 * 1024 + 17])
     func aStateSavedAndResumedAtEveryCutGivesTheDigestOfTheWhole(length: Int) {
